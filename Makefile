@@ -1,0 +1,49 @@
+# a2a-sandbox — setup, build, run, test, bench.
+#
+#   make run     build everything and start the server on 127.0.0.1:8080
+#   make test    build everything and run every test suite
+#   make bench   build everything and print the benchmark table
+#
+# Everything a fresh machine needs is installed from here.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+AGENTS := zero-rb bpa robust-rb upside-hunter
+AGENTS_OUT := build/agents
+HOST_BIN := target/release/a2a-sandbox
+
+.PHONY: all setup agents host run test bench lint clean-agents
+
+all: agents host
+
+# The Rust target the agent components compile to.
+setup:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+# Agent components: one .wasm per agent crate, named after the crate.
+agents: setup
+	cd agents && $(CARGO) build --release --target $(WASM_TARGET)
+	@mkdir -p $(AGENTS_OUT)
+	@for a in $(AGENTS); do \
+	  cp agents/target/$(WASM_TARGET)/release/$${a//-/_}.wasm $(AGENTS_OUT)/$$a.wasm; \
+	done
+	@ls -1 $(AGENTS_OUT)
+
+host:
+	$(CARGO) build --release -p a2a-sandbox
+
+run: agents host
+	ulimit -n $$(ulimit -Hn) && $(HOST_BIN) serve --listen 127.0.0.1:8080 --agents-dir $(AGENTS_OUT)
+
+test: agents host
+	$(CARGO) test --release --workspace
+	cd agents && $(CARGO) test --release -p drafter --target $$(rustc -vV | sed -n 's/^host: //p')
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	cd agents && $(CARGO) fmt --all --check && $(CARGO) clippy --release --target $(WASM_TARGET) -- -D warnings
+
+clean-agents:
+	rm -rf $(AGENTS_OUT)

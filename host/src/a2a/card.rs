@@ -1,0 +1,55 @@
+//! The agent card: what the guest says about itself, plus what only the
+//! host knows (the URL to use, the security scheme, the capabilities the
+//! host implements).
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// An agent's self-description, as its component gives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub description: String,
+    pub version: String,
+    pub skills: Vec<Skill>,
+    /// The agent emits progress while it works.
+    pub streaming: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skill {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+}
+
+/// The A2A 1.0 agent card for an agent served at `url` (`None`: not
+/// served anywhere yet, so no interfaces are listed). `secured` adds
+/// the bearer scheme every call must carry.
+pub fn agent_card(info: &AgentInfo, url: Option<&str>, secured: bool) -> Value {
+    let skills: Vec<Value> = info
+        .skills
+        .iter()
+        .map(|s| json!({"id": s.id, "name": s.name, "description": s.description, "tags": s.tags}))
+        .collect();
+    let mut card = json!({
+        "name": info.name,
+        "description": info.description,
+        "version": info.version,
+        "capabilities": {"streaming": false, "pushNotifications": false},
+        "defaultInputModes": ["text/plain", "application/json"],
+        "defaultOutputModes": ["text/plain", "application/json"],
+        "skills": skills,
+    });
+    if let Some(url) = url {
+        card["supportedInterfaces"] =
+            json!([{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}]);
+    }
+    if secured {
+        card["securitySchemes"] =
+            json!({"session": {"httpAuthSecurityScheme": {"scheme": "Bearer"}}});
+        card["securityRequirements"] = json!([{"schemes": {"session": {"list": []}}}]);
+    }
+    card
+}

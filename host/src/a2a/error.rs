@@ -1,0 +1,84 @@
+//! JSON-RPC error objects with the A2A codes. Each constructor takes what
+//! the client needs to fix the call: the field, the task id, the method.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A JSON-RPC error as sent on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RpcError {
+    pub code: i32,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    fn new(code: i32, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds structured detail.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    pub fn parse_error(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            -32700,
+            format!("parse error: body is not valid JSON ({detail})"),
+        )
+    }
+    pub fn invalid_request(why: impl Into<String>) -> Self {
+        Self::new(-32600, format!("invalid request: {}", why.into()))
+    }
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(-32601, format!("method not found: {method}"))
+    }
+    pub fn invalid_params(why: impl Into<String>) -> Self {
+        Self::new(-32602, format!("invalid params: {}", why.into()))
+    }
+    /// A host bug. The detail goes to the log, not to the client.
+    pub fn internal() -> Self {
+        Self::new(-32603, "internal error")
+    }
+    pub fn task_not_found(id: &str) -> Self {
+        Self::new(-32001, format!("task not found: {id}"))
+    }
+    pub fn task_not_cancelable(id: &str, state: &str) -> Self {
+        Self::new(
+            -32002,
+            format!("task {id} is {state} and cannot be canceled"),
+        )
+    }
+    pub fn push_not_supported() -> Self {
+        Self::new(-32003, "push notifications are not supported by this agent")
+    }
+    pub fn unsupported_operation(why: impl Into<String>) -> Self {
+        Self::new(-32004, format!("unsupported operation: {}", why.into()))
+    }
+    pub fn content_type_not_supported(why: impl Into<String>) -> Self {
+        Self::new(
+            -32005,
+            format!("content type not supported: {}", why.into()),
+        )
+    }
+    pub fn invalid_agent_response(why: impl Into<String>) -> Self {
+        Self::new(-32006, format!("invalid agent response: {}", why.into()))
+    }
+    pub fn extended_card_not_configured() -> Self {
+        Self::new(-32007, "this agent has no extended agent card")
+    }
+    pub fn version_not_supported(asked: &str) -> Self {
+        Self::new(
+            -32009,
+            format!("A2A version {asked:?} is not supported; this server speaks 1.0"),
+        )
+        .with_data(serde_json::json!({"supportedVersions": ["1.0"]}))
+    }
+}

@@ -1,0 +1,163 @@
+//! JSON-RPC 2.0 framing: turn a body into a request or the right error,
+//! and a result or error into a response body.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::RpcError;
+
+/// A request id: string, number or null, echoed exactly.
+pub type RequestId = Value;
+
+/// A well-formed JSON-RPC request.
+#[derive(Debug)]
+pub struct Request {
+    /// `None` for a notification (no `id` member): process, answer nothing.
+    pub id: Option<RequestId>,
+    pub method: String,
+    pub params: Value,
+}
+
+/// Parses a body. On failure returns the error and the id to answer with
+/// (null when the id could not be read).
+pub fn parse(body: &[u8]) -> Result<Request, (RequestId, RpcError)> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| (Value::Null, RpcError::parse_error(e)))?;
+    let mut object = match value {
+        Value::Object(o) => o,
+        Value::Array(_) => {
+            return Err((
+                Value::Null,
+                RpcError::invalid_request("batch requests are not supported; send one object"),
+            ));
+        }
+        _ => {
+            return Err((
+                Value::Null,
+                RpcError::invalid_request("body must be a JSON object"),
+            ));
+        }
+    };
+    let id = match object.remove("id") {
+        None => None,
+        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(id),
+        Some(_) => {
+            return Err((
+                Value::Null,
+                RpcError::invalid_request("id must be a string, a number or null"),
+            ));
+        }
+    };
+    let reply_id = id.clone().unwrap_or(Value::Null);
+    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err((
+            reply_id,
+            RpcError::invalid_request("jsonrpc must be \"2.0\""),
+        ));
+    }
+    let method = match object.remove("method") {
+        Some(Value::String(m)) => m,
+        _ => {
+            return Err((
+                reply_id,
+                RpcError::invalid_request("method must be a string"),
+            ));
+        }
+    };
+    let params = match object.remove("params") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => {
+            return Err((
+                reply_id,
+                RpcError::invalid_params("params must be an object"),
+            ));
+        }
+    };
+    Ok(Request { id, method, params })
+}
+
+#[derive(Serialize)]
+struct Response<'a, T: Serialize> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RpcError>,
+}
+
+/// Serialises a success response.
+pub fn result_body<T: Serialize>(id: &RequestId, result: &T) -> Vec<u8> {
+    serde_json::to_vec(&Response {
+        jsonrpc: "2.0",
+        id,
+        result: Some(result),
+        error: None,
+    })
+    .expect("JSON-RPC results serialise")
+}
+
+/// Serialises an error response.
+pub fn error_body(id: &RequestId, error: &RpcError) -> Vec<u8> {
+    serde_json::to_vec(&Response::<()> {
+        jsonrpc: "2.0",
+        id,
+        result: None,
+        error: Some(error),
+    })
+    .expect("JSON-RPC errors serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn code(body: &str) -> (Value, i32) {
+        let (id, e) = parse(body.as_bytes()).unwrap_err();
+        (id, e.code)
+    }
+
+    #[test]
+    fn framing_errors_have_their_codes() {
+        assert_eq!(code("{not json"), (Value::Null, -32700));
+        assert_eq!(code("[]"), (Value::Null, -32600));
+        assert_eq!(code("42"), (Value::Null, -32600));
+        assert_eq!(
+            code(r#"{"jsonrpc":"1.0","id":7,"method":"x"}"#),
+            (json!(7), -32600)
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":"a","method":5}"#),
+            (json!("a"), -32600)
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
+            (Value::Null, -32600)
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#),
+            (json!(1), -32602)
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(code(&deep).1, -32700);
+    }
+
+    #[test]
+    fn notifications_have_no_id_and_ids_echo() {
+        let r = parse(br#"{"jsonrpc":"2.0","method":"SendMessage"}"#).unwrap();
+        assert!(r.id.is_none());
+        let r = parse(br#"{"jsonrpc":"2.0","id":null,"method":"m"}"#).unwrap();
+        assert_eq!(r.id, Some(Value::Null));
+        let body = result_body(&json!("x"), &json!({"ok": true}));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap(),
+            json!({"jsonrpc": "2.0", "id": "x", "result": {"ok": true}})
+        );
+    }
+}

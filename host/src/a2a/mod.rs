@@ -1,0 +1,14 @@
+//! The A2A 1.0 protocol over JSON-RPC: wire types, framing, the task
+//! store and dispatch. Knows nothing of wasmtime or of sockets: it takes
+//! a request body and an [`AgentBackend`], and gives back a reply.
+
+pub mod card;
+pub mod error;
+pub mod jsonrpc;
+pub mod service;
+pub mod tasks;
+pub mod types;
+
+pub use card::{AgentInfo, Skill, agent_card};
+pub use service::{A2aService, AgentBackend, AgentFailure, AgentRequest, EmitSink, Reply};
+pub use tasks::TaskUpdate;

@@ -1,0 +1,290 @@
+//! A2A 1.0 wire types in their ProtoJSON form: camelCase fields, enums by
+//! their full proto names, unset fields omitted.
+//!
+//! Deserialising is also validation: an unknown enum value, a part with
+//! no or two content fields, or bad base64 fails here, and the dispatcher
+//! turns that failure into `-32602` naming the field.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    #[serde(rename = "ROLE_USER")]
+    User,
+    #[serde(rename = "ROLE_AGENT")]
+    Agent,
+}
+
+/// Where a task stands. Completed, canceled, failed and rejected are
+/// terminal: nothing moves a task out of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskState {
+    #[serde(rename = "TASK_STATE_SUBMITTED")]
+    Submitted,
+    #[serde(rename = "TASK_STATE_WORKING")]
+    Working,
+    #[serde(rename = "TASK_STATE_INPUT_REQUIRED")]
+    InputRequired,
+    #[serde(rename = "TASK_STATE_COMPLETED")]
+    Completed,
+    #[serde(rename = "TASK_STATE_CANCELED")]
+    Canceled,
+    #[serde(rename = "TASK_STATE_FAILED")]
+    Failed,
+    #[serde(rename = "TASK_STATE_REJECTED")]
+    Rejected,
+    #[serde(rename = "TASK_STATE_AUTH_REQUIRED")]
+    AuthRequired,
+}
+
+impl TaskState {
+    /// True for the states a task never leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Canceled | TaskState::Failed | TaskState::Rejected
+        )
+    }
+}
+
+/// The one content field a part carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartContent {
+    Text(String),
+    Raw(Vec<u8>),
+    Url(String),
+    Data(Value),
+}
+
+/// A piece of a message or artifact: exactly one content field plus
+/// optional media type, file name and metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "PartWire", into = "PartWire")]
+pub struct Part {
+    pub content: PartContent,
+    pub media_type: Option<String>,
+    pub filename: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+impl Part {
+    pub fn text(text: impl Into<String>) -> Self {
+        Part {
+            content: PartContent::Text(text.into()),
+            media_type: None,
+            filename: None,
+            metadata: None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filename: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<Value>,
+}
+
+impl TryFrom<PartWire> for Part {
+    type Error = String;
+    fn try_from(w: PartWire) -> Result<Self, String> {
+        let given = [
+            w.text.is_some(),
+            w.raw.is_some(),
+            w.url.is_some(),
+            w.data.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given != 1 {
+            return Err(format!(
+                "a part needs exactly one of text, raw, url, data; this one has {given}"
+            ));
+        }
+        let content = if let Some(t) = w.text {
+            PartContent::Text(t)
+        } else if let Some(r) = w.raw {
+            PartContent::Raw(
+                BASE64
+                    .decode(r)
+                    .map_err(|e| format!("part.raw is not base64: {e}"))?,
+            )
+        } else if let Some(u) = w.url {
+            PartContent::Url(u)
+        } else {
+            PartContent::Data(w.data.unwrap_or(Value::Null))
+        };
+        Ok(Part {
+            content,
+            media_type: w.media_type,
+            filename: w.filename,
+            metadata: w.metadata,
+        })
+    }
+}
+
+impl From<Part> for PartWire {
+    fn from(p: Part) -> Self {
+        let mut w = PartWire {
+            text: None,
+            raw: None,
+            url: None,
+            data: None,
+            media_type: p.media_type,
+            filename: p.filename,
+            metadata: p.metadata,
+        };
+        match p.content {
+            PartContent::Text(t) => w.text = Some(t),
+            PartContent::Raw(r) => w.raw = Some(BASE64.encode(r)),
+            PartContent::Url(u) => w.url = Some(u),
+            PartContent::Data(d) => w.data = Some(d),
+        }
+        w
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub message_id: String,
+    pub role: Role,
+    pub parts: Vec<Part>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_task_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    pub artifact_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub parts: Vec<Part>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: String,
+    pub context_id: String,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Vec<Artifact>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<Message>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// `SendMessage` / `SendStreamingMessage` params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageParams {
+    pub message: Message,
+    #[serde(default)]
+    pub configuration: Option<SendConfiguration>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendConfiguration {
+    #[serde(default)]
+    pub accepted_output_modes: Option<Vec<String>>,
+    #[serde(default)]
+    pub history_length: Option<i32>,
+    #[serde(default)]
+    pub return_immediately: Option<bool>,
+    #[serde(default)]
+    pub task_push_notification_config: Option<Value>,
+}
+
+/// The result of `SendMessage`: the task, as the agent left it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SendMessageResult {
+    Task(Task),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn part_needs_exactly_one_content_field() {
+        let none: Result<Part, _> = serde_json::from_value(json!({"mediaType": "text/plain"}));
+        assert!(none.unwrap_err().to_string().contains("exactly one"));
+        let two: Result<Part, _> = serde_json::from_value(json!({"text": "a", "url": "b"}));
+        assert!(two.unwrap_err().to_string().contains("has 2"));
+        let raw: Part = serde_json::from_value(json!({"raw": "aGk="})).unwrap();
+        assert_eq!(raw.content, PartContent::Raw(b"hi".to_vec()));
+        assert_eq!(serde_json::to_value(&raw).unwrap(), json!({"raw": "aGk="}));
+    }
+
+    #[test]
+    fn enums_use_proto_names_and_reject_unknown_values() {
+        let s: TaskState = serde_json::from_value(json!("TASK_STATE_INPUT_REQUIRED")).unwrap();
+        assert_eq!(s, TaskState::InputRequired);
+        assert!(serde_json::from_value::<TaskState>(json!("done")).is_err());
+        assert!(serde_json::from_value::<Role>(json!("user")).is_err());
+    }
+
+    #[test]
+    fn unset_fields_are_omitted() {
+        let m = Message {
+            message_id: "m".into(),
+            role: Role::Agent,
+            parts: vec![Part::text("hi")],
+            context_id: None,
+            task_id: None,
+            metadata: None,
+            extensions: None,
+            reference_task_ids: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"messageId": "m", "role": "ROLE_AGENT", "parts": [{"text": "hi"}]})
+        );
+    }
+}

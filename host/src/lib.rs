@@ -1,0 +1,12 @@
+//! a2a-sandbox: hosts A2A agents compiled to WebAssembly components.
+//! Each session gets five TCP ports and five sandboxed agent instances.
+//!
+//! Dependencies point one way: `server -> session -> {runtime, a2a} -> config`.
+
+pub mod a2a;
+pub mod clock;
+pub mod config;
+pub mod ports;
+pub mod runtime;
+pub mod server;
+pub mod session;

@@ -1,0 +1,163 @@
+//! The port pool: hands out *bound* listeners and takes their ports back.
+//!
+//! There is no bind-then-close probe, so no race with other processes: a
+//! port is taken by binding it, and the bound listener is what the caller
+//! gets. A port another process holds fails to bind, is skipped, and is
+//! tried again on a later take.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The pool could not supply the ports asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("no free agent ports: asked for {wanted}, {free} of {total} in the range are free")]
+pub struct PortsExhausted {
+    pub wanted: usize,
+    pub free: usize,
+    pub total: usize,
+}
+
+/// A listener bound to a port of the pool. Return the port with
+/// [`PortPool::release`] after the listener is closed.
+pub struct Lease {
+    pub port: u16,
+    pub listener: std::net::TcpListener,
+}
+
+/// Ports of one range, on one address.
+pub struct PortPool {
+    ip: IpAddr,
+    total: usize,
+    free: Mutex<VecDeque<u16>>,
+}
+
+/// Pending connections the kernel queues per agent port.
+const BACKLOG: i32 = 1024;
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Lets a released port be bound again while old connections linger
+    // in TIME_WAIT; it never lets two listeners share a port.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+impl PortPool {
+    /// A pool of `range` on `ip`. Nothing is bound until [`take`](Self::take).
+    pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Self {
+        let free: VecDeque<u16> = range.collect();
+        PortPool {
+            ip,
+            total: free.len(),
+            free: Mutex::new(free),
+        }
+    }
+
+    /// Binds `n` ports, or none: if fewer than `n` can be bound, the ones
+    /// bound are closed and returned and the error says how many are free.
+    pub fn take(&self, n: usize) -> Result<Vec<Lease>, PortsExhausted> {
+        let mut free = self.lock();
+        let mut leases = Vec::with_capacity(n);
+        let mut skipped = Vec::new();
+        while leases.len() < n {
+            let Some(port) = free.pop_front() else { break };
+            match bind(SocketAddr::new(self.ip, port)) {
+                Ok(listener) => leases.push(Lease { port, listener }),
+                Err(e) => {
+                    tracing::debug!(port, error = %e, "agent port busy; skipped");
+                    skipped.push(port);
+                }
+            }
+        }
+        // Busy ports go to the back: tried again, but last.
+        free.extend(skipped);
+        if leases.len() < n {
+            let got = leases.len();
+            for lease in leases {
+                free.push_front(lease.port);
+            }
+            return Err(PortsExhausted {
+                wanted: n,
+                free: free.len().saturating_sub(n - got),
+                total: self.total,
+            });
+        }
+        Ok(leases)
+    }
+
+    /// Gives ports back. Their listeners must already be closed.
+    pub fn release(&self, ports: impl IntoIterator<Item = u16>) {
+        self.lock().extend(ports);
+    }
+
+    /// Ports not leased (some may be held by other processes).
+    pub fn free(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Ports in the range.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<u16>> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn free_range(len: u16) -> RangeInclusive<u16> {
+        // Find a run of ports nobody holds, so the test is not flaky.
+        'outer: for start in (20_000..30_000).step_by(len as usize + 7) {
+            for p in start..start + len {
+                if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_err() {
+                    continue 'outer;
+                }
+            }
+            return start..=start + len - 1;
+        }
+        panic!("no free port run");
+    }
+
+    #[test]
+    fn take_binds_release_returns_and_busy_ports_are_skipped() {
+        let range = free_range(6);
+        let held = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, *range.start())).unwrap();
+        let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), range.clone());
+        let a = pool.take(5).unwrap();
+        assert!(
+            a.iter().all(|l| l.port != *range.start()),
+            "a held port is skipped"
+        );
+        let err = pool.take(1).unwrap_err();
+        assert_eq!((err.wanted, err.total), (1, 6));
+        let ports: Vec<u16> = a.iter().map(|l| l.port).collect();
+        drop(a);
+        pool.release(ports.clone());
+        drop(held);
+        let b = pool.take(6).unwrap();
+        assert_eq!(b.len(), 6);
+    }
+
+    #[test]
+    fn a_failed_take_keeps_nothing_bound() {
+        let range = free_range(3);
+        let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), range.clone());
+        assert!(pool.take(4).is_err());
+        assert_eq!(pool.free(), 3);
+        for p in range {
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).expect("port was closed");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! What every listener shares: the body type, JSON and error responses,
+//! bounded body reads, and serving one connection until shutdown.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// A response body: whole, or (for streams) produced as it goes.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A complete body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A response with a JSON body.
+pub fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A response with `value` as JSON.
+pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    json_bytes(
+        status,
+        serde_json::to_vec(value).expect("responses serialise"),
+    )
+}
+
+/// An error in the one shape the HTTP surface uses:
+/// `{"error": {"code": "...", "message": "..."}}`.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> Response<Body> {
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message.into()}}),
+    )
+}
+
+/// 405 with the methods the path takes.
+pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this path takes {allow}"),
+    );
+    r.headers_mut()
+        .insert("allow", HeaderValue::from_static(allow));
+    r
+}
+
+/// Reads a body of at most `limit` bytes; a larger one is a 413.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// The hostname part of a `Host` header, if it is a plausible host name
+/// (it is echoed into URLs, so nothing else gets through).
+pub fn host_header(req: &Request<Incoming>) -> Option<&str> {
+    let host = req.headers().get(hyper::header::HOST)?.to_str().ok()?;
+    let valid = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    valid.then_some(host)
+}
+
+/// Strips the port from a `Host` value (`example.com:8080`, `[::1]:80`).
+pub fn host_without_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until the client leaves or
+/// `shutdown` fires, whichever comes first.
+pub fn spawn_connection<S>(stream: TcpStream, service: S, shutdown: CancellationToken)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(async move {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::select! {
+            _ = conn => {}
+            _ = shutdown.cancelled() => {}
+        }
+    });
+}

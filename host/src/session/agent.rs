@@ -1,0 +1,168 @@
+//! The bridge between the protocol layer and the sandbox: a Wasm
+//! instance as an [`AgentBackend`], and the conversions between A2A wire
+//! types and the contract's types.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::a2a::types::{Artifact, Message, Part, PartContent, Role, TaskState};
+use crate::a2a::{
+    AgentBackend, AgentFailure, AgentInfo, AgentRequest, EmitSink, Skill, TaskUpdate,
+};
+use crate::runtime::{AgentInstance, guest};
+
+/// One agent instance behind a lock: a store runs one call at a time, so
+/// calls to one agent queue here while other agents run in parallel.
+pub struct WasmAgent {
+    instance: tokio::sync::Mutex<AgentInstance>,
+}
+
+impl WasmAgent {
+    pub fn new(instance: AgentInstance) -> Self {
+        WasmAgent {
+            instance: tokio::sync::Mutex::new(instance),
+        }
+    }
+}
+
+impl AgentBackend for WasmAgent {
+    async fn handle(&self, req: AgentRequest, emit: EmitSink) -> Result<TaskUpdate, AgentFailure> {
+        let request = guest::Request {
+            task_id: req.task_id,
+            context_id: req.context_id,
+            new_task: req.new_task,
+            message: message_to_guest(req.message),
+        };
+        let on_emit = Box::new(move |task_id: &str, update: guest::Update| {
+            emit(task_id, update_from_guest(update))
+        });
+        let mut instance = self.instance.lock().await;
+        match instance.handle(&request, on_emit).await {
+            Ok(Ok(update)) => Ok(update_from_guest(update)),
+            Ok(Err(refusal)) => Err(AgentFailure::Refused(refusal)),
+            Err(crash) => Err(AgentFailure::Crashed(crash.to_string())),
+        }
+    }
+}
+
+/// The card fields of a guest's `describe`.
+pub fn info_from_guest(info: guest::Info) -> AgentInfo {
+    AgentInfo {
+        name: info.name,
+        description: info.description,
+        version: info.version,
+        skills: info
+            .skills
+            .into_iter()
+            .map(|s| Skill {
+                id: s.id,
+                name: s.name,
+                description: s.description,
+                tags: s.tags,
+            })
+            .collect(),
+        streaming: info.streaming,
+    }
+}
+
+fn part_to_guest(part: Part) -> guest::Part {
+    match part.content {
+        PartContent::Text(t) => guest::Part::Text(t),
+        PartContent::Data(d) => guest::Part::Data(d.to_string()),
+        PartContent::Raw(bytes) => guest::Part::File(guest::FileRef {
+            name: part.filename,
+            media_type: part.media_type,
+            uri: None,
+            bytes: Some(bytes),
+        }),
+        PartContent::Url(uri) => guest::Part::File(guest::FileRef {
+            name: part.filename,
+            media_type: part.media_type,
+            uri: Some(uri),
+            bytes: None,
+        }),
+    }
+}
+
+fn part_from_guest(part: guest::Part) -> Part {
+    let (content, media_type, filename) = match part {
+        guest::Part::Text(t) => (PartContent::Text(t), None, None),
+        // A guest that sends malformed JSON still gets its text through.
+        guest::Part::Data(d) => match serde_json::from_str::<Value>(&d) {
+            Ok(v) => (PartContent::Data(v), None, None),
+            Err(_) => (PartContent::Text(d), None, None),
+        },
+        guest::Part::File(f) => match (f.bytes, f.uri) {
+            (Some(bytes), _) => (PartContent::Raw(bytes), f.media_type, f.name),
+            (None, Some(uri)) => (PartContent::Url(uri), f.media_type, f.name),
+            (None, None) => (PartContent::Text(String::new()), f.media_type, f.name),
+        },
+    };
+    Part {
+        content,
+        media_type,
+        filename,
+        metadata: None,
+    }
+}
+
+fn message_to_guest(m: Message) -> guest::Message {
+    guest::Message {
+        message_id: m.message_id,
+        role: match m.role {
+            Role::User => guest::Role::User,
+            Role::Agent => guest::Role::Agent,
+        },
+        parts: m.parts.into_iter().map(part_to_guest).collect(),
+        context_id: m.context_id,
+        task_id: m.task_id,
+    }
+}
+
+fn message_from_guest(m: guest::Message) -> Message {
+    Message {
+        message_id: m.message_id,
+        role: Role::Agent,
+        parts: m.parts.into_iter().map(part_from_guest).collect(),
+        context_id: None,
+        task_id: None,
+        metadata: None,
+        extensions: None,
+        reference_task_ids: None,
+    }
+}
+
+fn state_from_guest(s: guest::TaskState) -> TaskState {
+    match s {
+        guest::TaskState::Submitted => TaskState::Submitted,
+        guest::TaskState::Working => TaskState::Working,
+        guest::TaskState::InputRequired => TaskState::InputRequired,
+        guest::TaskState::Completed => TaskState::Completed,
+        guest::TaskState::Canceled => TaskState::Canceled,
+        guest::TaskState::Failed => TaskState::Failed,
+        guest::TaskState::Rejected => TaskState::Rejected,
+        guest::TaskState::AuthRequired => TaskState::AuthRequired,
+    }
+}
+
+fn update_from_guest(u: guest::Update) -> TaskUpdate {
+    TaskUpdate {
+        state: state_from_guest(u.state),
+        message: u.message.map(message_from_guest),
+        artifacts: u
+            .artifacts
+            .into_iter()
+            .map(|a| Artifact {
+                artifact_id: a.artifact_id,
+                name: a.name,
+                description: a.description,
+                parts: a.parts.into_iter().map(part_from_guest).collect(),
+                metadata: None,
+            })
+            .collect(),
+    }
+}
+
+/// Shared handle to a slot's service, as servers hold it.
+pub type SlotService = Arc<crate::a2a::A2aService<WasmAgent>>;
