@@ -36,7 +36,7 @@ host:
 run: agents host
 	ulimit -n $$(ulimit -Hn) && $(HOST_BIN) serve --listen 127.0.0.1:8080 --agents-dir $(AGENTS_OUT)
 
-test: agents host
+test: agents host lint
 	$(CARGO) test --release --workspace
 	cd agents && $(CARGO) test --release -p drafter --target $$(rustc -vV | sed -n 's/^host: //p')
 

@@ -23,6 +23,7 @@ pub struct PortsExhausted {
 
 /// A listener bound to a port of the pool. Return the port with
 /// [`PortPool::release`] after the listener is closed.
+#[derive(Debug)]
 pub struct Lease {
     pub port: u16,
     pub listener: std::net::TcpListener,

@@ -1,1 +1,271 @@
+//! Test support: start the real `a2a-sandbox` binary, talk HTTP to it.
+//!
+//! Every server runs on `127.0.0.1:0` for its control API and on a port
+//! range of its own, so suites run in parallel without meeting.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The server binary: `A2A_SANDBOX_BIN`, else the release build.
+pub fn server_bin() -> PathBuf {
+    std::env::var_os("A2A_SANDBOX_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release/a2a-sandbox"))
+}
+
+/// A port range no other server in this test process uses. `base` keeps
+/// test binaries (which run one after another) apart too.
+pub fn port_range(len: u16) -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 10_000 + (std::process::id() % 50) as u16 * 400;
+    let start = base + NEXT.fetch_add(len, Ordering::SeqCst);
+    (start, start + len - 1)
+}
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub ports: (u16, u16),
+}
+
+impl Server {
+    /// Starts a server with a fresh range of `ports` agent ports and any
+    /// extra flags.
+    pub fn start(ports: u16, extra: &[&str]) -> Server {
+        let range = port_range(ports);
+        let mut child = Command::new(server_bin())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--port-range", &format!("{}-{}", range.0, range.1)])
+            .arg("--agents-dir")
+            .arg(repo_root().join("build/agents"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", server_bin().display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                if std::env::var_os("A2A_TEST_SERVER_LOG").is_some() {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server printed where it listens");
+        Server {
+            child,
+            addr: addr.parse().expect("a socket address"),
+            ports: range,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the control API.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Creates a session with `body` (or none) and returns the response.
+    pub async fn create(&self, body: Option<Value>) -> Response {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        http("POST", &format!("{}/v1/sessions", self.base()), &[], body).await
+    }
+
+    /// Creates a session and asserts it worked.
+    pub async fn session(&self, body: Option<Value>) -> Value {
+        let r = self.create(body).await;
+        assert_eq!(r.status, 201, "create failed: {}", r.text());
+        r.json()
+    }
+
+    /// Deletes a session, returning the status.
+    pub async fn delete(&self, id: &str) -> u16 {
+        http(
+            "DELETE",
+            &format!("{}/v1/sessions/{id}", self.base()),
+            &[],
+            "",
+        )
+        .await
+        .status
+    }
+
+    /// Process id, for /proc reads.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response {
+    let uri: hyper::Uri = url.parse().expect("a URL");
+    let authority = uri.authority().expect("URL has host:port").clone();
+    let stream = TcpStream::connect(authority.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("connect {authority}: {e}"));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP handshake");
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", authority.as_str())
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = sender
+        .send_request(req.body(Full::new(body.into())).unwrap())
+        .await
+        .expect("HTTP response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A JSON-RPC call to an agent URL with the session's token.
+pub async fn rpc(url: &str, token: &str, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let auth = format!("Bearer {token}");
+    let r = http("POST", url, &[("authorization", &auth)], body.to_string()).await;
+    assert_eq!(
+        r.status,
+        200,
+        "{method} got HTTP {}: {}",
+        r.status,
+        r.text()
+    );
+    r.json()
+}
+
+/// `SendMessage` params holding one user message with these parts.
+pub fn message(parts: Value) -> Value {
+    json!({"message": {
+        "messageId": uuid_like(),
+        "role": "ROLE_USER",
+        "parts": parts,
+    }})
+}
+
+/// `SendMessage` params holding one text part.
+pub fn text_message(text: &str) -> Value {
+    message(json!([{"text": text}]))
+}
+
+/// A unique-enough id for test messages.
+pub fn uuid_like() -> String {
+    static N: AtomicU16 = AtomicU16::new(0);
+    format!(
+        "msg-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The first three players of the pool, as the draft engine sends them.
+pub fn sample_players() -> Value {
+    json!([
+        {"name": "Christian McCaffrey", "position": "RB", "team": "SF", "adp": 1.2, "tier": 1},
+        {"name": "Justin Jefferson", "position": "WR", "team": "MIN", "adp": 1.8, "tier": 1},
+        {"name": "CeeDee Lamb", "position": "WR", "team": "DAL", "adp": 2.5, "tier": 1},
+        {"name": "Bijan Robinson", "position": "RB", "team": "ATL", "adp": 4.1, "tier": 1},
+    ])
+}
+
+/// Session fields every test reads.
+pub struct SessionInfo {
+    pub id: String,
+    pub token: String,
+    pub urls: Vec<String>,
+    pub ports: Vec<u16>,
+}
+
+impl From<&Value> for SessionInfo {
+    fn from(v: &Value) -> Self {
+        let agents = v["agents"].as_array().expect("agents");
+        SessionInfo {
+            id: v["id"].as_str().unwrap().to_string(),
+            token: v["token"].as_str().unwrap_or_default().to_string(),
+            urls: agents
+                .iter()
+                .map(|a| a["url"].as_str().unwrap().to_string())
+                .collect(),
+            ports: agents
+                .iter()
+                .map(|a| a["port"].as_u64().unwrap() as u16)
+                .collect(),
+        }
+    }
+}

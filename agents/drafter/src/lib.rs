@@ -221,3 +221,111 @@ impl<S: Strategy> Agent for Drafter<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use a2a_agent_sdk::{Role, TaskState};
+
+    #[derive(Default)]
+    struct WantsTe;
+    impl Strategy for WantsTe {
+        const COMPONENT: &'static str = "te";
+        const RULE: &'static str = "Tight ends.";
+        const CATCHPHRASE: &'static str = "TE or bust.";
+        const DEFAULT_NAME: &'static str = "Team TE";
+        fn choose(&mut self, _round: u32, available: &[Player]) -> (usize, String) {
+            (best_at(available, "TE").unwrap_or(0), "Because.".into())
+        }
+        fn comment(&self, rival: bool, player: &Player, _pick: u32) -> Option<String> {
+            rival.then(|| format!("{} is fine.", player.name))
+        }
+    }
+
+    fn request(data: Value) -> Request {
+        Request {
+            task_id: "t".into(),
+            context_id: "c".into(),
+            new_task: true,
+            message: Message {
+                message_id: "m".into(),
+                role: Role::User,
+                parts: vec![Part::Data(data.to_string())],
+                context_id: None,
+                task_id: None,
+            },
+        }
+    }
+
+    fn answer_of(update: Update) -> Value {
+        assert_eq!(update.state, TaskState::Completed);
+        let data = update.message.unwrap().data().unwrap().to_string();
+        serde_json::from_str(&data).unwrap()
+    }
+
+    fn player(name: &str, position: &str, adp: f64) -> Value {
+        json!({"name": name, "position": position, "team": "KC", "adp": adp, "tier": 2})
+    }
+
+    #[test]
+    fn picks_by_strategy_from_an_unsorted_pool_and_remembers() {
+        let mut d = Drafter::<WantsTe>::init(Config::default()).unwrap();
+        let pool = json!([
+            player("B", "WR", 9.0),
+            player("Kelce", "TE", 20.0),
+            player("A", "RB", 3.0)
+        ]);
+        let a = answer_of(
+            d.handle(request(
+                json!({"type": "pick_request", "round": 1, "pick": 4, "available": pool}),
+            ))
+            .unwrap(),
+        );
+        assert_eq!(a["player"], "Kelce");
+        assert!(a["reasoning"].as_str().unwrap().contains("TE"));
+        let memory = answer_of(d.handle(request(json!({"type": "memory"}))).unwrap());
+        assert_eq!(memory["my_picks"], json!(["Kelce"]));
+    }
+
+    #[test]
+    fn comments_pass_or_speak_and_bad_requests_are_errors() {
+        let mut d = Drafter::<WantsTe>::init(Config(vec![("name".into(), "Bob".into())])).unwrap();
+        assert_eq!(d.describe().name, "Bob");
+        let ask = |rival: bool| {
+            request(
+                json!({"type": "comment_request", "about_team": 2, "player": player("X", "QB", 30.0), "pick": 8, "rival": rival}),
+            )
+        };
+        assert_eq!(answer_of(d.handle(ask(false)).unwrap())["type"], "pass");
+        assert_eq!(
+            answer_of(d.handle(ask(true)).unwrap())["text"],
+            "X is fine."
+        );
+        assert!(
+            d.handle(request(
+                json!({"type": "pick_request", "round": 1, "pick": 1, "available": []})
+            ))
+            .is_err()
+        );
+        assert!(
+            d.handle(request(json!({"type": "dance"})))
+                .unwrap_err()
+                .contains("unknown request type")
+        );
+    }
+
+    #[test]
+    fn value_words_never_show_numbers() {
+        let p = |adp: f64| Player {
+            name: "P".into(),
+            position: "RB".into(),
+            team: String::new(),
+            adp,
+            tier: 1,
+        };
+        assert_eq!(value_words(&p(1.5), 1), "a top-5 player");
+        assert_eq!(value_words(&p(10.0), 20), "a steal this late");
+        assert_eq!(value_words(&p(40.0), 10), "a reach by the book");
+        assert_eq!(value_words(&p(30.0), 30), "a sleeper");
+    }
+}

@@ -13,13 +13,13 @@ impl Strategy for RobustRb {
     const DEFAULT_NAME: &'static str = "Team 3 — Robust RB";
 
     fn choose(&mut self, round: u32, available: &[Player]) -> (usize, String) {
-        if round <= 2 {
-            if let Some(i) = best_at(available, "RB") {
-                return (
-                    i,
-                    "Ground and pound, baby — you build from the backfield!".into(),
-                );
-            }
+        if round <= 2
+            && let Some(i) = best_at(available, "RB")
+        {
+            return (
+                i,
+                "Ground and pound, baby — you build from the backfield!".into(),
+            );
         }
         (0, "Backfield's locked; now I grab whoever's best.".into())
     }

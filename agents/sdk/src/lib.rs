@@ -22,6 +22,7 @@ use std::any::Any;
 use std::cell::RefCell;
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
     wit_bindgen::generate!({
         world: "agent",

@@ -13,13 +13,13 @@ impl Strategy for ZeroRb {
     const DEFAULT_NAME: &'static str = "Team 1 — Zero RB";
 
     fn choose(&mut self, round: u32, available: &[Player]) -> (usize, String) {
-        if round <= 3 {
-            if let Some(i) = best_at(available, "WR") {
-                return (
-                    i,
-                    "Receivers score every week; the data agrees with me.".into(),
-                );
-            }
+        if round <= 3
+            && let Some(i) = best_at(available, "WR")
+        {
+            return (
+                i,
+                "Receivers score every week; the data agrees with me.".into(),
+            );
         }
         (
             0,
