@@ -13,7 +13,7 @@ AGENTS := zero-rb bpa robust-rb upside-hunter
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 
-.PHONY: all setup agents host run test bench lint clean-agents
+.PHONY: all setup agents host run test bench bench-deps lint clean-agents
 
 all: agents host
 
@@ -47,3 +47,10 @@ lint:
 
 clean-agents:
 	rm -rf $(AGENTS_OUT)
+
+# Debian's wrk drives the throughput part of the benchmark.
+bench-deps:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+bench: agents host bench-deps
+	$(CARGO) run --release -p a2a-sandbox-tests --bin bench

@@ -269,3 +269,73 @@ impl From<&Value> for SessionInfo {
         }
     }
 }
+
+/// One keep-alive HTTP/1.1 connection, for many requests in a row.
+pub struct Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+impl Client {
+    /// Connects to `host:port`.
+    pub async fn connect(authority: &str) -> Client {
+        let stream = TcpStream::connect(authority)
+            .await
+            .unwrap_or_else(|e| panic!("connect {authority}: {e}"));
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP handshake");
+        tokio::spawn(conn);
+        Client {
+            sender,
+            authority: authority.to_string(),
+        }
+    }
+
+    /// Sends one request on this connection and reads the whole response.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Response {
+        self.sender.ready().await.expect("connection is usable");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.authority)
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let response = self
+            .sender
+            .send_request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .expect("HTTP response");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// The p-th percentile (0-100) of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

@@ -16,6 +16,9 @@ use a2a_agent_sdk::{Agent, Config, Info, Message, Part, Request, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// Notes a drafter keeps; older ones are forgotten.
+const MAX_NOTES: usize = 50;
+
 /// A player as the draft engine describes him.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Player {
@@ -132,6 +135,9 @@ impl<S: Strategy> Drafter<S> {
 
     fn comment(&mut self, req: CommentRequest) -> Value {
         let line = self.strategy.comment(req.rival, &req.player, req.pick);
+        if self.seen_comments.len() == MAX_NOTES {
+            self.seen_comments.remove(0);
+        }
         self.seen_comments
             .push(format!("team {} took {}", req.about_team, req.player.name));
         match line {
@@ -194,6 +200,9 @@ impl<S: Strategy> Agent for Drafter<S> {
             let text = req.text();
             if text.trim() == "memory" {
                 return Ok(answer(self.memory()));
+            }
+            if self.notes.len() == MAX_NOTES {
+                self.notes.remove(0);
             }
             self.notes.push(text);
             return Ok(Update::completed(Message::agent_text(&format!(

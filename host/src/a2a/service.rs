@@ -181,12 +181,11 @@ impl<B: AgentBackend> A2aService<B> {
         message.task_id = Some(task_id.clone());
         message.context_id = Some(context_id.clone());
         if new_task {
-            self.tasks.create(&task_id, &context_id, message.clone());
+            self.tasks.create(&task_id, &context_id, message.clone())
         } else {
-            self.tasks
-                .append_user_message(&task_id, message.clone())
-                .map_err(store_error)?;
+            self.tasks.append_user_message(&task_id, message.clone())
         }
+        .map_err(store_error)?;
         let request = AgentRequest {
             task_id: task_id.clone(),
             context_id,
@@ -251,6 +250,7 @@ fn store_error(e: StoreError) -> RpcError {
     match e {
         StoreError::NotFound(id) => RpcError::task_not_found(&id),
         StoreError::Terminal { id, state } => terminal(&id, state),
+        StoreError::Full => RpcError::unsupported_operation(StoreError::Full.to_string()),
     }
 }
 

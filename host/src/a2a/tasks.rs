@@ -1,7 +1,7 @@
 //! The task store of one agent instance: tasks, their history and
 //! artifacts, and the rule that a terminal task never changes again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::types::{Artifact, Message, Role, Task, TaskState, TaskStatus};
@@ -22,13 +22,47 @@ pub enum StoreError {
     NotFound(String),
     #[error("task {id} is already {state:?}")]
     Terminal { id: String, state: TaskState },
+    #[error("this agent has {MAX_TASKS} unfinished tasks; finish or cancel some first")]
+    Full,
 }
+
+/// Tasks kept per agent. Past this, the oldest finished task is dropped
+/// to make room; if none is finished, new tasks are refused.
+pub const MAX_TASKS: usize = 1000;
 
 /// Tasks of one agent instance, by id. Short critical sections only: the
 /// lock is never held across a guest call.
 #[derive(Default)]
 pub struct TaskStore {
-    tasks: Mutex<HashMap<String, Task>>,
+    inner: Mutex<Tasks>,
+}
+
+#[derive(Default)]
+struct Tasks {
+    by_id: HashMap<String, Task>,
+    /// Ids, oldest first.
+    order: VecDeque<String>,
+}
+
+impl Tasks {
+    /// Makes room for one more task by dropping the oldest finished one.
+    fn make_room(&mut self) -> bool {
+        if self.by_id.len() < MAX_TASKS {
+            return true;
+        }
+        let oldest_done = self
+            .order
+            .iter()
+            .position(|id| self.by_id[id].status.state.is_terminal());
+        match oldest_done {
+            Some(i) => {
+                let id = self.order.remove(i).expect("position is in range");
+                self.by_id.remove(&id);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 fn new_id() -> String {
@@ -37,7 +71,12 @@ fn new_id() -> String {
 
 impl TaskStore {
     /// Starts a task from the user's first message and returns it.
-    pub fn create(&self, task_id: &str, context_id: &str, first: Message) -> Task {
+    pub fn create(
+        &self,
+        task_id: &str,
+        context_id: &str,
+        first: Message,
+    ) -> Result<Task, StoreError> {
         let task = Task {
             id: task_id.to_string(),
             context_id: context_id.to_string(),
@@ -50,13 +89,18 @@ impl TaskStore {
             history: Some(vec![first]),
             metadata: None,
         };
-        self.lock().insert(task.id.clone(), task.clone());
-        task
+        let mut tasks = self.lock();
+        if !tasks.make_room() {
+            return Err(StoreError::Full);
+        }
+        tasks.order.push_back(task.id.clone());
+        tasks.by_id.insert(task.id.clone(), task.clone());
+        Ok(task)
     }
 
     /// A copy of the task.
     pub fn get(&self, id: &str) -> Option<Task> {
-        self.lock().get(id).cloned()
+        self.lock().by_id.get(id).cloned()
     }
 
     /// Adds a user message to a task that is not terminal.
@@ -100,6 +144,7 @@ impl TaskStore {
     fn modify(&self, id: &str, change: impl FnOnce(&mut Task)) -> Result<Task, StoreError> {
         let mut tasks = self.lock();
         let task = tasks
+            .by_id
             .get_mut(id)
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         if task.status.state.is_terminal() {
@@ -112,8 +157,8 @@ impl TaskStore {
         Ok(task.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Task>> {
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tasks> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -154,7 +199,7 @@ mod tests {
     #[test]
     fn terminal_tasks_never_change() {
         let store = TaskStore::default();
-        store.create("t", "c", msg("hi"));
+        store.create("t", "c", msg("hi")).unwrap();
         let done = TaskUpdate {
             state: TaskState::Completed,
             message: Some(msg("bye")),
@@ -186,9 +231,37 @@ mod tests {
     }
 
     #[test]
+    fn the_store_is_bounded_and_drops_the_oldest_finished_task() {
+        let store = TaskStore::default();
+        let working = TaskUpdate {
+            state: TaskState::Working,
+            message: None,
+            artifacts: vec![],
+        };
+        let done = TaskUpdate {
+            state: TaskState::Completed,
+            message: None,
+            artifacts: vec![],
+        };
+        for i in 0..MAX_TASKS {
+            store.create(&i.to_string(), "c", msg("x")).unwrap();
+            let update = if i == 5 {
+                done.clone()
+            } else {
+                working.clone()
+            };
+            store.apply(&i.to_string(), update).unwrap();
+        }
+        store.create("new", "c", msg("x")).unwrap();
+        assert!(store.get("5").is_none(), "the finished task made room");
+        assert!(store.get("0").is_some(), "working tasks are kept");
+        assert_eq!(store.create("newer", "c", msg("x")), Err(StoreError::Full));
+    }
+
+    #[test]
     fn history_length_trims_from_the_front() {
         let store = TaskStore::default();
-        let t = store.create("t", "c", msg("1"));
+        let t = store.create("t", "c", msg("1")).unwrap();
         store.append_user_message("t", msg("2")).unwrap();
         let t2 = store.append_user_message("t", msg("3")).unwrap();
         assert!(with_history(t.clone(), Some(0)).history.is_none());

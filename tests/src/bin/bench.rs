@@ -1,0 +1,142 @@
+//! `make bench`: starts the release server and prints a table of
+//! session create/delete latency over HTTP and SendMessage throughput on
+//! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use a2a_sandbox_tests::*;
+use serde_json::json;
+
+const SESSIONS: usize = 1000;
+const WRK_SECONDS: u32 = 10;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let server = Server::start(100, &[]);
+    let authority = server.addr.to_string();
+    let mut control = Client::connect(&authority).await;
+
+    // Warm up: first use of each component page-faults its pool slots.
+    for _ in 0..20 {
+        let s = control
+            .request("POST", "/v1/sessions", &[], "")
+            .await
+            .json();
+        control
+            .request(
+                "DELETE",
+                &format!("/v1/sessions/{}", s["id"].as_str().unwrap()),
+                &[],
+                "",
+            )
+            .await;
+    }
+    let mut creates = Vec::with_capacity(SESSIONS);
+    let mut deletes = Vec::with_capacity(SESSIONS);
+    let mut pairs = Vec::with_capacity(SESSIONS);
+    for _ in 0..SESSIONS {
+        let t0 = Instant::now();
+        let r = control.request("POST", "/v1/sessions", &[], "").await;
+        let t1 = Instant::now();
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let d = control
+            .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
+            .await;
+        let t2 = Instant::now();
+        assert_eq!(d.status, 204);
+        creates.push(t1 - t0);
+        deletes.push(t2 - t1);
+        pairs.push(t2 - t0);
+    }
+    for v in [&mut creates, &mut deletes, &mut pairs] {
+        v.sort();
+    }
+
+    let session = control
+        .request("POST", "/v1/sessions", &[], "")
+        .await
+        .json();
+    let info = SessionInfo::from(&session);
+    let url = info.urls[1].clone();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("memory")});
+    let check = rpc(&url, &info.token, "SendMessage", body["params"].clone()).await;
+    assert_eq!(
+        check["result"]["task"]["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+    let throughput = wrk(&url, &info.token, &body.to_string());
+
+    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
+    println!();
+    println!("| benchmark | figure |");
+    println!("|---|---|");
+    println!(
+        "| session create, p50 ({SESSIONS} sessions, HTTP keep-alive) | {} |",
+        ms(percentile(&creates, 50.0))
+    );
+    println!(
+        "| session create, p99 | {} |",
+        ms(percentile(&creates, 99.0))
+    );
+    println!(
+        "| session delete, p50 | {} |",
+        ms(percentile(&deletes, 50.0))
+    );
+    println!(
+        "| session delete, p99 | {} |",
+        ms(percentile(&deletes, 99.0))
+    );
+    println!("| create+delete, p50 | {} |", ms(percentile(&pairs, 50.0)));
+    println!("| create+delete, p99 | {} |", ms(percentile(&pairs, 99.0)));
+    match throughput {
+        Some((rps, p99, errors)) => {
+            println!(
+                "| SendMessage req/s (1 agent port, wrk 2 threads, 8 connections, {WRK_SECONDS}s) | {rps:.0} |"
+            );
+            println!("| SendMessage latency p99 under that load | {p99} |");
+            println!("| non-2xx responses during the run | {errors} |");
+        }
+        None => println!("| SendMessage req/s | wrk not installed (make bench installs it) |"),
+    }
+}
+
+/// Runs wrk against `url`; returns requests/s, p99 latency and non-2xx count.
+fn wrk(url: &str, token: &str, body: &str) -> Option<(f64, String, u64)> {
+    let script = std::env::temp_dir().join(format!("a2a-bench-{}.lua", std::process::id()));
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nwrk.body = [[{body}]]\n"
+    );
+    std::fs::write(&script, lua).expect("write wrk script");
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            "-c8",
+            &format!("-d{WRK_SECONDS}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Some((rps, p99, errors))
+}
