@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
-AGENTS := zero-rb bpa robust-rb upside-hunter
+AGENTS := zero-rb bpa robust-rb upside-hunter conformance
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 

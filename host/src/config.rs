@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::a2a::PushPolicy;
 use crate::runtime::GuestLimits;
 
 /// Everything `serve` needs.
@@ -26,6 +27,8 @@ pub struct Config {
     pub call_timeout: Duration,
     /// Agent instances alive at once (sizes the instance pool).
     pub max_instances: u32,
+    /// Push notifications: on or off, and which webhooks are allowed.
+    pub push: PushPolicy,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             memory_bytes: guest.memory_bytes,
             call_timeout: guest.call_timeout,
             max_instances: guest.max_instances,
+            push: PushPolicy::default(),
         }
     }
 }

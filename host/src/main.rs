@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use a2a_sandbox::a2a::PushPolicy;
 use a2a_sandbox::config::{Config, parse_port_range};
 use a2a_sandbox::server::Server;
 
@@ -52,6 +53,16 @@ struct ServeArgs {
     /// Agent instances alive at once across all sessions.
     #[arg(long, value_name = "N", default_value_t = 5000)]
     max_instances: u32,
+    /// Turn push notifications off: cards say pushNotifications: false and
+    /// the push config methods answer -32003.
+    #[arg(long)]
+    no_push: bool,
+    /// Refuse push webhooks on loopback addresses.
+    #[arg(long)]
+    push_deny_loopback: bool,
+    /// Refuse push webhooks on private networks (10/8, 172.16/12, 192.168/16, fc00::/7).
+    #[arg(long)]
+    push_deny_private: bool,
 }
 
 impl ServeArgs {
@@ -64,6 +75,11 @@ impl ServeArgs {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             memory_bytes: self.memory_mib << 20,
             max_instances: self.max_instances,
+            push: PushPolicy {
+                enabled: !self.no_push,
+                allow_loopback: !self.push_deny_loopback,
+                allow_private: !self.push_deny_private,
+            },
             ..Config::default()
         }
     }

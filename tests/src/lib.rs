@@ -339,3 +339,141 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
 }
+
+/// An SSE response being read event by event.
+pub struct EventStream {
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+    pub status: u16,
+    pub content_type: String,
+}
+
+impl EventStream {
+    /// Opens a streaming JSON-RPC call (`SendStreamingMessage`,
+    /// `SubscribeToTask`).
+    pub async fn open(url: &str, token: &str, method: &str, params: Value) -> EventStream {
+        let uri: hyper::Uri = url.parse().expect("a URL");
+        let authority = uri.authority().expect("host:port").to_string();
+        let stream = TcpStream::connect(&authority).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP handshake");
+        tokio::spawn(conn);
+        let body = json!({"jsonrpc": "2.0", "id": "stream-1", "method": method, "params": params});
+        let mut req = Request::post(uri.path())
+            .header("host", &authority)
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream");
+        if !token.is_empty() {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let response = sender
+            .send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+            .await
+            .expect("response");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        EventStream {
+            body: response.into_body(),
+            buffer: Vec::new(),
+            status,
+            content_type,
+        }
+    }
+
+    /// The next event's JSON-RPC response, or `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let text = String::from_utf8(event).expect("UTF-8 events");
+                let data: String = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                return Some(serde_json::from_str(&data).expect("event data is JSON"));
+            }
+            let frame = self.body.frame().await?.ok()?;
+            if let Ok(data) = frame.into_data() {
+                self.buffer.extend_from_slice(&data);
+            }
+        }
+    }
+
+    /// The next event, or a panic if none comes within `secs` seconds.
+    pub async fn expect(&mut self, secs: u64) -> Value {
+        tokio::time::timeout(Duration::from_secs(secs), self.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream is still open")
+    }
+
+    /// Reads events until the stream ends; returns them.
+    pub async fn rest(&mut self, secs: u64) -> Vec<Value> {
+        let mut all = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while let Ok(Some(e)) = tokio::time::timeout_at(deadline, self.next()).await {
+            all.push(e);
+        }
+        all
+    }
+}
+
+/// A webhook receiver on loopback: every POST it gets arrives on `rx`.
+pub struct Webhook {
+    pub url: String,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<(hyper::HeaderMap, Value)>,
+}
+
+impl Webhook {
+    /// Starts a webhook that answers 200 to everything.
+    pub async fn start() -> Webhook {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            let headers = req.headers().clone();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let _ = tx.send((headers, value));
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::new(),
+                            )))
+                        }
+                    });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        Webhook { url, rx }
+    }
+
+    /// The next notification, within `secs` seconds.
+    pub async fn expect(&mut self, secs: u64) -> (hyper::HeaderMap, Value) {
+        tokio::time::timeout(Duration::from_secs(secs), self.rx.recv())
+            .await
+            .expect("a push notification in time")
+            .expect("webhook running")
+    }
+}

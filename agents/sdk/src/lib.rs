@@ -141,16 +141,24 @@ pub mod log {
 }
 
 impl Info {
-    /// An info with a name and description, version 0.1.0, no skills,
-    /// no streaming.
+    /// An info with a name and description, version 0.1.0, no skills.
+    /// Streaming is on: the host streams every agent's updates; an agent
+    /// turns it off with [`Info::without_streaming`].
     pub fn new(name: &str, description: &str) -> Self {
         Info {
             name: name.into(),
             description: description.into(),
             version: "0.1.0".into(),
             skills: Vec::new(),
-            streaming: false,
+            streaming: true,
         }
+    }
+
+    /// Declares that this agent does not stream: its card says so and
+    /// the host refuses streaming calls to it.
+    pub fn without_streaming(mut self) -> Self {
+        self.streaming = false;
+        self
     }
 
     /// Adds a skill.

@@ -26,8 +26,9 @@ pub struct Skill {
 
 /// The A2A 1.0 agent card for an agent served at `url` (`None`: not
 /// served anywhere yet, so no interfaces are listed). `secured` adds
-/// the bearer scheme every call must carry.
-pub fn agent_card(info: &AgentInfo, url: Option<&str>, secured: bool) -> Value {
+/// the bearer scheme every call must carry; `push` says whether push
+/// notifications work on this server.
+pub fn agent_card(info: &AgentInfo, url: Option<&str>, secured: bool, push: bool) -> Value {
     let skills: Vec<Value> = info
         .skills
         .iter()
@@ -37,8 +38,8 @@ pub fn agent_card(info: &AgentInfo, url: Option<&str>, secured: bool) -> Value {
         "name": info.name,
         "description": info.description,
         "version": info.version,
-        "capabilities": {"streaming": false, "pushNotifications": false},
-        "defaultInputModes": ["text/plain", "application/json"],
+        "capabilities": {"streaming": info.streaming, "pushNotifications": push},
+        "defaultInputModes": super::INPUT_MODES,
         "defaultOutputModes": ["text/plain", "application/json"],
         "skills": skills,
     });

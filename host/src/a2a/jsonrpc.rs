@@ -109,6 +109,27 @@ pub fn error_body(id: &RequestId, error: &RpcError) -> Vec<u8> {
     .expect("JSON-RPC errors serialise")
 }
 
+/// One SSE event holding a JSON-RPC success response whose `result` is
+/// the already-serialized `result_json`.
+pub fn sse_result(id: &RequestId, result_json: &[u8]) -> bytes::Bytes {
+    let id = serde_json::to_string(id).expect("ids serialise");
+    let mut frame = Vec::with_capacity(result_json.len() + id.len() + 48);
+    frame.extend_from_slice(b"data: {\"jsonrpc\":\"2.0\",\"id\":");
+    frame.extend_from_slice(id.as_bytes());
+    frame.extend_from_slice(b",\"result\":");
+    frame.extend_from_slice(result_json);
+    frame.extend_from_slice(b"}\n\n");
+    frame.into()
+}
+
+/// One SSE event holding a JSON-RPC error response.
+pub fn sse_error(id: &RequestId, error: &RpcError) -> bytes::Bytes {
+    let mut frame = b"data: ".to_vec();
+    frame.extend_from_slice(&error_body(id, error));
+    frame.extend_from_slice(b"\n\n");
+    frame.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +160,18 @@ mod tests {
         assert_eq!(
             code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#),
             (json!(1), -32602)
+        );
+    }
+
+    #[test]
+    fn sse_frames_are_one_data_line_of_json_rpc() {
+        let f = sse_result(&json!(7), br#"{"task":{}}"#);
+        let text = std::str::from_utf8(&f).unwrap();
+        assert!(text.starts_with("data: ") && text.ends_with("\n\n"));
+        let v: Value = serde_json::from_str(text.trim_start_matches("data: ").trim()).unwrap();
+        assert_eq!(
+            v,
+            json!({"jsonrpc": "2.0", "id": 7, "result": {"task": {}}})
         );
     }
 

@@ -5,10 +5,15 @@
 pub mod card;
 pub mod error;
 pub mod jsonrpc;
+pub mod push;
 pub mod service;
 pub mod tasks;
 pub mod types;
 
 pub use card::{AgentInfo, Skill, agent_card};
-pub use service::{A2aService, AgentBackend, AgentFailure, AgentRequest, EmitSink, Reply};
+pub use push::PushPolicy;
+pub use service::{
+    A2aService, AgentBackend, AgentFailure, AgentRequest, Capabilities, EmitSink, INPUT_MODES,
+    Reply,
+};
 pub use tasks::TaskUpdate;

@@ -1,17 +1,38 @@
 //! JSON-RPC dispatch for one agent: method names (1.0 and the 0.3
-//! aliases), params validation, the task rules, and the call into the
-//! agent through [`AgentBackend`].
+//! aliases), params validation, the task rules, streams, push configs,
+//! and the call into the agent through [`AgentBackend`].
+//!
+//! The agent runs in a task of its own: a client that disconnects,
+//! or asked for `returnImmediately`, does not stop it, and its result
+//! always reaches the task store.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
 
 use super::error::RpcError;
 use super::jsonrpc::{self, RequestId};
-use super::tasks::{StoreError, TaskStore, TaskUpdate, with_history};
-use super::types::{Message, Part, Role, SendMessageParams, TaskState};
+use super::push::{PushPolicy, PushQueue};
+use super::tasks::{Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, with_history};
+use super::types::{
+    GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, Part, PushConfig,
+    PushConfigRef, Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
+};
+
+/// Media types every agent takes; a part declaring another is refused.
+pub const INPUT_MODES: [&str; 2] = ["text/plain", "application/json"];
+/// Largest page a client may ask for.
+const MAX_PAGE: i32 = 100;
+/// Page size when the client gives none.
+const DEFAULT_PAGE: i32 = 50;
+/// Frames buffered per stream before the forwarder waits for the client.
+const STREAM_BUFFER: usize = 32;
 
 /// A message for the agent, with the task it belongs to.
 #[derive(Debug, Clone)]
@@ -45,13 +66,18 @@ pub trait AgentBackend: Send + Sync + 'static {
         req: AgentRequest,
         emit: EmitSink,
     ) -> impl Future<Output = Result<TaskUpdate, AgentFailure>> + Send;
+
+    /// Tells the agent a task was canceled.
+    fn cancel(&self, task_id: String) -> impl Future<Output = ()> + Send;
 }
 
 /// What to send back for a request.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Reply {
     /// A JSON-RPC response body.
     Json(Vec<u8>),
+    /// An SSE stream: each item is one complete `data:` event.
+    Stream(mpsc::Receiver<Bytes>),
     /// A notification was processed: nothing to send.
     Nothing,
 }
@@ -61,21 +87,66 @@ pub enum Reply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     SendMessage,
+    SendStreamingMessage,
+    GetTask,
+    ListTasks,
+    CancelTask,
+    SubscribeToTask,
+    CreatePushConfig,
+    GetPushConfig,
+    ListPushConfigs,
+    DeletePushConfig,
+    GetExtendedAgentCard,
 }
 
 impl Method {
-    fn parse(name: &str) -> Option<Method> {
-        match name {
-            "SendMessage" | "message/send" => Some(Method::SendMessage),
-            _ => None,
-        }
+    /// The method a name means, in 1.0 or in 0.3 spelling.
+    pub fn parse(name: &str) -> Option<Method> {
+        Some(match name {
+            "SendMessage" | "message/send" => Method::SendMessage,
+            "SendStreamingMessage" | "message/stream" => Method::SendStreamingMessage,
+            "GetTask" | "tasks/get" => Method::GetTask,
+            "ListTasks" | "tasks/list" => Method::ListTasks,
+            "CancelTask" | "tasks/cancel" => Method::CancelTask,
+            "SubscribeToTask" | "tasks/resubscribe" => Method::SubscribeToTask,
+            "CreateTaskPushNotificationConfig" | "tasks/pushNotificationConfig/set" => {
+                Method::CreatePushConfig
+            }
+            "GetTaskPushNotificationConfig" | "tasks/pushNotificationConfig/get" => {
+                Method::GetPushConfig
+            }
+            "ListTaskPushNotificationConfigs"
+            | "ListTaskPushNotificationConfig"
+            | "tasks/pushNotificationConfig/list" => Method::ListPushConfigs,
+            "DeleteTaskPushNotificationConfig" | "tasks/pushNotificationConfig/delete" => {
+                Method::DeletePushConfig
+            }
+            "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
+                Method::GetExtendedAgentCard
+            }
+            _ => return None,
+        })
     }
+
+    fn streams(self) -> bool {
+        matches!(self, Method::SendStreamingMessage | Method::SubscribeToTask)
+    }
+}
+
+/// What an agent's server offers beyond the basics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// SendStreamingMessage and SubscribeToTask work.
+    pub streaming: bool,
+    /// Which push webhooks are allowed (and whether push works at all).
+    pub push: PushPolicy,
 }
 
 /// The A2A server of one agent instance: its task store and its backend.
 pub struct A2aService<B> {
-    backend: B,
+    backend: Arc<B>,
     tasks: Arc<TaskStore>,
+    capabilities: Capabilities,
 }
 
 fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
@@ -91,53 +162,111 @@ fn history_length(n: Option<i32>) -> Result<Option<usize>, RpcError> {
     }
 }
 
+fn page_size(n: Option<i32>) -> Result<usize, RpcError> {
+    match n.unwrap_or(DEFAULT_PAGE) {
+        n @ 1..=MAX_PAGE => Ok(n as usize),
+        n => Err(RpcError::invalid_params(format!(
+            "pageSize must be between 1 and {MAX_PAGE}, not {n}"
+        ))),
+    }
+}
+
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+fn task_result(task: Task, history: Option<usize>) -> Value {
+    serde_json::to_value(with_history(task, history)).expect("tasks serialise")
+}
+
+/// A task that was created or continued, ready for the agent.
+struct Prepared {
+    request: AgentRequest,
+    snapshot: Task,
+    history: Option<usize>,
+    return_immediately: bool,
+}
+
 impl<B: AgentBackend> A2aService<B> {
-    pub fn new(backend: B) -> Self {
+    pub fn new(backend: B, capabilities: Capabilities) -> Self {
         A2aService {
-            backend,
+            backend: Arc::new(backend),
             tasks: Arc::new(TaskStore::default()),
+            capabilities,
         }
     }
 
-    /// The agent behind this service.
-    pub fn backend(&self) -> &B {
-        &self.backend
+    /// What this agent's server offers (for its card).
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
     }
 
     /// Answers one JSON-RPC body. `version` is the client's `A2A-Version`.
-    pub async fn call(&self, version: Option<&str>, body: &[u8]) -> Reply {
+    pub async fn call(self: &Arc<Self>, version: Option<&str>, body: &[u8]) -> Reply {
         let request = match jsonrpc::parse(body) {
             Ok(r) => r,
             Err((id, e)) => return Reply::Json(jsonrpc::error_body(&id, &e)),
         };
-        let outcome = self
-            .dispatch(version, &request.method, request.params)
-            .await;
+        let reply_id = request.id.clone().unwrap_or(Value::Null);
+        let method = match version.filter(|v| *v != "1.0") {
+            Some(v) => Err(RpcError::version_not_supported(v)),
+            None => Method::parse(&request.method)
+                .ok_or_else(|| RpcError::method_not_found(&request.method)),
+        };
+        let outcome = match method {
+            Ok(m) if m.streams() => {
+                let stream = self.stream(m, reply_id, request.params).await;
+                return match request.id {
+                    Some(_) => Reply::Stream(stream),
+                    None => Reply::Nothing,
+                };
+            }
+            Ok(m) => self.dispatch(m, request.params).await,
+            Err(e) => Err(e),
+        };
         match request.id {
             None => Reply::Nothing,
-            Some(id) => Reply::Json(respond(&id, outcome)),
+            Some(id) => Reply::Json(match outcome {
+                Ok(result) => jsonrpc::result_body(&id, &result),
+                Err(e) => jsonrpc::error_body(&id, &e),
+            }),
         }
     }
 
-    async fn dispatch(
-        &self,
-        version: Option<&str>,
-        method: &str,
-        p: Value,
-    ) -> Result<Value, RpcError> {
-        if let Some(v) = version.filter(|v| *v != "1.0") {
-            return Err(RpcError::version_not_supported(v));
-        }
-        match Method::parse(method).ok_or_else(|| RpcError::method_not_found(method))? {
+    async fn dispatch(self: &Arc<Self>, method: Method, p: Value) -> Result<Value, RpcError> {
+        match method {
             Method::SendMessage => self.send_message(params(p)?).await,
+            Method::GetTask => self.get_task(params(p)?),
+            Method::ListTasks => self.list_tasks(params(p)?),
+            Method::CancelTask => self.cancel_task(params(p)?),
+            Method::CreatePushConfig => self.create_push_config(params(p)?).await,
+            Method::GetPushConfig => {
+                self.push_enabled()?;
+                let r: PushConfigRef = params(p)?;
+                let config = self
+                    .tasks
+                    .push_config(&r.task_id, &r.id)
+                    .map_err(store_error)?;
+                Ok(serde_json::to_value(config).expect("configs serialise"))
+            }
+            Method::ListPushConfigs => self.list_push_configs(params(p)?),
+            Method::DeletePushConfig => {
+                self.push_enabled()?;
+                let r: PushConfigRef = params(p)?;
+                self.tasks
+                    .delete_push_config(&r.task_id, &r.id)
+                    .map_err(store_error)?;
+                Ok(json!({}))
+            }
+            Method::GetExtendedAgentCard => Err(RpcError::extended_card_not_configured()),
+            Method::SendStreamingMessage | Method::SubscribeToTask => {
+                unreachable!("streaming methods are answered by stream()")
+            }
         }
     }
 
-    async fn send_message(&self, p: SendMessageParams) -> Result<Value, RpcError> {
+    /// Checks a message and creates or continues its task.
+    async fn prepare(&self, p: SendMessageParams) -> Result<Prepared, RpcError> {
         let config = p.configuration.unwrap_or_default();
         let history = history_length(config.history_length)?;
         let mut message = p.message;
@@ -152,6 +281,20 @@ impl<B: AgentBackend> A2aService<B> {
         if message.role != Role::User {
             return Err(RpcError::invalid_params("message.role must be ROLE_USER"));
         }
+        for (i, part) in message.parts.iter().enumerate() {
+            if let Some(media) = &part.media_type
+                && !INPUT_MODES.contains(&media.as_str())
+            {
+                return Err(RpcError::content_type_not_supported(format!(
+                    "part {i} is {media}; this agent takes {}",
+                    INPUT_MODES.join(", ")
+                )));
+            }
+        }
+        let push = match config.task_push_notification_config {
+            Some(push) => Some(self.checked_push_config(push, None).await?),
+            None => None,
+        };
         let (task_id, context_id, new_task) = match message.task_id.clone() {
             Some(id) => {
                 let task = self
@@ -180,49 +323,332 @@ impl<B: AgentBackend> A2aService<B> {
         };
         message.task_id = Some(task_id.clone());
         message.context_id = Some(context_id.clone());
-        if new_task {
+        let snapshot = if new_task {
             self.tasks.create(&task_id, &context_id, message.clone())
         } else {
             self.tasks.append_user_message(&task_id, message.clone())
         }
         .map_err(store_error)?;
-        let request = AgentRequest {
-            task_id: task_id.clone(),
-            context_id,
-            new_task,
-            message,
-        };
-        let outcome = self.backend.handle(request, self.emit_sink()).await;
-        let task = match outcome {
-            Ok(update) => self.tasks.apply(&task_id, update),
-            Err(AgentFailure::Refused(why)) => self.tasks.apply(&task_id, failed(why)),
-            Err(AgentFailure::Crashed(cause)) => {
-                let _ = self.tasks.apply(&task_id, failed(cause.clone()));
+        if let Some((mut config, queue)) = push {
+            config.task_id = task_id.clone();
+            self.tasks
+                .set_push_config(config, queue)
+                .map_err(store_error)?;
+        }
+        Ok(Prepared {
+            request: AgentRequest {
+                task_id,
+                context_id,
+                new_task,
+                message,
+            },
+            snapshot,
+            history,
+            return_immediately: config.return_immediately.unwrap_or(false),
+        })
+    }
+
+    /// Runs the agent on a request in a task of its own and records the
+    /// outcome. The handle yields the task afterwards, or `-32006` if the
+    /// agent crashed or answered something invalid.
+    fn start_agent(
+        &self,
+        request: AgentRequest,
+    ) -> tokio::task::JoinHandle<Result<Task, RpcError>> {
+        let (backend, tasks) = (Arc::clone(&self.backend), Arc::clone(&self.tasks));
+        let emit_tasks = Arc::clone(&self.tasks);
+        let emit: EmitSink = Arc::new(move |task_id: &str, update: TaskUpdate| {
+            // Progress on an unknown or finished task is dropped: the
+            // guest cannot create or revive tasks by emitting.
+            if valid_update(&update).is_ok() {
+                let _ = emit_tasks.apply(task_id, update);
+            }
+        });
+        tokio::spawn(async move {
+            let task_id = request.task_id.clone();
+            let outcome = backend.handle(request, emit).await;
+            let crash = match outcome {
+                Ok(update) => match valid_update(&update) {
+                    Ok(()) => {
+                        let _ = tasks.apply(&task_id, update);
+                        None
+                    }
+                    Err(why) => Some(why),
+                },
+                Err(AgentFailure::Refused(why)) => {
+                    let _ = tasks.apply(&task_id, failed(why));
+                    None
+                }
+                Err(AgentFailure::Crashed(cause)) => Some(cause),
+            };
+            if let Some(cause) = crash {
+                let _ = tasks.apply(&task_id, failed(cause.clone()));
                 return Err(
                     RpcError::invalid_agent_response(cause).with_data(json!({"taskId": task_id}))
                 );
             }
-        };
-        // A task canceled while the agent worked stays canceled.
-        let task = match task {
-            Ok(task) => task,
-            Err(StoreError::Terminal { .. }) => self
-                .tasks
+            // A task canceled while the agent worked stays canceled.
+            tasks
                 .get(&task_id)
-                .ok_or_else(|| RpcError::task_not_found(&task_id))?,
-            Err(e) => return Err(store_error(e)),
-        };
-        Ok(json!({"task": with_history(task, history)}))
-    }
-
-    fn emit_sink(&self) -> EmitSink {
-        let tasks = Arc::clone(&self.tasks);
-        Arc::new(move |task_id: &str, update: TaskUpdate| {
-            // Progress on an unknown or finished task is dropped: the
-            // guest cannot create or revive tasks by emitting.
-            let _ = tasks.apply(task_id, update);
+                .ok_or_else(|| RpcError::task_not_found(&task_id))
         })
     }
+
+    async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Value, RpcError> {
+        let prepared = self.prepare(p).await?;
+        let run = self.start_agent(prepared.request);
+        if prepared.return_immediately {
+            return Ok(json!({"task": task_result(prepared.snapshot, prepared.history)}));
+        }
+        let task = run.await.map_err(|e| {
+            tracing::error!(error = %e, "agent task panicked");
+            RpcError::internal()
+        })??;
+        Ok(json!({"task": task_result(task, prepared.history)}))
+    }
+
+    fn get_task(&self, p: GetTaskParams) -> Result<Value, RpcError> {
+        let history = history_length(p.history_length)?;
+        let task = self
+            .tasks
+            .get(&p.id)
+            .ok_or_else(|| RpcError::task_not_found(&p.id))?;
+        Ok(task_result(task, history))
+    }
+
+    fn list_tasks(&self, p: ListTasksParams) -> Result<Value, RpcError> {
+        let history = history_length(p.history_length)?;
+        let page_size = page_size(p.page_size)?;
+        let after = match p.page_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => Some(Cursor::parse(token).ok_or_else(|| {
+                RpcError::invalid_params("pageToken is not a token this server issued")
+            })?),
+            None => None,
+        };
+        let since_ms = match p.status_timestamp_after.as_deref() {
+            Some(t) => Some(crate::clock::parse_rfc3339(t).ok_or_else(|| {
+                RpcError::invalid_params(format!(
+                    "statusTimestampAfter {t:?} is not an ISO 8601 timestamp"
+                ))
+            })?),
+            None => None,
+        };
+        let page = self.tasks.list(&TaskQuery {
+            context_id: p.context_id.filter(|c| !c.is_empty()),
+            state: p.status,
+            since_ms,
+            page_size,
+            after,
+        });
+        let include_artifacts = p.include_artifacts.unwrap_or(false);
+        let tasks: Vec<Value> = page
+            .tasks
+            .into_iter()
+            .map(|mut t| {
+                if !include_artifacts {
+                    t.artifacts = None;
+                }
+                task_result(t, history)
+            })
+            .collect();
+        Ok(json!({
+            "tasks": tasks,
+            "nextPageToken": page.next.map(|c| c.token()).unwrap_or_default(),
+            "pageSize": page_size,
+            "totalSize": page.total,
+        }))
+    }
+
+    fn cancel_task(&self, p: TaskIdParams) -> Result<Value, RpcError> {
+        let task = self.tasks.cancel(&p.id).map_err(|e| match e {
+            StoreError::Terminal { id, state } => {
+                RpcError::task_not_cancelable(&id, &format!("{state:?}"))
+            }
+            other => store_error(other),
+        })?;
+        // The task is canceled now; the agent hears of it when its
+        // current call (if any) is done.
+        let backend = Arc::clone(&self.backend);
+        tokio::spawn(async move { backend.cancel(p.id).await });
+        Ok(task_result(task, None))
+    }
+
+    fn push_enabled(&self) -> Result<(), RpcError> {
+        if self.capabilities.push.enabled {
+            Ok(())
+        } else {
+            Err(RpcError::push_not_supported())
+        }
+    }
+
+    /// Validates a push config and starts its delivery queue.
+    async fn checked_push_config(
+        &self,
+        mut config: PushConfig,
+        task_id: Option<&str>,
+    ) -> Result<(PushConfig, PushQueue), RpcError> {
+        self.push_enabled()?;
+        if let Some(task_id) = task_id {
+            config.task_id = task_id.to_string();
+        }
+        if config.id.is_empty() {
+            config.id = new_id();
+        }
+        let webhook = self
+            .capabilities
+            .push
+            .resolve(&config.url)
+            .await
+            .map_err(RpcError::invalid_params)?;
+        let queue = PushQueue::start(&config, webhook);
+        Ok((config, queue))
+    }
+
+    async fn create_push_config(&self, config: PushConfig) -> Result<Value, RpcError> {
+        self.push_enabled()?;
+        if config.task_id.is_empty() {
+            return Err(RpcError::invalid_params("taskId is required"));
+        }
+        let task_id = config.task_id.clone();
+        if self.tasks.get(&task_id).is_none() {
+            return Err(RpcError::task_not_found(&task_id));
+        }
+        let (config, queue) = self.checked_push_config(config, Some(&task_id)).await?;
+        let stored = self
+            .tasks
+            .set_push_config(config, queue)
+            .map_err(store_error)?;
+        Ok(serde_json::to_value(stored).expect("configs serialise"))
+    }
+
+    fn list_push_configs(&self, p: ListPushConfigsParams) -> Result<Value, RpcError> {
+        self.push_enabled()?;
+        let limit = page_size(p.page_size.filter(|n| *n != 0))?;
+        let after = match p.page_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        RpcError::invalid_params("pageToken is not a token this server issued")
+                    })?,
+            ),
+            None => None,
+        };
+        let (configs, more) = self
+            .tasks
+            .push_configs(&p.task_id, after.as_deref(), limit)
+            .map_err(store_error)?;
+        let next = match (more, configs.last()) {
+            (true, Some(last)) => URL_SAFE_NO_PAD.encode(&last.id),
+            _ => String::new(),
+        };
+        Ok(json!({"configs": configs, "nextPageToken": next}))
+    }
+
+    /// Answers a streaming method: one SSE event per StreamResponse.
+    async fn stream(
+        self: &Arc<Self>,
+        method: Method,
+        id: RequestId,
+        p: Value,
+    ) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let started = match method {
+            _ if !self.capabilities.streaming => Err(RpcError::unsupported_operation(
+                "this agent does not stream (its card says streaming: false)",
+            )),
+            Method::SendStreamingMessage => self.start_stream(p).await,
+            _ => self.resubscribe(p),
+        };
+        match started {
+            Ok((snapshot, events)) => {
+                let first =
+                    serde_json::to_vec(&StreamResponse::Task(snapshot)).expect("tasks serialise");
+                tokio::spawn(forward(id, first, events, tx));
+            }
+            Err(e) => {
+                let _ = tx.try_send(jsonrpc::sse_error(&id, &e));
+            }
+        }
+        rx
+    }
+
+    async fn start_stream(
+        &self,
+        p: Value,
+    ) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
+        let prepared = self.prepare(params(p)?).await?;
+        // Subscribe before the agent starts, so no event is missed.
+        let (_, events) = self
+            .tasks
+            .subscribe(&prepared.request.task_id)
+            .map_err(store_error)?;
+        let snapshot = with_history(prepared.snapshot, prepared.history);
+        drop(self.start_agent(prepared.request));
+        Ok((snapshot, events))
+    }
+
+    fn resubscribe(&self, p: Value) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
+        let p: TaskIdParams = params(p)?;
+        self.tasks.subscribe(&p.id).map_err(|e| match e {
+            StoreError::Terminal { id, state } => RpcError::unsupported_operation(format!(
+                "task {id} is {state:?}; there is nothing left to subscribe to"
+            )),
+            other => store_error(other),
+        })
+    }
+}
+
+/// Sends the first event and then every task event until one ends the
+/// stream, the client goes away, or the client falls too far behind.
+async fn forward(
+    id: RequestId,
+    first: Vec<u8>,
+    mut events: broadcast::Receiver<TaskEvent>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    if tx.send(jsonrpc::sse_result(&id, &first)).await.is_err() {
+        return;
+    }
+    loop {
+        let event = tokio::select! {
+            _ = tx.closed() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(event) => {
+                if tx
+                    .send(jsonrpc::sse_result(&id, &event.json))
+                    .await
+                    .is_err()
+                    || event.ends_stream
+                {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                let e = RpcError::internal().with_data(json!({
+                    "reason": format!("the client fell {missed} events behind; subscribe again"),
+                }));
+                let _ = tx.send(jsonrpc::sse_error(&id, &e)).await;
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// An update the agent may make: messages and artifacts have content.
+fn valid_update(update: &TaskUpdate) -> Result<(), String> {
+    if update.message.as_ref().is_some_and(|m| m.parts.is_empty()) {
+        return Err("the agent's status message has no parts".into());
+    }
+    if let Some(a) = update.artifacts.iter().find(|a| a.parts.is_empty()) {
+        return Err(format!("artifact {:?} has no parts", a.artifact_id));
+    }
+    Ok(())
 }
 
 fn failed(why: String) -> TaskUpdate {
@@ -250,146 +676,11 @@ fn store_error(e: StoreError) -> RpcError {
     match e {
         StoreError::NotFound(id) => RpcError::task_not_found(&id),
         StoreError::Terminal { id, state } => terminal(&id, state),
-        StoreError::Full => RpcError::unsupported_operation(StoreError::Full.to_string()),
-    }
-}
-
-fn respond(id: &RequestId, outcome: Result<Value, RpcError>) -> Vec<u8> {
-    match outcome {
-        Ok(result) => jsonrpc::result_body(id, &result),
-        Err(e) => jsonrpc::error_body(id, &e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::a2a::types::PartContent;
-
-    /// Echoes the text back; fails on "refuse", crashes on "crash",
-    /// stays working on "wait".
-    struct Echo;
-
-    impl AgentBackend for Echo {
-        async fn handle(
-            &self,
-            req: AgentRequest,
-            _emit: EmitSink,
-        ) -> Result<TaskUpdate, AgentFailure> {
-            let text = match &req.message.parts[0].content {
-                PartContent::Text(t) => t.clone(),
-                _ => String::new(),
-            };
-            match text.as_str() {
-                "refuse" => Err(AgentFailure::Refused("no thanks".into())),
-                "crash" => Err(AgentFailure::Crashed("guest panic".into())),
-                _ => Ok(TaskUpdate {
-                    state: if text == "wait" {
-                        TaskState::Working
-                    } else {
-                        TaskState::Completed
-                    },
-                    message: Some(failed(format!("echo: {text}")).message.unwrap()),
-                    artifacts: vec![],
-                }),
-            }
+        StoreError::ConfigNotFound { task, config } => RpcError::task_not_found(&task).with_data(
+            json!({"reason": format!("push config {config} not found for task {task}")}),
+        ),
+        e @ (StoreError::Full | StoreError::TooManyConfigs(_)) => {
+            RpcError::unsupported_operation(e.to_string())
         }
-    }
-
-    async fn call(svc: &A2aService<Echo>, body: Value) -> Value {
-        match svc.call(None, body.to_string().as_bytes()).await {
-            Reply::Json(b) => serde_json::from_slice(&b).unwrap(),
-            Reply::Nothing => Value::Null,
-        }
-    }
-
-    fn send(text: &str, task_id: Option<&str>) -> Value {
-        let mut message =
-            json!({"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": text}]});
-        if let Some(t) = task_id {
-            message["taskId"] = json!(t);
-        }
-        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}})
-    }
-
-    #[tokio::test]
-    async fn send_message_runs_the_task_rules() {
-        let svc = A2aService::new(Echo);
-        let r = call(&svc, send("hello", None)).await;
-        let task = &r["result"]["task"];
-        assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED");
-        assert_eq!(task["status"]["message"]["parts"][0]["text"], "echo: hello");
-        assert_eq!(task["history"].as_array().unwrap().len(), 2);
-        let done = task["id"].as_str().unwrap();
-        assert_eq!(
-            call(&svc, send("again", Some(done))).await["error"]["code"],
-            -32004
-        );
-        assert_eq!(
-            call(&svc, send("x", Some("missing"))).await["error"]["code"],
-            -32001
-        );
-
-        let r = call(&svc, send("wait", None)).await;
-        let working = r["result"]["task"]["id"].as_str().unwrap().to_string();
-        let r = call(&svc, send("more", Some(&working))).await;
-        assert_eq!(r["result"]["task"]["history"].as_array().unwrap().len(), 4);
-
-        let r = call(&svc, send("refuse", None)).await;
-        assert_eq!(r["result"]["task"]["status"]["state"], "TASK_STATE_FAILED");
-        let r = call(&svc, send("crash", None)).await;
-        assert_eq!(r["error"]["code"], -32006);
-        assert!(
-            r["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("guest panic")
-        );
-    }
-
-    #[tokio::test]
-    async fn bad_calls_get_their_codes() {
-        let svc = A2aService::new(Echo);
-        let m = |method: &str, params: Value| json!({"jsonrpc": "2.0", "id": "x", "method": method, "params": params});
-        assert_eq!(
-            call(&svc, m("Nope", json!({}))).await["error"]["code"],
-            -32601
-        );
-        assert_eq!(
-            call(&svc, m("SendMessage", json!({}))).await["error"]["code"],
-            -32602
-        );
-        let bad_role =
-            json!({"message": {"messageId": "1", "role": "ROLE_BOSS", "parts": [{"text": "a"}]}});
-        assert_eq!(
-            call(&svc, m("SendMessage", bad_role)).await["error"]["code"],
-            -32602
-        );
-        let no_parts = json!({"message": {"messageId": "1", "role": "ROLE_USER", "parts": []}});
-        assert_eq!(
-            call(&svc, m("SendMessage", no_parts)).await["error"]["code"],
-            -32602
-        );
-        let r = call(&svc, send("alias", None)).await;
-        assert_eq!(r["id"], 1);
-        let alias = json!({"jsonrpc": "2.0", "id": 2, "method": "message/send", "params": send("a", None)["params"]});
-        assert_eq!(
-            call(&svc, alias).await["result"]["task"]["status"]["state"],
-            "TASK_STATE_COMPLETED"
-        );
-        let v = svc
-            .call(Some("0.2"), send("a", None).to_string().as_bytes())
-            .await;
-        let Reply::Json(v) = v else { panic!() };
-        assert_eq!(
-            serde_json::from_slice::<Value>(&v).unwrap()["error"]["code"],
-            -32009
-        );
-        let notification =
-            json!({"jsonrpc": "2.0", "method": "SendMessage", "params": send("n", None)["params"]});
-        assert_eq!(
-            svc.call(None, notification.to_string().as_bytes()).await,
-            Reply::Nothing
-        );
     }
 }

@@ -236,14 +236,130 @@ pub struct SendConfiguration {
     #[serde(default)]
     pub return_immediately: Option<bool>,
     #[serde(default)]
-    pub task_push_notification_config: Option<Value>,
+    pub task_push_notification_config: Option<PushConfig>,
 }
 
-/// The result of `SendMessage`: the task, as the agent left it.
-#[derive(Debug, Clone, Serialize)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A task's status changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum SendMessageResult {
+pub struct TaskStatusUpdateEvent {
+    pub task_id: String,
+    pub context_id: String,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// A task produced (part of) an artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskArtifactUpdateEvent {
+    pub task_id: String,
+    pub context_id: String,
+    pub artifact: Artifact,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub append: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub last_chunk: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// One item of a stream (and the body of a push notification): exactly
+/// one of its fields is set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StreamResponse {
     Task(Task),
+    Message(Message),
+    StatusUpdate(TaskStatusUpdateEvent),
+    ArtifactUpdate(TaskArtifactUpdateEvent),
+}
+
+/// `GetTask` params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTaskParams {
+    pub id: String,
+    #[serde(default)]
+    pub history_length: Option<i32>,
+}
+
+/// `CancelTask` and `SubscribeToTask` params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskIdParams {
+    pub id: String,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// `ListTasks` params.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTasksParams {
+    #[serde(default)]
+    pub context_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<TaskState>,
+    #[serde(default)]
+    pub page_size: Option<i32>,
+    #[serde(default)]
+    pub page_token: Option<String>,
+    #[serde(default)]
+    pub history_length: Option<i32>,
+    #[serde(default)]
+    pub status_timestamp_after: Option<String>,
+    #[serde(default)]
+    pub include_artifacts: Option<bool>,
+}
+
+/// How the host authenticates to a push webhook:
+/// `Authorization: <scheme> <credentials>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationInfo {
+    pub scheme: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+}
+
+/// A webhook for a task's updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushConfig {
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default)]
+    pub id: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationInfo>,
+}
+
+/// `Get`/`DeleteTaskPushNotificationConfig` params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushConfigRef {
+    pub task_id: String,
+    pub id: String,
+}
+
+/// `ListTaskPushNotificationConfigs` params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPushConfigsParams {
+    pub task_id: String,
+    #[serde(default)]
+    pub page_size: Option<i32>,
+    #[serde(default)]
+    pub page_token: Option<String>,
 }
 
 #[cfg(test)]

@@ -130,6 +130,7 @@ async fn handle(
     };
     match agent.service.call(version.as_deref(), &body).await {
         Reply::Json(bytes) => json_bytes(StatusCode::OK, bytes),
+        Reply::Stream(events) => super::http::sse_response(events),
         Reply::Nothing => {
             let mut r = Response::new(super::http::full(""));
             *r.status_mut() = StatusCode::NO_CONTENT;
@@ -161,7 +162,8 @@ fn card(
         (None, None) => format!("localhost:{}", agent.port),
     };
     let url = format!("http://{authority}/");
-    let card = agent_card(&agent.info, Some(&url), session.token().is_some());
+    let push = agent.service.capabilities().push.enabled;
+    let card = agent_card(&agent.info, Some(&url), session.token().is_some(), push);
     let mut r = json_response(StatusCode::OK, &card);
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));

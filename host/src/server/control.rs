@@ -79,7 +79,8 @@ impl ControlApi {
             .components()
             .map(|c| {
                 let info = crate::session::info_from_guest(c.info.clone());
-                json!({"name": c.name, "card": agent_card(&info, None, true)})
+                let push = self.registry.settings().push.enabled;
+                json!({"name": c.name, "card": agent_card(&info, None, true, push)})
             })
             .collect();
         json_response(StatusCode::OK, &json!({"components": components}))

@@ -37,6 +37,37 @@ pub fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> 
     response
 }
 
+/// A body fed by a channel: each item is sent as soon as it arrives; the
+/// body ends when the sender is dropped. Dropping the body (the client
+/// left) closes the channel, which tells the producer to stop.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|item| item.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
+/// A `text/event-stream` response whose events come from `events`.
+pub fn sse_response(events: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
+    let mut response = Response::new(BoxBody::new(ChannelBody(events)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
 /// A response with `value` as JSON.
 pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     json_bytes(

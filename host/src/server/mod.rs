@@ -51,6 +51,7 @@ impl Server {
             pool,
             RegistrySettings {
                 allow_open_sessions: config.allow_open_sessions,
+                push: config.push,
             },
             serve_port,
         ));

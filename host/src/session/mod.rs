@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub use agent::{SlotService, WasmAgent, info_from_guest};
 pub use spec::{SessionRequest, SessionSpec, SlotSpec};
 
-use crate::a2a::{A2aService, AgentInfo};
+use crate::a2a::{A2aService, AgentInfo, Capabilities, PushPolicy};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::runtime::{LogTag, Runtime};
 
@@ -139,6 +139,8 @@ pub type ServePort = Arc<
 pub struct RegistrySettings {
     /// Whether `auth: "none"` is accepted.
     pub allow_open_sessions: bool,
+    /// Push notification webhooks allowed (and whether push works).
+    pub push: PushPolicy,
 }
 
 /// Every live session, by id.
@@ -164,6 +166,11 @@ impl SessionRegistry {
             serve_port,
             sessions: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Settings sessions are created with.
+    pub fn settings(&self) -> &RegistrySettings {
+        &self.settings
     }
 
     /// The sandbox every session's agents run in.
@@ -237,13 +244,17 @@ impl SessionRegistry {
                 .enumerate()
                 .map(|(slot, ((slot_spec, component, instance, info), lease))| {
                     let info = info_from_guest(info);
+                    let capabilities = Capabilities {
+                        streaming: info.streaming,
+                        push: self.settings.push,
+                    };
                     Arc::new(SlotAgent {
                         slot: slot as u8,
                         name: slot_spec.name.clone().unwrap_or_else(|| info.name.clone()),
                         component: component.name.clone(),
                         port: lease.port,
                         info,
-                        service: Arc::new(A2aService::new(WasmAgent::new(instance))),
+                        service: Arc::new(A2aService::new(WasmAgent::new(instance), capabilities)),
                     })
                 })
                 .collect(),
