@@ -10,6 +10,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Free-form metadata: a JSON object (a proto `Struct`), never another
+/// JSON type.
+pub type Metadata = serde_json::Map<String, Value>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     #[serde(rename = "ROLE_USER")]
@@ -62,12 +66,12 @@ pub enum PartContent {
 /// A piece of a message or artifact: exactly one content field plus
 /// optional media type, file name and metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "PartWire", into = "PartWire")]
+#[serde(try_from = "Value", into = "PartWire")]
 pub struct Part {
     pub content: PartContent,
     pub media_type: Option<String>,
     pub filename: Option<String>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
 }
 
 impl Part {
@@ -97,7 +101,52 @@ struct PartWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     filename: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    metadata: Option<Value>,
+    metadata: Option<Metadata>,
+}
+
+impl TryFrom<Value> for Part {
+    type Error = String;
+    fn try_from(v: Value) -> Result<Self, String> {
+        if !v.is_object() {
+            return Err(format!("a part must be an object, not {v}"));
+        }
+        let wire: PartWire = serde_json::from_value(v).map_err(|e| format!("bad part: {e}"))?;
+        Part::try_from(wire)
+    }
+}
+
+/// Deserialises a field that must be a JSON object: serde would also
+/// take an array for a struct, which the wire format does not allow.
+fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        v @ Value::Object(_) => serde_json::from_value(v).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected an object, found {other}"
+        ))),
+    }
+}
+
+/// As [`object`], for an optional field (`null` is unset).
+fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v @ Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected an object, found {other}"
+        ))),
+    }
 }
 
 impl TryFrom<PartWire> for Part {
@@ -171,7 +220,7 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,7 +237,7 @@ pub struct Artifact {
     pub description: Option<String>,
     pub parts: Vec<Part>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,18 +261,19 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<Message>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
 }
 
 /// `SendMessage` / `SendStreamingMessage` params.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageParams {
+    #[serde(deserialize_with = "object")]
     pub message: Message,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub configuration: Option<SendConfiguration>,
     #[serde(default)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -235,7 +285,7 @@ pub struct SendConfiguration {
     pub history_length: Option<i32>,
     #[serde(default)]
     pub return_immediately: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub task_push_notification_config: Option<PushConfig>,
 }
 
@@ -251,7 +301,7 @@ pub struct TaskStatusUpdateEvent {
     pub context_id: String,
     pub status: TaskStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
 }
 
 /// A task produced (part of) an artifact.
@@ -266,7 +316,7 @@ pub struct TaskArtifactUpdateEvent {
     #[serde(default, skip_serializing_if = "is_false")]
     pub last_chunk: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
 }
 
 /// One item of a stream (and the body of a push notification): exactly
@@ -295,7 +345,7 @@ pub struct GetTaskParams {
 pub struct TaskIdParams {
     pub id: String,
     #[serde(default)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
 }
 
 /// `ListTasks` params.
@@ -339,7 +389,11 @@ pub struct PushConfig {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_object"
+    )]
     pub authentication: Option<AuthenticationInfo>,
 }
 
