@@ -13,7 +13,7 @@ AGENTS := zero-rb bpa robust-rb upside-hunter conformance
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 
-.PHONY: all setup agents host run test bench bench-deps lint clean-agents
+.PHONY: all setup agents host run test bench bench-deps interop-deps lint clean-agents
 
 all: agents host
 
@@ -36,7 +36,23 @@ host:
 run: agents host
 	ulimit -n $$(ulimit -Hn) && $(HOST_BIN) serve --listen 127.0.0.1:8080 --agents-dir $(AGENTS_OUT)
 
-test: agents host lint
+# The official A2A SDKs the interop suite drives: Python a2a-sdk in a
+# venv, JavaScript @a2a-js/sdk from the lock file.
+INTEROP := tests/interop
+A2A_PY_SDK := a2a-sdk==1.3.0
+
+interop-deps: $(INTEROP)/.venv/.installed $(INTEROP)/node_modules/.installed
+
+$(INTEROP)/.venv/.installed:
+	python3 -m venv $(INTEROP)/.venv
+	$(INTEROP)/.venv/bin/pip install -q --disable-pip-version-check "$(A2A_PY_SDK)"
+	touch $@
+
+$(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: agents host lint interop-deps
 	$(CARGO) test --release --workspace
 	cd agents && $(CARGO) test --release -p drafter --target $$(rustc -vV | sed -n 's/^host: //p')
 

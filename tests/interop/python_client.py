@@ -1,0 +1,151 @@
+"""Drives a live a2a-sandbox agent port with the official Python SDK
+(a2a-sdk 1.x): resolve the card, send, stream, get, list, cancel, and a
+push config whose webhook this program serves on loopback.
+
+Usage: python_client.py AGENT_URL TOKEN
+Prints one "PASS <step>" line per step; exits non-zero on the first failure.
+"""
+
+import asyncio
+import http.server
+import json
+import queue
+import sys
+import threading
+import uuid
+
+import httpx
+from a2a.client import A2ACardResolver, ClientConfig, create_client
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageConfiguration,
+    SendMessageRequest,
+    TaskPushNotificationConfig,
+    TaskState,
+)
+
+
+def check(condition, what):
+    if not condition:
+        raise AssertionError(what)
+
+
+def user_message(text, task_id=None):
+    m = Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER, parts=[Part(text=text)])
+    if task_id:
+        m.task_id = task_id
+    return m
+
+
+def start_webhook():
+    received = queue.Queue()
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.put(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hook", received
+
+
+async def collect(stream):
+    return [event async for event in stream]
+
+
+def final_task(events):
+    """The task as the last event left it (the SDK yields StreamResponse)."""
+    tasks = [e.task for e in events if e.HasField("task")]
+    check(tasks, f"a task in the responses: {events}")
+    return tasks[-1]
+
+
+async def main(url, token):
+    http_client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    card = await A2ACardResolver(http_client, url).get_agent_card()
+    check(card.name == "Conformance agent", f"card name: {card.name}")
+    check(card.capabilities.streaming, "card says streaming")
+    check(card.capabilities.push_notifications, "card says push")
+    check(card.supported_interfaces[0].url == url, "card URL is the one we used")
+    print("PASS card")
+
+    plain = await create_client(card, ClientConfig(streaming=False, httpx_client=http_client))
+    streaming = await create_client(card, ClientConfig(streaming=True, httpx_client=http_client))
+
+    events = await collect(plain.send_message(SendMessageRequest(message=user_message("complete"))))
+    done = final_task(events)
+    check(done.status.state == TaskState.TASK_STATE_COMPLETED, f"completed: {done.status}")
+    check(done.artifacts[0].name == "result", "artifact")
+    print("PASS send")
+
+    events = await collect(streaming.send_message(SendMessageRequest(message=user_message("stream 2"))))
+    kinds = [e.WhichOneof("payload") for e in events]
+    check(kinds[0] == "task", f"stream starts with the task: {kinds}")
+    check(kinds.count("status_update") >= 3, f"progress and final status: {kinds}")
+    check("artifact_update" in kinds, f"an artifact update: {kinds}")
+    last = events[-1].status_update
+    check(last.status.state == TaskState.TASK_STATE_COMPLETED, f"stream ends completed: {last}")
+    streamed_id = last.task_id
+    print("PASS stream")
+
+    got = await plain.get_task(GetTaskRequest(id=streamed_id, history_length=1))
+    check(got.id == streamed_id, "get returns the task")
+    check(len(got.history) == 1, f"historyLength honoured: {len(got.history)}")
+    print("PASS get")
+
+    page = await plain.list_tasks(ListTasksRequest(page_size=1))
+    check(len(page.tasks) == 1 and page.total_size >= 2, f"page: {page}")
+    check(page.next_page_token != "", "a next page token")
+    page2 = await plain.list_tasks(ListTasksRequest(page_size=1, page_token=page.next_page_token))
+    check(page2.tasks[0].id != page.tasks[0].id, "the second page moves on")
+    print("PASS list")
+
+    events = await collect(plain.send_message(SendMessageRequest(message=user_message("keep working"))))
+    working = final_task(events)
+    check(working.status.state == TaskState.TASK_STATE_WORKING, f"working: {working.status}")
+    canceled = await plain.cancel_task(CancelTaskRequest(id=working.id))
+    check(canceled.status.state == TaskState.TASK_STATE_CANCELED, f"canceled: {canceled.status}")
+    print("PASS cancel")
+
+    hook_url, received = start_webhook()
+    events = await collect(plain.send_message(SendMessageRequest(message=user_message("watch"))))
+    watched = final_task(events)
+    config = await plain.create_task_push_notification_config(
+        TaskPushNotificationConfig(task_id=watched.id, url=hook_url, token="py-token")
+    )
+    check(config.id, "the server assigned a config id")
+    await collect(plain.send_message(SendMessageRequest(message=user_message("complete", watched.id))))
+    states = []
+    while "TASK_STATE_COMPLETED" not in states:
+        headers, body = await asyncio.to_thread(received.get, True, 10)
+        check(headers.get("x-a2a-notification-token") == "py-token", f"token header: {headers}")
+        if "statusUpdate" in body:
+            states.append(body["statusUpdate"]["status"]["state"])
+    print("PASS push")
+
+    try:
+        await plain.get_task(GetTaskRequest(id="no-such-task"))
+        check(False, "unknown task raised")
+    except AssertionError:
+        raise
+    except Exception as error:  # the SDK maps -32001 to its own error type
+        check("not found" in str(error).lower() or "TaskNotFound" in type(error).__name__, f"error: {error!r}")
+    print("PASS errors")
+
+    await http_client.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
