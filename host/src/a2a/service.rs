@@ -58,7 +58,9 @@ pub enum AgentFailure {
 pub type EmitSink = Arc<dyn Fn(&str, TaskUpdate) + Send + Sync>;
 
 /// What the protocol layer needs of an agent. The host implements it
-/// with a Wasm instance; tests implement it with plain Rust.
+/// with a Wasm instance. The service calls both methods from a task of
+/// their own, never from a request's future, so they always run to the
+/// end even when the client that caused them has gone.
 pub trait AgentBackend: Send + Sync + 'static {
     /// Handles one message and returns the task's new state.
     fn handle(

@@ -15,16 +15,16 @@ use crate::runtime::{AgentInstance, guest};
 /// One agent instance behind a lock: a store runs one call at a time, so
 /// calls to one agent queue here while other agents run in parallel.
 ///
-/// Every call runs in a task of its own, so a caller that goes away
-/// never drops a guest in the middle of a call.
+/// [`A2aService`](crate::a2a::A2aService) makes every call from a task of
+/// its own, so a client that goes away never drops a guest mid-call.
 pub struct WasmAgent {
-    instance: Arc<tokio::sync::Mutex<AgentInstance>>,
+    instance: tokio::sync::Mutex<AgentInstance>,
 }
 
 impl WasmAgent {
     pub fn new(instance: AgentInstance) -> Self {
         WasmAgent {
-            instance: Arc::new(tokio::sync::Mutex::new(instance)),
+            instance: tokio::sync::Mutex::new(instance),
         }
     }
 }
@@ -40,29 +40,20 @@ impl AgentBackend for WasmAgent {
         let on_emit = Box::new(move |task_id: &str, update: guest::Update| {
             emit(task_id, update_from_guest(update))
         });
-        let instance = Arc::clone(&self.instance);
-        let call = tokio::spawn(async move {
-            let mut instance = instance.lock().await;
-            instance.handle(&request, on_emit).await
-        });
-        match call.await {
-            Ok(Ok(Ok(update))) => Ok(update_from_guest(update)),
-            Ok(Ok(Err(refusal))) => Err(AgentFailure::Refused(refusal)),
-            Ok(Err(crash)) => Err(AgentFailure::Crashed(crash.to_string())),
-            Err(join) => Err(AgentFailure::Crashed(format!("host task failed: {join}"))),
+        let mut instance = self.instance.lock().await;
+        match instance.handle(&request, on_emit).await {
+            Ok(Ok(update)) => Ok(update_from_guest(update)),
+            Ok(Err(refusal)) => Err(AgentFailure::Refused(refusal)),
+            Err(crash) => Err(AgentFailure::Crashed(crash.to_string())),
         }
     }
 
     async fn cancel(&self, task_id: String) {
-        let instance = Arc::clone(&self.instance);
-        let _ = tokio::spawn(async move {
-            let mut instance = instance.lock().await;
-            if let Err(e) = instance.cancel(&task_id).await {
-                let tag = instance.tag();
-                tracing::warn!(session = %tag.session, slot = tag.slot, task = %task_id, error = %e, "agent cancel failed");
-            }
-        })
-        .await;
+        let mut instance = self.instance.lock().await;
+        if let Err(e) = instance.cancel(&task_id).await {
+            let tag = instance.tag();
+            tracing::warn!(session = %tag.session, slot = tag.slot, task = %task_id, error = %e, "agent cancel failed");
+        }
     }
 }
 

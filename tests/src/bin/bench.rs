@@ -9,6 +9,7 @@ use a2a_sandbox_tests::*;
 use serde_json::json;
 
 const SESSIONS: usize = 1000;
+const STREAMS: usize = 500;
 const WRK_SECONDS: u32 = 10;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
@@ -68,6 +69,40 @@ async fn main() {
     );
     let throughput = wrk(&url, &info.token, &body.to_string());
 
+    // Streaming: time from sending SendStreamingMessage to its first
+    // event, on the conformance agent.
+    let conformance = control
+        .request(
+            "POST",
+            "/v1/sessions",
+            &[],
+            json!({"agents": [{"component": "conformance"}]}).to_string(),
+        )
+        .await
+        .json();
+    let conformance = SessionInfo::from(&conformance);
+    let curl = conformance.urls[0].clone();
+    let mut first_event = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        let t0 = Instant::now();
+        let mut stream = EventStream::open(
+            &curl,
+            &conformance.token,
+            "SendStreamingMessage",
+            text_message("complete"),
+        )
+        .await;
+        let first = stream.expect(5).await;
+        first_event.push(t0.elapsed());
+        assert!(first["result"]["task"].is_object());
+        stream.rest(5).await;
+    }
+    first_event.sort();
+    // Throughput through the whole task store: each call creates a task,
+    // stores the agent's artifact and completes it.
+    let complete = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("complete")});
+    let store_throughput = wrk(&curl, &conformance.token, &complete.to_string());
+
     let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
     println!();
     println!("| benchmark | figure |");
@@ -99,6 +134,20 @@ async fn main() {
             println!("| non-2xx responses during the run | {errors} |");
         }
         None => println!("| SendMessage req/s | wrk not installed (make bench installs it) |"),
+    }
+    println!(
+        "| SendStreamingMessage time to first event, p50 ({STREAMS} streams, new connection each) | {} |",
+        ms(percentile(&first_event, 50.0))
+    );
+    println!(
+        "| SendStreamingMessage time to first event, p99 | {} |",
+        ms(percentile(&first_event, 99.0))
+    );
+    if let Some((rps, p99, errors)) = store_throughput {
+        println!(
+            "| SendMessage req/s through the task store (conformance agent: new task, artifact, completed) | {rps:.0} |"
+        );
+        println!("| its p99 latency / non-2xx | {p99} / {errors} |");
     }
 }
 
