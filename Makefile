@@ -9,11 +9,11 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
-AGENTS := zero-rb bpa robust-rb upside-hunter conformance
+AGENTS := zero-rb bpa robust-rb upside-hunter conformance hostile
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 
-.PHONY: all setup agents host run test bench bench-deps interop-deps lint clean-agents
+.PHONY: all setup agents host run test test-isolation bench bench-deps interop-deps lint clean-agents
 
 all: agents host
 
@@ -63,6 +63,12 @@ lint:
 
 clean-agents:
 	rm -rf $(AGENTS_OUT)
+
+# The isolation suite against any running server (with the hostile
+# fixture loaded): make test-isolation URL=http://127.0.0.1:8080
+test-isolation:
+	@test -n "$(URL)" || { echo "usage: make test-isolation URL=http://HOST:PORT"; exit 2; }
+	$(CARGO) run --release -q -p a2a-sandbox-tests --bin isolation -- $(URL)
 
 # Debian's wrk drives the throughput part of the benchmark.
 bench-deps:

@@ -21,28 +21,21 @@ pub struct Config {
     pub allow_open_sessions: bool,
     /// Largest JSON-RPC request body on an agent port.
     pub max_body_bytes: usize,
-    /// Linear memory per agent instance.
-    pub memory_bytes: usize,
-    /// Wall-clock budget of one call into an agent.
-    pub call_timeout: Duration,
-    /// Agent instances alive at once (sizes the instance pool).
-    pub max_instances: u32,
+    /// What each agent instance may use: memory, time, output.
+    pub guest: GuestLimits,
     /// Push notifications: on or off, and which webhooks are allowed.
     pub push: PushPolicy,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        let guest = GuestLimits::default();
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             port_range: (5000, 9000),
             agents_dir: PathBuf::from("build/agents"),
             allow_open_sessions: false,
             max_body_bytes: 1 << 20,
-            memory_bytes: guest.memory_bytes,
-            call_timeout: guest.call_timeout,
-            max_instances: guest.max_instances,
+            guest: GuestLimits::default(),
             push: PushPolicy::default(),
         }
     }
@@ -86,29 +79,26 @@ impl Config {
                 format!("{lo}-{hi} is empty or starts at 0"),
             ));
         }
-        if self.memory_bytes < 1 << 20 {
+        let g = &self.guest;
+        if g.memory_bytes < 1 << 20 {
             return Err(invalid("memory_bytes", "must be at least 1 MiB"));
         }
-        if self.call_timeout < Duration::from_millis(10) {
+        if g.call_timeout < Duration::from_millis(10) {
             return Err(invalid("call_timeout", "must be at least 10 ms"));
         }
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
-        if self.max_instances == 0 {
+        if g.max_instances == 0 {
             return Err(invalid("max_instances", "must be at least 1"));
         }
-        Ok(())
-    }
-
-    /// The limits every agent instance runs under.
-    pub fn guest_limits(&self) -> GuestLimits {
-        GuestLimits {
-            memory_bytes: self.memory_bytes,
-            call_timeout: self.call_timeout,
-            max_instances: self.max_instances,
-            ..GuestLimits::default()
+        if g.max_response_bytes < 1024 {
+            return Err(invalid("max_response_bytes", "must be at least 1024"));
         }
+        if g.table_elements < 1000 {
+            return Err(invalid("table_elements", "must be at least 1000"));
+        }
+        Ok(())
     }
 }
 

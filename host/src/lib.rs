@@ -6,6 +6,7 @@
 pub mod a2a;
 pub mod clock;
 pub mod config;
+pub mod metrics;
 pub mod ports;
 pub mod runtime;
 pub mod server;

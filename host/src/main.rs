@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use a2a_sandbox::a2a::PushPolicy;
 use a2a_sandbox::config::{Config, parse_port_range};
+use a2a_sandbox::runtime::GuestLimits;
 use a2a_sandbox::server::Server;
 
 /// Hosts A2A agents compiled to WebAssembly components: each session gets
@@ -53,6 +54,19 @@ struct ServeArgs {
     /// Agent instances alive at once across all sessions.
     #[arg(long, value_name = "N", default_value_t = 5000)]
     max_instances: u32,
+    /// Largest answer an agent may give per call, in KiB; larger answers
+    /// fail the task with -32006.
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    max_response_kib: usize,
+    /// Elements per table in an agent instance.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    table_elements: usize,
+    /// Progress updates an agent may emit per call; more are dropped.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_emits_per_call: u32,
+    /// Log lines per second an agent instance may write; more are dropped.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    log_lines_per_second: u32,
     /// Turn push notifications off: cards say pushNotifications: false and
     /// the push config methods answer -32003.
     #[arg(long)]
@@ -72,9 +86,16 @@ impl ServeArgs {
             port_range: self.port_range,
             agents_dir: self.agents_dir,
             allow_open_sessions: self.allow_open_sessions,
-            call_timeout: Duration::from_millis(self.call_timeout_ms),
-            memory_bytes: self.memory_mib << 20,
-            max_instances: self.max_instances,
+            guest: GuestLimits {
+                call_timeout: Duration::from_millis(self.call_timeout_ms),
+                memory_bytes: self.memory_mib << 20,
+                max_instances: self.max_instances,
+                max_response_bytes: self.max_response_kib << 10,
+                table_elements: self.table_elements,
+                max_emits_per_call: self.max_emits_per_call,
+                log_lines_per_second: self.log_lines_per_second,
+                ..GuestLimits::default()
+            },
             push: PushPolicy {
                 enabled: !self.no_push,
                 allow_loopback: !self.push_deny_loopback,
@@ -98,11 +119,19 @@ fn main() -> anyhow::Result<()> {
             let config = args.into_config();
             config.validate()?;
             tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(worker_threads())
                 .enable_all()
                 .build()?
                 .block_on(serve(config))
         }
     }
+}
+
+/// Worker threads: four per core. Guests that compute for long hold a
+/// thread for up to one epoch tick at a time; with more threads than
+/// cores the kernel can still run a quiet request's thread at once.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -24,6 +24,14 @@ pub const MAX_TASKS: usize = 1000;
 pub const MAX_PUSH_CONFIGS: usize = 10;
 /// Events buffered per subscriber; one that falls further behind is cut off.
 pub const SUBSCRIBER_BUFFER: usize = 256;
+/// Messages kept in a task's history; older ones are dropped.
+pub const MAX_HISTORY: usize = 100;
+/// Artifacts kept per task; older ones are dropped.
+pub const MAX_ARTIFACTS: usize = 100;
+/// Content bytes an agent's store may hold. Past this, finished tasks
+/// are dropped oldest first, then the oldest history of the task being
+/// changed, and new tasks are refused while working ones fill it.
+pub const MAX_STORE_BYTES: usize = 32 << 20;
 
 /// A change the agent made to a task.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +68,8 @@ pub enum StoreError {
 
 struct Entry {
     task: Task,
+    /// Content bytes of the task, as [`content_bytes`] counts them.
+    bytes: usize,
     /// Status timestamp, ms since the epoch: the ListTasks sort key.
     updated_ms: u64,
     events: Option<broadcast::Sender<TaskEvent>>,
@@ -107,30 +117,101 @@ fn event(response: &StreamResponse, ends_stream: bool) -> TaskEvent {
     }
 }
 
+/// Bytes of content in a task: parts of its history, status message and
+/// artifacts, plus a fixed overhead per message.
+fn content_bytes(task: &Task) -> usize {
+    fn parts(parts: &[super::types::Part]) -> usize {
+        use super::types::PartContent;
+        parts
+            .iter()
+            .map(|p| match &p.content {
+                PartContent::Text(t) | PartContent::Url(t) => t.len(),
+                PartContent::Raw(r) => r.len(),
+                PartContent::Data(d) => d.to_string().len(),
+            })
+            .sum::<usize>()
+            + 64
+    }
+    let history: usize = task.history.iter().flatten().map(|m| parts(&m.parts)).sum();
+    let artifacts: usize = task
+        .artifacts
+        .iter()
+        .flatten()
+        .map(|a| parts(&a.parts))
+        .sum();
+    let status = task.status.message.as_ref().map_or(0, |m| parts(&m.parts));
+    256 + history + artifacts + status
+}
+
 #[derive(Default)]
 struct Tasks {
     by_id: HashMap<String, Entry>,
     /// Ids, oldest first.
     order: VecDeque<String>,
+    /// Sum of every entry's `bytes`.
+    bytes: usize,
 }
 
 impl Tasks {
-    /// Makes room for one more task by dropping the oldest finished one.
-    fn make_room(&mut self) -> bool {
-        if self.by_id.len() < MAX_TASKS {
-            return true;
-        }
+    /// Drops the oldest finished task. False if none is finished.
+    fn drop_oldest_finished(&mut self) -> bool {
         let oldest_done = self
             .order
             .iter()
             .position(|id| self.by_id[id].task.status.state.is_terminal());
-        match oldest_done {
-            Some(i) => {
-                let id = self.order.remove(i).expect("position is in range");
-                self.by_id.remove(&id);
-                true
+        let Some(i) = oldest_done else { return false };
+        let id = self.order.remove(i).expect("position is in range");
+        if let Some(entry) = self.by_id.remove(&id) {
+            self.bytes -= entry.bytes;
+        }
+        true
+    }
+
+    /// Makes room for one more task within the count and byte limits.
+    fn make_room(&mut self) -> bool {
+        while self.by_id.len() >= MAX_TASKS || self.bytes > MAX_STORE_BYTES {
+            if !self.drop_oldest_finished() {
+                return false;
             }
-            None => false,
+        }
+        true
+    }
+
+    /// Re-counts an entry after a change and brings the store back under
+    /// its byte budget.
+    fn settle(&mut self, id: &str) {
+        let Some(entry) = self.by_id.get_mut(id) else {
+            return;
+        };
+        let task = &mut entry.task;
+        if let Some(h) = task.history.as_mut().filter(|h| h.len() > MAX_HISTORY) {
+            h.drain(..h.len() - MAX_HISTORY);
+        }
+        if let Some(a) = task.artifacts.as_mut().filter(|a| a.len() > MAX_ARTIFACTS) {
+            a.drain(..a.len() - MAX_ARTIFACTS);
+        }
+        let before = entry.bytes;
+        entry.bytes = content_bytes(&entry.task);
+        self.bytes = self.bytes - before + entry.bytes;
+        while self.bytes > MAX_STORE_BYTES {
+            let finished_other = self
+                .order
+                .iter()
+                .any(|o| o != id && self.by_id[o].task.status.state.is_terminal());
+            if finished_other {
+                self.drop_oldest_finished();
+                continue;
+            }
+            // Only this task and working ones are left: forget this
+            // task's oldest messages.
+            let entry = self.by_id.get_mut(id).expect("checked above");
+            let Some(history) = entry.task.history.as_mut().filter(|h| h.len() > 1) else {
+                break;
+            };
+            history.remove(0);
+            let before = entry.bytes;
+            entry.bytes = content_bytes(&entry.task);
+            self.bytes = self.bytes - before + entry.bytes;
         }
     }
 
@@ -227,10 +308,13 @@ impl TaskStore {
             return Err(StoreError::Full);
         }
         tasks.order.push_back(task.id.clone());
+        let bytes = content_bytes(&task);
+        tasks.bytes += bytes;
         tasks.by_id.insert(
             task.id.clone(),
             Entry {
                 task: task.clone(),
+                bytes,
                 updated_ms: now_ms(),
                 events: None,
                 push: BTreeMap::new(),
@@ -450,7 +534,8 @@ impl TaskStore {
         }
         let events = change(entry);
         entry.publish(events);
-        Ok(entry.task.clone())
+        tasks.settle(id);
+        Ok(tasks.by_id[id].task.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tasks> {
@@ -572,6 +657,45 @@ mod tests {
         assert!(store.get("5").is_none(), "the finished task made room");
         assert!(store.get("0").is_some(), "working tasks are kept");
         assert_eq!(store.create("newer", "c", msg("x")), Err(StoreError::Full));
+    }
+
+    #[test]
+    fn history_and_bytes_stay_within_bounds() {
+        let store = TaskStore::default();
+        store.create("t", "c", msg("first")).unwrap();
+        for _ in 0..MAX_HISTORY + 20 {
+            store.append_user_message("t", msg("more")).unwrap();
+        }
+        assert_eq!(store.get("t").unwrap().history.unwrap().len(), MAX_HISTORY);
+        // Finished tasks of 1 MiB each: the store keeps about its budget.
+        let big = "x".repeat(1 << 20);
+        for i in 0..100 {
+            let id = format!("big{i}");
+            store.create(&id, "c", msg("go")).unwrap();
+            store
+                .apply(
+                    &id,
+                    TaskUpdate {
+                        state: TaskState::Completed,
+                        message: Some(msg(&big)),
+                        artifacts: vec![],
+                    },
+                )
+                .unwrap();
+        }
+        let held = store.lock().bytes;
+        assert!(
+            held <= MAX_STORE_BYTES + (2 << 20),
+            "store holds {held} bytes"
+        );
+        assert!(store.get("big0").is_none() && store.get("big99").is_some());
+        // A working task that grows past the budget loses its oldest history.
+        store.create("w", "c", msg("start")).unwrap();
+        for _ in 0..40 {
+            store.append_user_message("w", msg(&big)).unwrap();
+        }
+        assert!(store.lock().bytes <= MAX_STORE_BYTES + (2 << 20));
+        assert!(store.get("w").is_some(), "the working task is kept");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! and the rule that a trapped instance is replaced by a fresh one made
 //! from the same `InstancePre` and config.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -18,8 +20,68 @@ pub type EmitFn = Box<dyn FnMut(&str, guest::Update) + Send>;
 
 /// Longest guest log line kept; the rest is cut.
 const MAX_LOG_LINE: usize = 1024;
-/// Log lines a guest may write per call; later ones are counted, not kept.
-const MAX_LOGS_PER_CALL: u32 = 100;
+/// A call that has run this long is a long runner; see [`fair_share`].
+/// Agents answer in microseconds; a call past this is computing hard.
+const LONG_RUNNER_AFTER: Duration = Duration::from_millis(2);
+/// After the second trap in a row, an instance's next call waits this
+/// long, doubling with each further trap up to [`MAX_TRAP_BACKOFF`]: an
+/// agent that crashes on every call cannot turn recycling into a CPU
+/// storm. A call that succeeds resets it.
+const FIRST_TRAP_BACKOFF: Duration = Duration::from_millis(2);
+const MAX_TRAP_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Turns to run for long runners: one core fewer than the machine has
+/// (at least one), so short calls always find a free core.
+fn long_runner_turns() -> &'static Arc<Semaphore> {
+    static TURNS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    TURNS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
+    })
+}
+
+/// The turn a long runner holds until its next epoch tick.
+type Turn = Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>;
+
+/// What a guest's output was refused for; counted by the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// A log line past the instance's rate.
+    Log,
+    /// An update past the per-call count or the size cap.
+    Emit,
+}
+
+/// A token bucket: `rate` per second, bursts of twice that.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        Bucket {
+            tokens: 2.0 * rate as f64,
+            rate: rate as f64,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(2.0 * self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// Who a guest's log lines and errors are about.
 #[derive(Debug, Clone)]
@@ -54,10 +116,28 @@ pub enum CallError {
     GuestPanic,
     #[error("guest trap: {0}")]
     Trap(String),
+    #[error("response too large: the agent answered {size} bytes, the limit is {limit}")]
+    ResponseTooLarge { size: usize, limit: usize },
     #[error("agent init failed: {0}")]
     Init(String),
     #[error("agent unavailable: {0}")]
     Unavailable(String),
+}
+
+impl CallError {
+    /// A short stable name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::DeadlineExceeded(_) => "deadline",
+            CallError::MemoryLimit(_) => "memory",
+            CallError::StackOverflow => "stack_overflow",
+            CallError::GuestPanic => "panic",
+            CallError::Trap(_) => "trap",
+            CallError::ResponseTooLarge { .. } => "response_too_large",
+            CallError::Init(_) => "init",
+            CallError::Unavailable(_) => "unavailable",
+        }
+    }
 }
 
 /// The deadline of the current call has passed.
@@ -71,9 +151,45 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     limiter: Limiter,
     deadline: Instant,
+    /// When the current call started.
+    started: Instant,
     emit: Option<EmitFn>,
     tag: LogTag,
-    logs_this_call: u32,
+    limits: GuestLimits,
+    emits_this_call: u32,
+    logs: Bucket,
+    on_drop: Option<DropHook>,
+    /// The long-runner turn held, if any.
+    turn: Turn,
+}
+
+impl GuestState {
+    fn dropped(&self, what: Dropped) {
+        if let Some(count) = &self.on_drop {
+            count(what);
+        }
+    }
+}
+
+/// The size of an update's content, as the response cap counts it.
+pub fn update_size(update: &guest::Update) -> usize {
+    let parts = |parts: &[guest::Part]| -> usize {
+        parts
+            .iter()
+            .map(|p| match p {
+                guest::Part::Text(t) | guest::Part::Data(t) => t.len(),
+                guest::Part::File(f) => {
+                    f.bytes.as_ref().map_or(0, Vec::len) + f.uri.as_ref().map_or(0, String::len)
+                }
+            })
+            .sum()
+    };
+    update.message.as_ref().map_or(0, |m| parts(&m.parts))
+        + update
+            .artifacts
+            .iter()
+            .map(|a| parts(&a.parts))
+            .sum::<usize>()
 }
 
 impl WasiView for GuestState {
@@ -89,14 +205,21 @@ impl super::bindings::a2a::agent::types::Host for GuestState {}
 
 impl super::bindings::a2a::agent::host::Host for GuestState {
     fn emit(&mut self, task_id: String, update: guest::Update) {
+        self.emits_this_call += 1;
+        if self.emits_this_call > self.limits.max_emits_per_call
+            || update_size(&update) > self.limits.max_emit_bytes
+        {
+            self.dropped(Dropped::Emit);
+            return;
+        }
         if let Some(emit) = self.emit.as_mut() {
             emit(&task_id, update);
         }
     }
 
     fn log(&mut self, level: u8, mut text: String) {
-        self.logs_this_call += 1;
-        if self.logs_this_call > MAX_LOGS_PER_CALL {
+        if !self.logs.take() {
+            self.dropped(Dropped::Log);
             return;
         }
         if text.len() > MAX_LOG_LINE {
@@ -137,6 +260,59 @@ pub struct AgentInstance {
     config: Vec<(String, String)>,
     tag: LogTag,
     live: Option<(Store<GuestState>, Agent)>,
+    hooks: Hooks,
+    /// Traps since the last call that worked.
+    traps_in_a_row: u32,
+}
+
+/// Told of guest output that was refused.
+pub type DropHook = Arc<dyn Fn(Dropped) + Send + Sync>;
+/// Told that a call failed and the instance was recycled: the cause and
+/// how long the new instance took to start.
+pub type RecycleHook = Arc<dyn Fn(&CallError, Duration) + Send + Sync>;
+
+/// What an instance reports to whoever keeps the numbers.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub on_drop: Option<DropHook>,
+    pub on_recycle: Option<RecycleHook>,
+}
+
+/// Decides what a guest that reached an epoch tick does next: trap past
+/// its deadline; otherwise let other work run.
+///
+/// A call that has run longer than [`LONG_RUNNER_AFTER`] is a long runner:
+/// at each tick it gives back its turn and waits for the next one. Long
+/// runners share one core fewer than the machine has, taking turns in
+/// order, so guests that compute without end cannot starve the short
+/// calls of well-behaved agents.
+fn fair_share(state: &mut GuestState) -> wasmtime::Result<UpdateDeadline> {
+    let now = Instant::now();
+    if now >= state.deadline {
+        return Err(wasmtime::Error::new(DeadlineExceeded));
+    }
+    if now.duration_since(state.started) <= LONG_RUNNER_AFTER {
+        return Ok(UpdateDeadline::Yield(1));
+    }
+    let turn = Arc::clone(&state.turn);
+    end_turn(&turn);
+    Ok(UpdateDeadline::YieldCustom(
+        1,
+        Box::pin(async move {
+            if let Ok(permit) = Arc::clone(long_runner_turns()).acquire_owned().await {
+                *lock(&turn) = Some(permit);
+            }
+        }),
+    ))
+}
+
+/// Gives back a long runner's turn, if it holds one.
+fn end_turn(turn: &Turn) {
+    drop(lock(turn).take());
+}
+
+fn lock(turn: &Turn) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
+    turn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AgentInstance {
@@ -146,6 +322,7 @@ impl AgentInstance {
         limits: GuestLimits,
         config: Vec<(String, String)>,
         tag: LogTag,
+        hooks: Hooks,
     ) -> Result<Self, CallError> {
         let mut instance = AgentInstance {
             pre,
@@ -153,6 +330,8 @@ impl AgentInstance {
             config,
             tag,
             live: None,
+            hooks,
+            traps_in_a_row: 0,
         };
         instance.start().await?;
         Ok(instance)
@@ -178,20 +357,19 @@ impl AgentInstance {
                 table_elements: self.limits.table_elements,
             },
             deadline: Instant::now() + self.limits.call_timeout,
+            started: Instant::now(),
             emit: None,
             tag: self.tag.clone(),
-            logs_this_call: 0,
+            limits: self.limits,
+            emits_this_call: 0,
+            logs: Bucket::new(self.limits.log_lines_per_second),
+            on_drop: self.hooks.on_drop.clone(),
+            turn: Turn::default(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        self.arm(&mut store);
+        store.epoch_deadline_callback(|mut ctx| fair_share(ctx.data_mut()));
+        arm(&mut store, self.limits.call_timeout);
         let agent = match self.pre.instantiate_async(&mut store).await {
             Ok(agent) => agent,
             Err(e) => return Err(self.classify(e)),
@@ -205,14 +383,6 @@ impl AgentInstance {
             Ok(Err(refusal)) => Err(CallError::Init(refusal)),
             Err(e) => Err(self.classify(e)),
         }
-    }
-
-    /// Starts the per-call budget: deadline and log quota.
-    fn arm(&self, store: &mut Store<GuestState>) {
-        let data = store.data_mut();
-        data.deadline = Instant::now() + self.limits.call_timeout;
-        data.logs_this_call = 0;
-        store.set_epoch_deadline(1);
     }
 
     fn classify(&self, e: wasmtime::Error) -> CallError {
@@ -238,6 +408,11 @@ impl AgentInstance {
         emit: Option<EmitFn>,
         call: impl AsyncFnOnce(&Agent, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        if self.traps_in_a_row >= 2 {
+            let doublings = (self.traps_in_a_row - 2).min(16);
+            let backoff = (FIRST_TRAP_BACKOFF * 2u32.pow(doublings)).min(MAX_TRAP_BACKOFF);
+            tokio::time::sleep(backoff).await;
+        }
         if self.live.is_none() {
             self.start()
                 .await
@@ -245,21 +420,24 @@ impl AgentInstance {
         }
         let limits = self.limits;
         let (store, agent) = self.live.as_mut().expect("started above");
-        let data = store.data_mut();
-        data.deadline = Instant::now() + limits.call_timeout;
-        data.logs_this_call = 0;
-        data.emit = emit;
-        store.set_epoch_deadline(1);
+        arm(store, limits.call_timeout);
+        store.data_mut().emit = emit;
         // The epoch callback traps a guest that computes past its
         // deadline; the timeout also covers one blocked in a host call.
         let outcome =
             tokio::time::timeout(limits.call_timeout + EPOCH_SLACK, call(agent, store)).await;
-        store.data_mut().emit = None;
+        let data = store.data_mut();
+        data.emit = None;
+        end_turn(&data.turn);
         let error = match outcome {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => {
+                self.traps_in_a_row = 0;
+                return Ok(value);
+            }
             Ok(Err(e)) => self.classify(e),
             Err(_elapsed) => CallError::DeadlineExceeded(limits.call_timeout),
         };
+        self.traps_in_a_row += 1;
         self.recycle(&error).await;
         Err(error)
     }
@@ -269,6 +447,9 @@ impl AgentInstance {
         self.live = None;
         let started = Instant::now();
         let outcome = self.start().await;
+        if let Some(report) = &self.hooks.on_recycle {
+            report(cause, started.elapsed());
+        }
         let LogTag {
             session,
             slot,
@@ -299,10 +480,19 @@ impl AgentInstance {
         req: &guest::Request,
         emit: EmitFn,
     ) -> Result<Result<guest::Update, String>, CallError> {
-        self.run(Some(emit), async |agent, store| {
-            agent.call_handle(store, req).await
-        })
-        .await
+        let answer = self
+            .run(Some(emit), async |agent, store| {
+                agent.call_handle(store, req).await
+            })
+            .await?;
+        let limit = self.limits.max_response_bytes;
+        match answer {
+            Ok(update) if update_size(&update) > limit => Err(CallError::ResponseTooLarge {
+                size: update_size(&update),
+                limit,
+            }),
+            answer => Ok(answer),
+        }
     }
 
     /// The guest's `cancel`.
@@ -312,6 +502,16 @@ impl AgentInstance {
         })
         .await
     }
+}
+
+/// Starts a call's budget: deadline, start time, emit quota.
+fn arm(store: &mut Store<GuestState>, call_timeout: Duration) {
+    let data = store.data_mut();
+    let now = Instant::now();
+    data.deadline = now + call_timeout;
+    data.started = now;
+    data.emits_this_call = 0;
+    store.set_epoch_deadline(1);
 }
 
 /// How long past the deadline the host waits for a guest blocked in a

@@ -23,6 +23,14 @@ pub struct GuestLimits {
     pub call_timeout: Duration,
     /// Instances alive at once across all sessions (pool size).
     pub max_instances: u32,
+    /// Largest answer (sum of its parts) a call may return.
+    pub max_response_bytes: usize,
+    /// Largest update a guest may emit; bigger ones are dropped.
+    pub max_emit_bytes: usize,
+    /// Updates a guest may emit per call; later ones are dropped.
+    pub max_emits_per_call: u32,
+    /// Log lines per second an instance may write (bursts up to twice).
+    pub log_lines_per_second: u32,
 }
 
 impl Default for GuestLimits {
@@ -33,6 +41,10 @@ impl Default for GuestLimits {
             wasm_stack_bytes: 512 << 10,
             call_timeout: Duration::from_secs(5),
             max_instances: 5_000,
+            max_response_bytes: 1 << 20,
+            max_emit_bytes: 64 << 10,
+            max_emits_per_call: 100,
+            log_lines_per_second: 50,
         }
     }
 }

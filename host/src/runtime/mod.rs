@@ -15,7 +15,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use instance::{AgentInstance, CallError, EmitFn, LogTag};
+pub use instance::{AgentInstance, CallError, Dropped, EmitFn, Hooks, LogTag, update_size};
 pub use limits::GuestLimits;
 
 /// Generated from `wit/agent.wit`.
@@ -30,9 +30,9 @@ mod bindings {
 /// The contract's types as the host sees them.
 pub use bindings::a2a::agent::types as guest;
 
-/// How often the epoch ticks. Deadlines are checked, and spinning guests
-/// yield to other tasks, at this granularity.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch ticks. Deadlines are checked, and long-running
+/// guests step aside for other work, at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Why the runtime could not start or load a component.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +65,14 @@ pub struct Runtime {
     linker: Linker<instance::GuestState>,
     components: BTreeMap<String, Arc<LoadedComponent>>,
     limits: GuestLimits,
+    hooks: Hooks,
     ticker_running: Arc<AtomicBool>,
 }
 
 impl Runtime {
     /// Builds the engine and starts the epoch ticker. The pooling
     /// allocator reserves slots for `limits.max_instances` live instances.
-    pub fn new(limits: GuestLimits) -> Result<Self, RuntimeError> {
+    pub fn new(limits: GuestLimits, hooks: Hooks) -> Result<Self, RuntimeError> {
         let mut pool = PoolingAllocationConfig::new();
         let instances = limits.max_instances;
         pool.total_component_instances(instances)
@@ -125,6 +126,7 @@ impl Runtime {
             linker,
             components: BTreeMap::new(),
             limits,
+            hooks,
             ticker_running,
         })
     }
@@ -178,6 +180,7 @@ impl Runtime {
             self.limits,
             Vec::new(),
             LogTag::component(&name),
+            self.hooks.clone(),
         )
         .await
         .map_err(|e| fail(format!("cannot start with an empty config: {e}")))?;
@@ -216,7 +219,14 @@ impl Runtime {
         config: Vec<(String, String)>,
         tag: LogTag,
     ) -> Result<AgentInstance, CallError> {
-        AgentInstance::new(component.pre.clone(), self.limits, config, tag).await
+        AgentInstance::new(
+            component.pre.clone(),
+            self.limits,
+            config,
+            tag,
+            self.hooks.clone(),
+        )
+        .await
     }
 }
 

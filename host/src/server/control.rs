@@ -37,6 +37,17 @@ impl ControlApi {
         match (req.method().clone(), segments.as_slice()) {
             (Method::GET, ["healthz"]) => json_response(StatusCode::OK, &json!({"status": "ok"})),
             (_, ["healthz"]) => method_not_allowed("GET"),
+            (Method::GET, ["metrics"]) => {
+                let mut r = Response::new(super::http::full(crate::metrics::metrics().render()));
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                r
+            }
+            (_, ["metrics"]) => method_not_allowed("GET"),
             (Method::GET, ["v1", "components"]) => self.components(),
             (_, ["v1", "components"]) => method_not_allowed("GET"),
             (Method::POST, ["v1", "sessions"]) => self.create(req, &host).await,

@@ -16,9 +16,28 @@ pub use agent_port::PortLimits;
 pub use control::ControlApi;
 
 use crate::config::Config;
+use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
-use crate::runtime::Runtime;
+use crate::runtime::{Dropped, Hooks, Runtime};
 use crate::session::{RegistrySettings, ServePort, SessionRegistry};
+
+/// Instance events, counted.
+fn metric_hooks() -> Hooks {
+    Hooks {
+        on_drop: Some(Arc::new(|what| {
+            let kind = match what {
+                Dropped::Log => "log",
+                Dropped::Emit => "emit",
+            };
+            Metrics::count(&metrics().guest_output_dropped, kind);
+        })),
+        on_recycle: Some(Arc::new(|_cause, took| {
+            metrics()
+                .instance_recycle_seconds
+                .observe(took.as_secs_f64());
+        })),
+    }
+}
 
 /// A started server: where it listens and how to stop it.
 pub struct Server {
@@ -32,7 +51,7 @@ impl Server {
     /// Loads the components, binds the control listener and readies the
     /// session registry. Nothing is served until [`run`](Self::run).
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
-        let mut runtime = Runtime::new(config.guest_limits())?;
+        let mut runtime = Runtime::new(config.guest, metric_hooks())?;
         runtime.load_dir(&config.agents_dir).await?;
         let runtime = Arc::new(runtime);
         let listener = TcpListener::bind(config.listen)

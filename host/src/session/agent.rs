@@ -10,7 +10,8 @@ use crate::a2a::types::{Artifact, Message, Part, PartContent, Role, TaskState};
 use crate::a2a::{
     AgentBackend, AgentFailure, AgentInfo, AgentRequest, EmitSink, Skill, TaskUpdate,
 };
-use crate::runtime::{AgentInstance, guest};
+use crate::metrics::{CallLabels, ComponentLabel, Metrics, metrics};
+use crate::runtime::{AgentInstance, CallError, guest};
 
 /// One agent instance behind a lock: a store runs one call at a time, so
 /// calls to one agent queue here while other agents run in parallel.
@@ -19,13 +20,38 @@ use crate::runtime::{AgentInstance, guest};
 /// its own, so a client that goes away never drops a guest mid-call.
 pub struct WasmAgent {
     instance: tokio::sync::Mutex<AgentInstance>,
+    component: String,
 }
 
 impl WasmAgent {
-    pub fn new(instance: AgentInstance) -> Self {
+    pub fn new(instance: AgentInstance, component: &str) -> Self {
+        metrics().instances_live.inc();
         WasmAgent {
             instance: tokio::sync::Mutex::new(instance),
+            component: component.to_string(),
         }
+    }
+
+    fn record(&self, method: &str, outcome: &str) {
+        metrics()
+            .guest_calls
+            .get_or_create(&CallLabels {
+                component: self.component.clone(),
+                method: method.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    fn record_crash(&self, method: &str, crash: &CallError) {
+        self.record(method, "crashed");
+        Metrics::count(&metrics().guest_traps, crash.kind());
+    }
+}
+
+impl Drop for WasmAgent {
+    fn drop(&mut self) {
+        metrics().instances_live.dec();
     }
 }
 
@@ -41,16 +67,38 @@ impl AgentBackend for WasmAgent {
             emit(task_id, update_from_guest(update))
         });
         let mut instance = self.instance.lock().await;
-        match instance.handle(&request, on_emit).await {
-            Ok(Ok(update)) => Ok(update_from_guest(update)),
-            Ok(Err(refusal)) => Err(AgentFailure::Refused(refusal)),
-            Err(crash) => Err(AgentFailure::Crashed(crash.to_string())),
+        let started = std::time::Instant::now();
+        let outcome = instance.handle(&request, on_emit).await;
+        metrics()
+            .guest_call_seconds
+            .get_or_create(&ComponentLabel {
+                component: self.component.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(Ok(update)) => {
+                self.record("handle", "ok");
+                Ok(update_from_guest(update))
+            }
+            Ok(Err(refusal)) => {
+                self.record("handle", "refused");
+                Err(AgentFailure::Refused(refusal))
+            }
+            Err(crash) => {
+                self.record_crash("handle", &crash);
+                Err(AgentFailure::Crashed(crash.to_string()))
+            }
         }
     }
 
     async fn cancel(&self, task_id: String) {
         let mut instance = self.instance.lock().await;
-        if let Err(e) = instance.cancel(&task_id).await {
+        let outcome = instance.cancel(&task_id).await;
+        match &outcome {
+            Ok(()) => self.record("cancel", "ok"),
+            Err(crash) => self.record_crash("cancel", crash),
+        }
+        if let Err(e) = outcome {
             let tag = instance.tag();
             tracing::warn!(session = %tag.session, slot = tag.slot, task = %task_id, error = %e, "agent cancel failed");
         }

@@ -19,6 +19,7 @@ pub use agent::{SlotService, WasmAgent, info_from_guest};
 pub use spec::{SessionRequest, SessionSpec, SlotSpec};
 
 use crate::a2a::{A2aService, AgentInfo, Capabilities, PushPolicy};
+use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::runtime::{LogTag, Runtime};
 
@@ -159,13 +160,15 @@ impl SessionRegistry {
         settings: RegistrySettings,
         serve_port: ServePort,
     ) -> Self {
-        SessionRegistry {
+        let registry = SessionRegistry {
             runtime,
             pool,
             settings,
             serve_port,
             sessions: RwLock::new(HashMap::new()),
-        }
+        };
+        registry.count_ports();
+        registry
     }
 
     /// Settings sessions are created with.
@@ -254,7 +257,10 @@ impl SessionRegistry {
                         component: component.name.clone(),
                         port: lease.port,
                         info,
-                        service: Arc::new(A2aService::new(WasmAgent::new(instance), capabilities)),
+                        service: Arc::new(A2aService::new(
+                            WasmAgent::new(instance, &component.name),
+                            capabilities,
+                        )),
                     })
                 })
                 .collect(),
@@ -270,6 +276,10 @@ impl SessionRegistry {
             .collect();
         *session.servers.lock().unwrap_or_else(|e| e.into_inner()) = servers;
         self.write().insert(id.clone(), Arc::clone(&session));
+        let m = metrics();
+        m.sessions_created.inc();
+        m.sessions_active.inc();
+        self.count_ports();
         tracing::info!(session = %id, agents = session.agents.len(), "session created");
         Ok(session)
     }
@@ -302,7 +312,7 @@ impl SessionRegistry {
         let Some(session) = self.write().remove(id) else {
             return false;
         };
-        self.release(&session).await;
+        self.release(&session, "deleted").await;
         tracing::info!(session = %id, "session deleted");
         true
     }
@@ -311,13 +321,27 @@ impl SessionRegistry {
     pub async fn delete_all(&self) {
         let all: Vec<_> = self.write().drain().map(|(_, s)| s).collect();
         for session in all {
-            self.release(&session).await;
+            self.release(&session, "shutdown").await;
         }
     }
 
-    async fn release(&self, session: &Session) {
+    /// Frees what a session holds; the one path for every reason a
+    /// session ends.
+    async fn release(&self, session: &Session, reason: &str) {
         session.stop_servers().await;
         self.pool.release(session.agents.iter().map(|a| a.port));
+        let m = metrics();
+        m.sessions_active.dec();
+        Metrics::count(&m.sessions_ended, reason);
+        self.count_ports();
+    }
+
+    fn count_ports(&self) {
+        let free = self.pool.free();
+        let m = metrics();
+        m.ports_free.set(free as i64);
+        m.ports_in_use
+            .set(self.pool.total().saturating_sub(free) as i64);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Session>>> {

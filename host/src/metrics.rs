@@ -1,0 +1,163 @@
+//! Process-wide metrics in Prometheus text format: what the sessions,
+//! ports, agents and limits are doing. One registry for the process;
+//! every layer records into [`metrics()`].
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub component: String,
+    pub method: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabel {
+    pub component: String,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub sessions_active: Gauge,
+    pub sessions_created: Counter,
+    /// Sessions that ended, by why: deleted, expired, shutdown.
+    pub sessions_ended: Family<KindLabel, Counter>,
+    pub ports_in_use: Gauge,
+    pub ports_free: Gauge,
+    pub instances_live: Gauge,
+    /// Calls into guests by component, method (handle, cancel) and
+    /// outcome (ok, refused, crashed).
+    pub guest_calls: Family<CallLabels, Counter>,
+    pub guest_call_seconds: Family<ComponentLabel, Histogram, fn() -> Histogram>,
+    /// Failed guest calls by cause: deadline, memory, stack_overflow,
+    /// panic, trap, response_too_large, unavailable.
+    pub guest_traps: Family<KindLabel, Counter>,
+    pub instance_recycle_seconds: Histogram,
+    /// Guest output refused by a cap: log, emit.
+    pub guest_output_dropped: Family<KindLabel, Counter>,
+    /// JSON-RPC requests on agent ports by method and outcome (ok or the
+    /// error code).
+    pub rpc_requests: Family<CallLabels, Counter>,
+}
+
+fn call_latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("a2a_sandbox");
+        let m = Metrics {
+            registry: Registry::default(),
+            sessions_active: Gauge::default(),
+            sessions_created: Counter::default(),
+            sessions_ended: Family::default(),
+            ports_in_use: Gauge::default(),
+            ports_free: Gauge::default(),
+            instances_live: Gauge::default(),
+            guest_calls: Family::default(),
+            guest_call_seconds: Family::new_with_constructor(call_latency),
+            guest_traps: Family::default(),
+            instance_recycle_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
+            guest_output_dropped: Family::default(),
+            rpc_requests: Family::default(),
+        };
+        registry.register(
+            "sessions_active",
+            "Sessions alive now",
+            m.sessions_active.clone(),
+        );
+        registry.register(
+            "sessions_created",
+            "Sessions created",
+            m.sessions_created.clone(),
+        );
+        registry.register(
+            "sessions_ended",
+            "Sessions ended, by reason",
+            m.sessions_ended.clone(),
+        );
+        registry.register(
+            "ports_in_use",
+            "Agent ports held by sessions",
+            m.ports_in_use.clone(),
+        );
+        registry.register(
+            "ports_free",
+            "Agent ports in the pool",
+            m.ports_free.clone(),
+        );
+        registry.register(
+            "instances_live",
+            "Agent instances alive",
+            m.instances_live.clone(),
+        );
+        registry.register(
+            "guest_calls",
+            "Calls into agent components",
+            m.guest_calls.clone(),
+        );
+        registry.register(
+            "guest_call_seconds",
+            "Duration of calls into agent components",
+            m.guest_call_seconds.clone(),
+        );
+        registry.register(
+            "guest_traps",
+            "Guest calls that failed, by cause",
+            m.guest_traps.clone(),
+        );
+        registry.register(
+            "instance_recycle_seconds",
+            "Time to re-create a trapped instance",
+            m.instance_recycle_seconds.clone(),
+        );
+        registry.register(
+            "guest_output_dropped",
+            "Guest log lines and updates refused by a cap",
+            m.guest_output_dropped.clone(),
+        );
+        registry.register(
+            "rpc_requests",
+            "JSON-RPC requests on agent ports",
+            m.rpc_requests.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Counts one thing by kind.
+    pub fn count(family: &Family<KindLabel, Counter>, kind: &str) {
+        family
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}

@@ -1,0 +1,320 @@
+//! The isolation suite: attacks a running a2a-sandbox with the `hostile`
+//! fixture and reports what the host did about each. It needs only the
+//! control API's URL, so operators run it against their own deployment
+//! (`make test-isolation URL=...`); `make test` runs it against a server
+//! it starts.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{SessionInfo, http, rpc, text_message};
+
+/// One attack and what came of it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub attack: &'static str,
+    pub expected: &'static str,
+    pub observed: String,
+    pub passed: bool,
+}
+
+/// Everything the suite observed.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    fn record(
+        &mut self,
+        attack: &'static str,
+        expected: &'static str,
+        observed: String,
+        passed: bool,
+    ) {
+        self.outcomes.push(Outcome {
+            attack,
+            expected,
+            observed,
+            passed,
+        });
+    }
+
+    /// True when every attack had the expected outcome.
+    pub fn passed(&self) -> bool {
+        !self.outcomes.is_empty() && self.outcomes.iter().all(|o| o.passed)
+    }
+
+    /// A table, one attack per line.
+    pub fn render(&self) -> String {
+        let mut out =
+            String::from("| attack | expected | observed | result |\n|---|---|---|---|\n");
+        for o in &self.outcomes {
+            let observed: String = o
+                .observed
+                .chars()
+                .take(140)
+                .collect::<String>()
+                .replace('|', "/");
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                o.attack,
+                o.expected,
+                observed,
+                if o.passed { "PASS" } else { "FAIL" }
+            ));
+        }
+        let passed = self.outcomes.iter().filter(|o| o.passed).count();
+        out.push_str(&format!(
+            "\n{passed} passed, {} failed\n",
+            self.outcomes.len() - passed
+        ));
+        out
+    }
+}
+
+async fn create(base: &str, body: Value) -> Result<SessionInfo, String> {
+    let r = http(
+        "POST",
+        &format!("{base}/v1/sessions"),
+        &[],
+        body.to_string(),
+    )
+    .await;
+    if r.status != 201 {
+        return Err(format!(
+            "cannot create a session with the hostile fixture (HTTP {}): {} — is `hostile` loaded?",
+            r.status,
+            r.text()
+        ));
+    }
+    Ok(SessionInfo::from(&r.json()))
+}
+
+/// Sends `text` and returns (the response, how long it took).
+async fn attack(url: &str, token: &str, text: &str) -> (Value, Duration) {
+    let started = Instant::now();
+    let r = rpc(url, token, "SendMessage", text_message(text)).await;
+    (r, started.elapsed())
+}
+
+fn answer_text(r: &Value) -> String {
+    r["result"]["task"]["status"]["message"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn describe(r: &Value) -> String {
+    if let Some(e) = r.get("error") {
+        format!("{} {}", e["code"], e["message"].as_str().unwrap_or(""))
+    } else {
+        format!(
+            "{} {}",
+            r["result"]["task"]["status"]["state"]
+                .as_str()
+                .unwrap_or("?"),
+            answer_text(r)
+        )
+    }
+}
+
+/// Runs every attack against the server whose control API is at `base`.
+pub async fn run(base: &str) -> Result<Report, String> {
+    let mut report = Report::default();
+    let a = create(
+        base,
+        json!({"agents": [
+            {"component": "hostile", "config": {"marker": "session-a"}},
+            {"component": "hostile"}
+        ]}),
+    )
+    .await?;
+    let b = create(
+        base,
+        json!({"agents": [{"component": "hostile", "config": {"marker": "session-b"}}]}),
+    )
+    .await?;
+    let (url, token) = (a.urls[0].as_str(), a.token.as_str());
+
+    rpc(
+        &b.urls[0],
+        &b.token,
+        "SendMessage",
+        text_message("note from B"),
+    )
+    .await;
+    rpc(url, token, "SendMessage", text_message("note from A")).await;
+
+    let traps: [(&'static str, &'static str, &str); 8] = [
+        ("spin", "deadline exceeded", "deadline exceeded"),
+        ("alloc", "memory limit exceeded", "memory limit exceeded"),
+        ("recurse", "stack overflow", "stack overflow"),
+        ("panic", "guest panic", "guest panic"),
+        ("oob", "out-of-bounds trap", "out of bounds"),
+        ("sleep", "deadline exceeded", "deadline exceeded"),
+        ("huge", "memory limit exceeded", "memory limit exceeded"),
+        ("big 8", "response too large", "response too large"),
+    ];
+    for (text, expected, cause) in traps {
+        let (r, took) = attack(url, token, text).await;
+        let message = r["error"]["message"].as_str().unwrap_or("");
+        let mut passed = r["error"]["code"] == -32006 && message.contains(cause);
+        let mut observed = format!("{} in {:.2}s", describe(&r), took.as_secs_f64());
+        if let Some(task_id) = r["error"]["data"]["taskId"].as_str() {
+            let t = rpc(url, token, "GetTask", json!({"id": task_id})).await;
+            let state = t["result"]["status"]["state"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            let says = t["result"]["status"]["message"]["parts"][0]["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            passed &= state == "TASK_STATE_FAILED" && says.contains(cause);
+            observed.push_str(&format!("; task {state}"));
+        } else {
+            passed = false;
+        }
+        let (next, _) = attack(url, token, "memory").await;
+        let next_ok = next["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED";
+        passed &= next_ok;
+        observed.push_str(if next_ok {
+            "; next call works"
+        } else {
+            "; NEXT CALL FAILED"
+        });
+        let expectation: &'static str = match text {
+            "big 8" => "-32006 response too large; task failed; next call works",
+            _ => expected,
+        };
+        report.record(text_static(text), expectation, observed, passed);
+    }
+
+    let (r, _) = attack(url, token, "memory").await;
+    let fresh = answer_text(&r) == "notes: []";
+    report.record(
+        "state after a trap",
+        "a fresh instance (memory empty)",
+        answer_text(&r),
+        fresh,
+    );
+
+    let (r, _) = attack(url, token, "files").await;
+    let text = answer_text(&r);
+    let denied = text.matches("denied").count();
+    report.record(
+        "files",
+        "every read and write of /etc/passwd, /, /proc, . fails",
+        text.clone(),
+        denied == 10 && !text.contains("OK"),
+    );
+
+    let (r, _) = attack(url, token, "env").await;
+    let text = answer_text(&r);
+    report.record(
+        "env",
+        "no environment variables, no args",
+        text.clone(),
+        text.starts_with("env vars: 0 []; args: 0 []"),
+    );
+
+    let (r, _) = attack(url, token, "socket").await;
+    let text = answer_text(&r);
+    report.record(
+        "socket",
+        "TCP connect, UDP bind and DNS all refused",
+        text.clone(),
+        text.contains("tcp: denied")
+            && text.contains("udp: denied")
+            && text.contains("dns: denied"),
+    );
+
+    let (r, took) = attack(url, token, "flood 20000").await;
+    let history = match r["result"]["task"]["id"].as_str() {
+        Some(id) => rpc(url, token, "GetTask", json!({"id": id})).await["result"]["history"]
+            .as_array()
+            .map_or(usize::MAX, Vec::len),
+        None => usize::MAX,
+    };
+    report.record(
+        "flood 20000",
+        "the call ends; at most 100 updates kept, logs rate-limited",
+        format!(
+            "{} in {:.2}s; {history} messages in the task",
+            describe(&r),
+            took.as_secs_f64()
+        ),
+        answer_text(&r) == "flood finished" && history <= 102,
+    );
+
+    let (r, _) = attack(url, token, "config").await;
+    let text = answer_text(&r);
+    report.record(
+        "config",
+        "the guest sees only its own slot's config: no session id, no token",
+        text.clone(),
+        text.contains("session-a")
+            && !text.contains(&a.id)
+            && !text.contains(&a.token)
+            && !text.contains("session-b"),
+    );
+
+    let (r, _) = attack(&a.urls[1], token, "memory").await;
+    report.record(
+        "other slot, same session",
+        "untouched by its neighbour's traps",
+        answer_text(&r),
+        answer_text(&r) == "notes: []",
+    );
+    let (r, _) = attack(&b.urls[0], &b.token, "memory").await;
+    report.record(
+        "other session",
+        "its agent kept its state through all of it",
+        answer_text(&r),
+        answer_text(&r) == "notes: [\"note from B\"]",
+    );
+
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("hi")})
+            .to_string();
+    let missing = http("POST", &b.urls[0], &[], body.clone()).await;
+    report.record(
+        "no token",
+        "401 that says a bearer token is needed",
+        format!("{} {}", missing.status, missing.text()),
+        missing.status == 401 && missing.text().contains("Bearer"),
+    );
+    let other = http(
+        "POST",
+        &b.urls[0],
+        &[("authorization", &format!("Bearer {}", a.token))],
+        body,
+    )
+    .await;
+    report.record(
+        "another session's token",
+        "403 that says the token is not this session's",
+        format!("{} {}", other.status, other.text()),
+        other.status == 403 && other.text().contains("not this session's"),
+    );
+
+    for s in [&a, &b] {
+        http("DELETE", &format!("{base}/v1/sessions/{}", s.id), &[], "").await;
+    }
+    Ok(report)
+}
+
+fn text_static(text: &str) -> &'static str {
+    match text {
+        "spin" => "spin",
+        "alloc" => "alloc",
+        "recurse" => "recurse",
+        "panic" => "panic",
+        "oob" => "oob",
+        "sleep" => "sleep",
+        "huge" => "huge",
+        _ => "big 8",
+    }
+}

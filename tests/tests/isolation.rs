@@ -1,0 +1,193 @@
+//! The isolation suite against a server started here, plus what only a
+//! local run can measure: idle memory per session and the noisy
+//! neighbour.
+
+use std::time::{Duration, Instant};
+
+use a2a_sandbox_tests::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attack_has_the_expected_outcome() {
+    let server = Server::start(10, &["--call-timeout-ms", "1000"]);
+    let report = isolation::run(&server.base()).await.expect("suite runs");
+    println!("{}", report.render());
+    assert!(report.passed(), "{}", report.render());
+    let metrics = http("GET", &format!("{}/metrics", server.base()), &[], "")
+        .await
+        .text();
+    for line in [
+        "a2a_sandbox_guest_traps_total{kind=\"deadline\"} 2",
+        "a2a_sandbox_guest_traps_total{kind=\"memory\"} 2",
+        "a2a_sandbox_guest_traps_total{kind=\"stack_overflow\"} 1",
+        "a2a_sandbox_guest_traps_total{kind=\"panic\"} 1",
+        "a2a_sandbox_guest_traps_total{kind=\"response_too_large\"} 1",
+    ] {
+        assert!(metrics.contains(line), "metrics have {line}:\n{metrics}");
+    }
+    let dropped = |kind: &str| -> u64 {
+        let prefix = format!("a2a_sandbox_guest_output_dropped_total{{kind=\"{kind}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        dropped("emit") >= 19_000,
+        "emits past the cap were dropped and counted"
+    );
+    assert!(
+        dropped("log") >= 19_000,
+        "logs past the rate were dropped and counted"
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_cost_under_a_mebibyte_each() {
+    const SESSIONS: usize = 500;
+    let server = Server::start(2600, &[]);
+    let mut control = Client::connect(&server.addr.to_string()).await;
+    // Warm up allocator and pools, then measure the growth.
+    for _ in 0..20 {
+        let s = control
+            .request("POST", "/v1/sessions", &[], "")
+            .await
+            .json();
+        control
+            .request(
+                "DELETE",
+                &format!("/v1/sessions/{}", s["id"].as_str().unwrap()),
+                &[],
+                "",
+            )
+            .await;
+    }
+    let before = rss_kib(server.pid());
+    for _ in 0..SESSIONS {
+        let r = control.request("POST", "/v1/sessions", &[], "").await;
+        assert_eq!(r.status, 201);
+    }
+    let after = rss_kib(server.pid());
+    let per_session = (after.saturating_sub(before)) as f64 / SESSIONS as f64;
+    println!(
+        "idle memory: {before} KiB -> {after} KiB over {SESSIONS} sessions = {per_session:.1} KiB per session"
+    );
+    assert!(
+        per_session <= 1024.0,
+        "{per_session:.1} KiB per idle session"
+    );
+}
+
+async fn p99_of_sendmessage(authority: &str, token: &str, n: usize) -> Duration {
+    let mut client = Client::connect(authority).await;
+    let auth = format!("Bearer {token}");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("memory")}).to_string();
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let r = client
+            .request("POST", "/", &[("authorization", &auth)], body.clone())
+            .await;
+        samples.push(t0.elapsed());
+        assert_eq!(r.status, 200);
+    }
+    samples.sort();
+    percentile(&samples, 99.0)
+}
+
+/// The target is a p99 ratio of at most 3. Measured on the 2-core
+/// development machine it is met for spinning and crash-looping guests
+/// (0.8-2.7) but not yet for the full attack mix (up to ~16): see the
+/// README's "Isolation" section. Run it with `cargo test --release
+/// --test isolation -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open target: p99 ratio <= 3 is not yet met for the full attack mix on 2 cores"]
+async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
+    let server = Server::start(30, &["--call-timeout-ms", "1000"]);
+    let quiet = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "bpa"}]})))
+            .await,
+    );
+    let authority = quiet.urls[0]
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    p99_of_sendmessage(&authority, &quiet.token, 200).await;
+    let baseline = p99_of_sendmessage(&authority, &quiet.token, 3000).await;
+
+    // The attackers are other users: they run on a thread and runtime of
+    // their own, so their client work does not queue behind the
+    // measurement (or the other way round).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut hostile = Vec::new();
+    for _ in 0..4 {
+        hostile.push(SessionInfo::from(
+            &server
+                .session(Some(json!({"agents": [{"component": "hostile"}]})))
+                .await,
+        ));
+    }
+    let attackers = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                let attacks: Vec<String> = std::env::var("A2A_NOISY_ATTACKS")
+                    .unwrap_or_else(|_| "spin,alloc,flood 2000,recurse,panic,huge".into())
+                    .split(',')
+                    .map(str::to_string)
+                    .collect();
+                let loops: Vec<_> = hostile
+                    .into_iter()
+                    .map(|s| {
+                        let (stop, attacks) = (stop.clone(), attacks.clone());
+                        tokio::spawn(async move {
+                            let auth = format!("Bearer {}", s.token);
+                            let mut rounds = 0u32;
+                            for attack in attacks.iter().cycle() {
+                                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                    break;
+                                }
+                                let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message(attack)});
+                                let r = http("POST", &s.urls[0], &[("authorization", &auth)], body.to_string()).await;
+                                assert_eq!(r.status, 200);
+                                rounds += 1;
+                            }
+                            rounds
+                        })
+                    })
+                    .collect();
+                let mut rounds = 0;
+                for l in loops {
+                    rounds += l.await.unwrap();
+                }
+                rounds
+            })
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let noisy = p99_of_sendmessage(&authority, &quiet.token, 6000).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = tokio::task::spawn_blocking(move || attackers.join().unwrap())
+        .await
+        .unwrap();
+    let ratio = noisy.as_secs_f64() / baseline.as_secs_f64();
+    println!(
+        "noisy neighbour: quiet p99 {baseline:?}, with 4 hostile sessions p99 {noisy:?}, ratio {ratio:.2} ({rounds} attacks)"
+    );
+    assert!(rounds >= 4, "the attackers ran");
+    assert!(
+        ratio <= 3.0,
+        "p99 {noisy:?} vs quiet {baseline:?}: ratio {ratio:.2}"
+    );
+}
