@@ -119,19 +119,11 @@ fn main() -> anyhow::Result<()> {
             let config = args.into_config();
             config.validate()?;
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(worker_threads())
                 .enable_all()
                 .build()?
                 .block_on(serve(config))
         }
     }
-}
-
-/// Worker threads: four per core. Guests that compute for long hold a
-/// thread for up to one epoch tick at a time; with more threads than
-/// cores the kernel can still run a quiet request's thread at once.
-fn worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
