@@ -162,39 +162,12 @@ pub async fn http(
     body: impl Into<Bytes>,
 ) -> Response {
     let uri: hyper::Uri = url.parse().expect("a URL");
-    let authority = uri.authority().expect("URL has host:port").clone();
-    let stream = TcpStream::connect(authority.as_str())
+    let authority = uri.authority().expect("URL has host:port").to_string();
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Client::connect(&authority)
         .await
-        .unwrap_or_else(|e| panic!("connect {authority}: {e}"));
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .request(method, path, headers, body)
         .await
-        .expect("HTTP handshake");
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .header("host", authority.as_str())
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = sender
-        .send_request(req.body(Full::new(body.into())).unwrap())
-        .await
-        .expect("HTTP response");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Response {
-        status,
-        headers,
-        body,
-    }
 }
 
 /// A JSON-RPC call to an agent URL with the session's token.
@@ -331,6 +304,33 @@ impl Client {
             body,
         }
     }
+}
+
+/// Creates and deletes `n` sessions, so pools and allocators are warm
+/// before something is measured.
+pub async fn warm_up(control: &mut Client, n: usize) {
+    for _ in 0..n {
+        let s = control
+            .request("POST", "/v1/sessions", &[], "")
+            .await
+            .json();
+        let id = s["id"].as_str().expect("a session id");
+        control
+            .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
+            .await;
+    }
+}
+
+/// A session with one conformance agent that streams fast; its URL and
+/// token.
+pub async fn conformance_agent(server: &Server) -> (String, String) {
+    let s = server
+        .session(Some(
+            json!({"agents": [{"component": "conformance", "config": {"interval_ms": 50}}]}),
+        ))
+        .await;
+    let s = SessionInfo::from(&s);
+    (s.urls[0].clone(), s.token)
 }
 
 /// The p-th percentile (0-100) of sorted samples.

@@ -4,16 +4,6 @@
 use a2a_sandbox_tests::*;
 use serde_json::{Value, json};
 
-async fn conformance(server: &Server) -> (String, String) {
-    let s = server
-        .session(Some(
-            json!({"agents": [{"component": "conformance", "config": {"interval_ms": 50}}]}),
-        ))
-        .await;
-    let s = SessionInfo::from(&s);
-    (s.urls[0].clone(), s.token)
-}
-
 async fn still_answers(url: &str, token: &str) {
     let r = rpc(url, token, "SendMessage", text_message("complete")).await;
     assert_eq!(
@@ -25,7 +15,7 @@ async fn still_answers(url: &str, token: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_bodies_are_413_and_deep_nesting_is_a_parse_error() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let auth = format!("Bearer {token}");
     let huge = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"message":{{"messageId":"m","role":"ROLE_USER","parts":[{{"text":"{}"}}]}}}}}}"#,
@@ -54,7 +44,7 @@ async fn huge_bodies_are_413_and_deep_nesting_is_a_parse_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_types_in_every_field_are_invalid_params() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let good = || json!({"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "hi"}]});
     let mut cases: Vec<(&str, Value)> = Vec::new();
     for (field, bad) in [
@@ -156,7 +146,7 @@ async fn wrong_types_in_every_field_are_invalid_params() {
 async fn a_thousand_subscribers_all_get_the_update() {
     const SUBSCRIBERS: usize = 1000;
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let r = rpc(&url, &token, "SendMessage", text_message("fan out")).await;
     let id = r["result"]["task"]["id"].as_str().unwrap().to_string();
     let mut streams = Vec::with_capacity(SUBSCRIBERS);

@@ -58,20 +58,7 @@ async fn idle_sessions_cost_under_a_mebibyte_each() {
     let server = Server::start(2600, &[]);
     let mut control = Client::connect(&server.addr.to_string()).await;
     // Warm up allocator and pools, then measure the growth.
-    for _ in 0..20 {
-        let s = control
-            .request("POST", "/v1/sessions", &[], "")
-            .await
-            .json();
-        control
-            .request(
-                "DELETE",
-                &format!("/v1/sessions/{}", s["id"].as_str().unwrap()),
-                &[],
-                "",
-            )
-            .await;
-    }
+    warm_up(&mut control, 20).await;
     let before = rss_kib(server.pid());
     for _ in 0..SESSIONS {
         let r = control.request("POST", "/v1/sessions", &[], "").await;

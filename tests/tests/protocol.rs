@@ -4,17 +4,6 @@
 use a2a_sandbox_tests::*;
 use serde_json::{Value, json};
 
-/// A session with one conformance agent (fast streams).
-async fn conformance(server: &Server) -> (String, String) {
-    let s = server
-        .session(Some(
-            json!({"agents": [{"component": "conformance", "config": {"interval_ms": 50}}]}),
-        ))
-        .await;
-    let s = SessionInfo::from(&s);
-    (s.urls[0].clone(), s.token)
-}
-
 fn task_of(r: &Value) -> &Value {
     &r["result"]["task"]
 }
@@ -40,7 +29,7 @@ fn follow_up(task_id: &str, text: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_declares_what_works() {
     let server = Server::start(10, &[]);
-    let (url, _) = conformance(&server).await;
+    let (url, _) = conformance_agent(&server).await;
     for path in [".well-known/agent-card.json", ".well-known/agent.json"] {
         let r = http("GET", &format!("{url}{path}"), &[], "").await;
         assert_eq!(r.status, 200);
@@ -62,7 +51,7 @@ async fn card_declares_what_works() {
         );
     }
     let no_push = Server::start(5, &["--no-push"]);
-    let (url, token) = conformance(&no_push).await;
+    let (url, token) = conformance_agent(&no_push).await;
     let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
         .await
         .json();
@@ -94,7 +83,7 @@ async fn card_declares_what_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_message_follow_ups_history_and_terminal_rules() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let id = start_working(&url, &token, "hello").await;
     let r = rpc(&url, &token, "SendMessage", follow_up(&id, "more")).await;
     let task = task_of(&r);
@@ -165,7 +154,7 @@ async fn send_message_follow_ups_history_and_terminal_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_task_and_history_length() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let id = start_working(&url, &token, "one").await;
     rpc(&url, &token, "SendMessage", follow_up(&id, "two")).await;
     let all = rpc(&url, &token, "GetTask", json!({"id": id})).await;
@@ -204,7 +193,7 @@ async fn get_task_and_history_length() {
     );
     assert_eq!(code(&rpc(&url, &token, "GetTask", json!({})).await), -32602);
     // Another session's task id is not found here.
-    let (other_url, other_token) = conformance(&server).await;
+    let (other_url, other_token) = conformance_agent(&server).await;
     assert_eq!(
         code(&rpc(&other_url, &other_token, "GetTask", json!({"id": id})).await),
         -32001
@@ -214,7 +203,7 @@ async fn get_task_and_history_length() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_tasks_filters_and_pages() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let mut context = String::new();
     for i in 0..7 {
         let mut p = text_message(if i == 0 { "complete" } else { "hi" });
@@ -320,7 +309,7 @@ async fn list_tasks_filters_and_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_task_and_the_cancel_race() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let id = start_working(&url, &token, "work").await;
     let r = rpc(&url, &token, "CancelTask", json!({"id": id})).await;
     assert_eq!(r["result"]["status"]["state"], "TASK_STATE_CANCELED");
@@ -392,7 +381,7 @@ async fn futures_all<T: Send + 'static>(handles: Vec<tokio::task::JoinHandle<T>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_sends_task_then_updates_then_closes() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let mut stream = EventStream::open(
         &url,
         &token,
@@ -465,7 +454,7 @@ async fn streaming_sends_task_then_updates_then_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_joins_a_working_task() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let id = start_working(&url, &token, "long job").await;
     let mut sub = EventStream::open(&url, &token, "SubscribeToTask", json!({"id": id})).await;
     let first = sub.expect(5).await;
@@ -501,7 +490,7 @@ async fn subscribe_joins_a_working_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_configs_and_delivery_to_a_loopback_webhook() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     let mut hook = Webhook::start().await;
     let id = start_working(&url, &token, "watch me").await;
     let created = rpc(
@@ -617,7 +606,7 @@ async fn push_configs_and_delivery_to_a_loopback_webhook() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_code_and_alias() {
     let server = Server::start(5, &[]);
-    let (url, token) = conformance(&server).await;
+    let (url, token) = conformance_agent(&server).await;
     assert_eq!(
         code(&rpc(&url, &token, "GetExtendedAgentCard", json!({})).await),
         -32007

@@ -220,6 +220,18 @@ impl Tasks {
             .get_mut(id)
             .ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
+
+    /// The entry of a task that is not terminal.
+    fn live_entry(&mut self, id: &str) -> Result<&mut Entry, StoreError> {
+        let entry = self.entry(id)?;
+        match entry.task.status.state {
+            state if state.is_terminal() => Err(StoreError::Terminal {
+                id: id.to_string(),
+                state,
+            }),
+            _ => Ok(entry),
+        }
+    }
 }
 
 /// What `ListTasks` asks for, validated.
@@ -397,13 +409,7 @@ impl TaskStore {
         id: &str,
     ) -> Result<(Task, broadcast::Receiver<TaskEvent>), StoreError> {
         let mut tasks = self.lock();
-        let entry = tasks.entry(id)?;
-        if entry.task.status.state.is_terminal() {
-            return Err(StoreError::Terminal {
-                id: id.to_string(),
-                state: entry.task.status.state,
-            });
-        }
+        let entry = tasks.live_entry(id)?;
         let rx = match &entry.events {
             Some(tx) => tx.subscribe(),
             None => {
@@ -525,13 +531,7 @@ impl TaskStore {
         change: impl FnOnce(&mut Entry) -> Vec<TaskEvent>,
     ) -> Result<Task, StoreError> {
         let mut tasks = self.lock();
-        let entry = tasks.entry(id)?;
-        if entry.task.status.state.is_terminal() {
-            return Err(StoreError::Terminal {
-                id: id.to_string(),
-                state: entry.task.status.state,
-            });
-        }
+        let entry = tasks.live_entry(id)?;
         let events = change(entry);
         entry.publish(events);
         tasks.settle(id);

@@ -19,20 +19,7 @@ async fn main() {
     let mut control = Client::connect(&authority).await;
 
     // Warm up: first use of each component page-faults its pool slots.
-    for _ in 0..20 {
-        let s = control
-            .request("POST", "/v1/sessions", &[], "")
-            .await
-            .json();
-        control
-            .request(
-                "DELETE",
-                &format!("/v1/sessions/{}", s["id"].as_str().unwrap()),
-                &[],
-                "",
-            )
-            .await;
-    }
+    warm_up(&mut control, 20).await;
     let mut creates = Vec::with_capacity(SESSIONS);
     let mut deletes = Vec::with_capacity(SESSIONS);
     let mut pairs = Vec::with_capacity(SESSIONS);
