@@ -1,104 +1,456 @@
-//! One `Config` for the server, validated once at start. Every error
-//! names the setting that is wrong.
+//! One `Config` for the server: defaults, then a TOML file (`--config`),
+//! then `A2A_SANDBOX_*` environment variables, then flags. It is
+//! validated once at start, and every error names the key that is wrong.
+//!
+//! Keys are the TOML paths (`listen`, `sessions.max_sessions`); the
+//! environment variable of a key is `A2A_SANDBOX_` and the path in capitals
+//! with `.` as `_` (`A2A_SANDBOX_SESSIONS_MAX_SESSIONS`).
 
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::a2a::PushPolicy;
 use crate::runtime::GuestLimits;
 
+/// The prefix of every environment variable the server reads.
+pub const ENV_PREFIX: &str = "A2A_SANDBOX_";
+
 /// Everything `serve` needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Control API address.
+    /// Control API address. Anything but loopback requires `admin_token`.
     pub listen: SocketAddr,
-    /// Agent ports, inclusive.
-    pub port_range: (u16, u16),
+    /// Base URL clients reach the control listener at (for gateway URLs
+    /// and cards behind a proxy), e.g. `https://agents.example.com`.
+    /// Unset: taken from each request's `Host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Directory of agent components (`*.wasm`).
     pub agents_dir: PathBuf,
+    /// How sessions are served: `ports`, `gateway` or `auto`.
+    pub mode: Mode,
+    /// Agent ports, inclusive, `LO-HI`.
+    pub port_range: PortRange,
+    /// Bearer token for the control API. Required when `listen` is not
+    /// a loopback address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
     /// Whether sessions may be created without a bearer token.
     pub allow_open_sessions: bool,
-    /// Largest JSON-RPC request body on an agent port.
+    /// `human` or `json` logs.
+    pub log_format: LogFormat,
+    pub sessions: SessionLimits,
+    pub http: HttpLimits,
+    pub limits: AgentLimits,
+    pub push: PushSettings,
+}
+
+/// How a session's agents are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One TCP port per agent.
+    Ports,
+    /// Path-routed on the control listener: `/s/{session}/{slot}/`.
+    Gateway,
+    /// Ports while the pool lasts, gateway after.
+    Auto,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Session counts and lifetimes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionLimits {
+    /// Sessions alive at once; more get 503 with Retry-After.
+    pub max_sessions: usize,
+    /// Sessions one client IP may hold at once; more get 429.
+    pub max_sessions_per_ip: usize,
+    /// A session ends this long after it was created (0: never).
+    pub ttl_secs: u64,
+    /// A session with no A2A or control traffic for this long ends (0: never).
+    pub idle_timeout_secs: u64,
+}
+
+/// What the HTTP listeners allow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Largest request body; larger is 413.
     pub max_body_bytes: usize,
-    /// What each agent instance may use: memory, time, output.
-    pub guest: GuestLimits,
-    /// Push notifications: on or off, and which webhooks are allowed.
-    pub push: PushPolicy,
+    /// Time a client has to send a request's headers; a slower client is
+    /// disconnected. Also the longest a keep-alive connection may idle.
+    pub header_timeout_secs: u64,
+    /// Control API requests per second per client IP (bursts of twice); more get 429.
+    pub control_rate_per_ip: u32,
+    /// Agent requests per second per session (bursts of twice); more get 429.
+    pub agent_rate_per_session: u32,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_grace_secs: u64,
+}
+
+/// What each agent instance may use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentLimits {
+    pub memory_mib: usize,
+    pub call_timeout_ms: u64,
+    /// Instances alive at once across all sessions (the pool's size).
+    pub max_instances: u32,
+    pub max_response_kib: usize,
+    pub table_elements: usize,
+    pub max_emits_per_call: u32,
+    pub log_lines_per_second: u32,
+}
+
+/// Push notification webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    pub enabled: bool,
+    pub allow_loopback: bool,
+    pub allow_private: bool,
+}
+
+/// An inclusive port range, written `LO-HI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange(pub u16, pub u16);
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("expected LO-HI, e.g. 5000-9000, got {s:?}"))?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("{p:?} is not a port number (1-65535)"))
+        };
+        Ok(PortRange(port(lo)?, port(hi)?))
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            port_range: (5000, 9000),
+            public_url: None,
             agents_dir: PathBuf::from("build/agents"),
+            mode: Mode::Auto,
+            port_range: PortRange(5000, 9000),
+            admin_token: None,
             allow_open_sessions: false,
-            max_body_bytes: 1 << 20,
-            guest: GuestLimits::default(),
-            push: PushPolicy::default(),
+            log_format: LogFormat::Human,
+            sessions: SessionLimits::default(),
+            http: HttpLimits::default(),
+            limits: AgentLimits::default(),
+            push: PushSettings::default(),
         }
     }
 }
 
-/// A setting that cannot work, named.
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_sessions: 1000,
+            max_sessions_per_ip: 50,
+            ttl_secs: 4 * 3600,
+            idle_timeout_secs: 15 * 60,
+        }
+    }
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_body_bytes: 1 << 20,
+            header_timeout_secs: 10,
+            control_rate_per_ip: 100,
+            agent_rate_per_session: 2000,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for AgentLimits {
+    fn default() -> Self {
+        let g = GuestLimits::default();
+        AgentLimits {
+            memory_mib: g.memory_bytes >> 20,
+            call_timeout_ms: g.call_timeout.as_millis() as u64,
+            max_instances: g.max_instances,
+            max_response_kib: g.max_response_bytes >> 10,
+            table_elements: g.table_elements,
+            max_emits_per_call: g.max_emits_per_call,
+            log_lines_per_second: g.log_lines_per_second,
+        }
+    }
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        let p = PushPolicy::default();
+        PushSettings {
+            enabled: p.enabled,
+            allow_loopback: p.allow_loopback,
+            allow_private: p.allow_private,
+        }
+    }
+}
+
+/// A setting that cannot work, named by its key.
 #[derive(Debug, PartialEq, thiserror::Error)]
 #[error("invalid setting {key}: {reason}")]
 pub struct ConfigError {
-    pub key: &'static str,
+    pub key: String,
     pub reason: String,
 }
 
-fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
-        key,
+        key: key.to_string(),
         reason: reason.into(),
     }
 }
 
-/// Parses `LO-HI`, e.g. `5000-9000`.
-pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (lo, hi) = s
-        .split_once('-')
-        .ok_or_else(|| format!("expected LO-HI, e.g. 5000-9000, got {s:?}"))?;
-    let port = |p: &str| {
-        p.trim()
-            .parse::<u16>()
-            .map_err(|_| format!("{p:?} is not a port number (1-65535)"))
+/// Every key and its environment variable, with the kind of value it
+/// takes (from the defaults, with optional keys filled in).
+fn keys() -> Vec<(String, String, toml::Value)> {
+    let mut sample = Config {
+        public_url: Some(String::new()),
+        admin_token: Some(String::new()),
+        ..Config::default()
     };
-    Ok((port(lo)?, port(hi)?))
+    sample.agents_dir = PathBuf::new();
+    let table = toml::Table::try_from(&sample).expect("the config serialises");
+    let mut keys = Vec::new();
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(section) => {
+                for (inner, value) in section {
+                    let path = format!("{key}.{inner}");
+                    keys.push((env_name(&path), path, value));
+                }
+            }
+            value => keys.push((env_name(&key), key, value)),
+        }
+    }
+    keys
+}
+
+fn env_name(path: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        path.replace('.', "_").to_ascii_uppercase()
+    )
+}
+
+/// Parses `raw` as the same kind of value as `like`.
+fn scalar(key: &str, raw: &str, like: &toml::Value) -> Result<toml::Value, ConfigError> {
+    Ok(match like {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| invalid(key, format!("{raw:?} is not a whole number")))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(invalid(key, format!("{raw:?} is not true or false"))),
+        }),
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+fn set(table: &mut toml::Table, path: &str, value: toml::Value) {
+    match path.split_once('.') {
+        Some((section, key)) => {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(key.to_string(), value);
+            }
+        }
+        None => {
+            table.insert(path.to_string(), value);
+        }
+    }
 }
 
 impl Config {
+    /// Builds the config: defaults < `file` < `env` (`A2A_SANDBOX_*`) <
+    /// `overrides` (key path, value), then validates it.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid("--config", format!("cannot read {}: {e}", path.display()))
+                })?;
+                text.parse::<toml::Table>().map_err(|e| {
+                    invalid("--config", format!("{} is not TOML: {e}", path.display()))
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        let keys = keys();
+        for (name, raw) in env {
+            if !name.starts_with(ENV_PREFIX) {
+                continue;
+            }
+            let Some((_, path, like)) = keys.iter().find(|(env, _, _)| *env == name) else {
+                return Err(invalid(&name, "no such setting (see `a2a-sandbox config`)"));
+            };
+            set(&mut table, path, scalar(path, &raw, like)?);
+        }
+        for (path, raw) in overrides {
+            let Some((_, path, like)) = keys.iter().find(|(_, p, _)| p == path) else {
+                return Err(invalid(path, "no such setting (see `a2a-sandbox config`)"));
+            };
+            set(&mut table, path, scalar(path, raw, like)?);
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    let reason = e.message().to_string();
+                    // serde names unknown and ill-typed keys in its message.
+                    invalid(file.map_or("config", |_| "--config"), reason)
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let (lo, hi) = self.port_range;
+        let PortRange(lo, hi) = self.port_range;
         if lo == 0 || lo > hi {
             return Err(invalid(
                 "port_range",
                 format!("{lo}-{hi} is empty or starts at 0"),
             ));
         }
-        let g = &self.guest;
-        if g.memory_bytes < 1 << 20 {
-            return Err(invalid("memory_bytes", "must be at least 1 MiB"));
+        let l = &self.limits;
+        if l.memory_mib == 0 {
+            return Err(invalid("limits.memory_mib", "must be at least 1"));
         }
-        if g.call_timeout < Duration::from_millis(10) {
-            return Err(invalid("call_timeout", "must be at least 10 ms"));
+        if l.call_timeout_ms < 10 {
+            return Err(invalid("limits.call_timeout_ms", "must be at least 10"));
         }
-        if self.max_body_bytes < 1024 {
-            return Err(invalid("max_body_bytes", "must be at least 1024"));
+        if l.max_instances < 5 {
+            return Err(invalid(
+                "limits.max_instances",
+                "must hold at least one session of 5",
+            ));
         }
-        if g.max_instances == 0 {
-            return Err(invalid("max_instances", "must be at least 1"));
+        if l.max_response_kib == 0 {
+            return Err(invalid("limits.max_response_kib", "must be at least 1"));
         }
-        if g.max_response_bytes < 1024 {
-            return Err(invalid("max_response_bytes", "must be at least 1024"));
+        if l.table_elements < 1000 {
+            return Err(invalid("limits.table_elements", "must be at least 1000"));
         }
-        if g.table_elements < 1000 {
-            return Err(invalid("table_elements", "must be at least 1000"));
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if self.http.header_timeout_secs == 0 {
+            return Err(invalid("http.header_timeout_secs", "must be at least 1"));
+        }
+        if self.sessions.max_sessions == 0 || self.sessions.max_sessions_per_ip == 0 {
+            return Err(invalid(
+                "sessions.max_sessions",
+                "limits must be at least 1",
+            ));
+        }
+        if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid("admin_token", "must be at least 16 characters"));
+        }
+        if !self.listen.ip().is_loopback() && self.admin_token.is_none() {
+            return Err(invalid(
+                "admin_token",
+                format!(
+                    "the control API listens on {}, which is not loopback: set an admin token \
+                     ({ENV_PREFIX}ADMIN_TOKEN) so strangers cannot create sessions",
+                    self.listen
+                ),
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("public_url", "must start with http:// or https://"));
         }
         Ok(())
+    }
+
+    /// The effective config as TOML (the admin token hidden).
+    pub fn to_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.admin_token.is_some() {
+            shown.admin_token = Some("(set)".into());
+        }
+        toml::to_string_pretty(&shown).expect("the config serialises")
+    }
+
+    /// The limits every agent instance runs under.
+    pub fn guest_limits(&self) -> GuestLimits {
+        let l = &self.limits;
+        GuestLimits {
+            memory_bytes: l.memory_mib << 20,
+            call_timeout: Duration::from_millis(l.call_timeout_ms),
+            max_instances: l.max_instances,
+            max_response_bytes: l.max_response_kib << 10,
+            table_elements: l.table_elements,
+            max_emits_per_call: l.max_emits_per_call,
+            log_lines_per_second: l.log_lines_per_second,
+            ..GuestLimits::default()
+        }
+    }
+
+    /// The push policy.
+    pub fn push_policy(&self) -> PushPolicy {
+        PushPolicy {
+            enabled: self.push.enabled,
+            allow_loopback: self.push.allow_loopback,
+            allow_private: self.push.allow_private,
+        }
     }
 }
 
@@ -106,20 +458,70 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
-    fn port_ranges_parse_and_validate() {
-        assert_eq!(parse_port_range("5000-9000"), Ok((5000, 9000)));
-        assert!(parse_port_range("5000").is_err());
-        assert!(
-            parse_port_range("5000-70000")
-                .unwrap_err()
-                .contains("70000")
+    fn defaults_are_valid_and_round_trip() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let text = c.to_toml();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        assert!(text.contains("port_range = \"5000-9000\""));
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let dir = std::env::temp_dir().join(format!("a2a-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "mode = \"gateway\"\n[sessions]\nmax_sessions = 7\nttl_secs = 60\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("A2A_SANDBOX_SESSIONS_MAX_SESSIONS", "9"),
+                ("HOME", "/root"),
+            ]),
+            &[("sessions.ttl_secs".into(), "5".into())],
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Gateway);
+        assert_eq!(c.sessions.max_sessions, 9, "env beats the file");
+        assert_eq!(c.sessions.ttl_secs, 5, "flags beat env");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e =
+            Config::load(None, env(&[("A2A_SANDBOX_SESSIONS_MAX_SESIONS", "9")]), &[]).unwrap_err();
+        assert_eq!(e.key, "A2A_SANDBOX_SESSIONS_MAX_SESIONS");
+        let e = Config::load(
+            None,
+            env(&[("A2A_SANDBOX_HTTP_MAX_BODY_BYTES", "lots")]),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "http.max_body_bytes");
+        let e = Config::load(None, [], &[("port_range".into(), "9000-5000".into())]).unwrap_err();
+        assert_eq!(e.key, "port_range");
+        let e = Config::load(None, [], &[("listen".into(), "0.0.0.0:8080".into())]).unwrap_err();
+        assert_eq!(e.key, "admin_token");
+        let ok = Config::load(
+            None,
+            env(&[("A2A_SANDBOX_ADMIN_TOKEN", "0123456789abcdef")]),
+            &[("listen".into(), "0.0.0.0:8080".into())],
         );
-        let bad = Config {
-            port_range: (9000, 5000),
-            ..Config::default()
-        };
-        assert_eq!(bad.validate().unwrap_err().key, "port_range");
-        assert!(Config::default().validate().is_ok());
+        assert!(ok.is_ok());
+        let e = Config::load(None, [], &[("port_range".into(), "5000".into())]).unwrap_err();
+        assert!(e.reason.contains("LO-HI"), "{e}");
     }
 }

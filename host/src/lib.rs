@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod ports;
+pub mod rate;
 pub mod runtime;
 pub mod server;
 pub mod session;

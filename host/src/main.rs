@@ -2,19 +2,16 @@
 //! library; nothing else happens here.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use a2a_sandbox::a2a::PushPolicy;
-use a2a_sandbox::config::{Config, parse_port_range};
-use a2a_sandbox::runtime::GuestLimits;
+use a2a_sandbox::config::{Config, LogFormat};
 use a2a_sandbox::server::Server;
 
 /// Hosts A2A agents compiled to WebAssembly components: each session gets
-/// five TCP ports, each served by its own sandboxed agent instance.
+/// five agents, each served by its own sandboxed instance on its own port
+/// (or path-routed through the gateway).
 #[derive(Parser)]
 #[command(name = "a2a-sandbox", version)]
 struct Cli {
@@ -24,100 +21,120 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: the control API, and agent ports per session.
-    Serve(ServeArgs),
+    /// Run the server: the control API, and agents per session.
+    Serve(ConfigArgs),
+    /// Print the effective config (defaults, file, environment, flags) as TOML.
+    Config(ConfigArgs),
 }
 
+/// Settings come from defaults, then `--config`, then `A2A_SANDBOX_*`
+/// environment variables, then these flags. Every key can be set with
+/// `--set KEY=VALUE`; `a2a-sandbox config` lists them all.
 #[derive(clap::Args)]
-struct ServeArgs {
-    /// Address of the control API (sessions, components, health).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Agent ports to hand to sessions, five per session, e.g. 5000-9000.
-    /// Ports that another process holds are skipped.
-    #[arg(long, value_name = "LO-HI", default_value = "5000-9000", value_parser = parse_port_range)]
-    port_range: (u16, u16),
+struct ConfigArgs {
+    /// A TOML config file.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Address of the control API (sessions, components, health, gateway).
+    /// [key: listen; default 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Agent ports handed to sessions, five per session, e.g. 5000-9000;
+    /// ports another process holds are skipped. [key: port_range]
+    #[arg(long, value_name = "LO-HI")]
+    port_range: Option<String>,
     /// Directory of agent components (*.wasm); each file's stem is the
-    /// component name sessions use.
-    #[arg(long, value_name = "DIR", default_value = "build/agents")]
-    agents_dir: PathBuf,
-    /// Let clients create open sessions (`"auth": "none"`), whose agents
-    /// take calls without a bearer token.
+    /// component name sessions use. [key: agents_dir; default build/agents]
+    #[arg(long, value_name = "DIR")]
+    agents_dir: Option<String>,
+    /// ports: one TCP port per agent; gateway: path-routed on the control
+    /// listener; auto: ports while the pool lasts, then gateway. [key: mode]
+    #[arg(long, value_name = "MODE")]
+    mode: Option<String>,
+    /// Base URL clients reach this server at, for gateway URLs behind a
+    /// proxy. [key: public_url]
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Let clients create open sessions ("auth": "none"), whose agents
+    /// take calls without a bearer token. [key: allow_open_sessions]
     #[arg(long)]
     allow_open_sessions: bool,
-    /// Wall-clock budget of one call into an agent, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
-    call_timeout_ms: u64,
-    /// Linear memory per agent instance, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    memory_mib: usize,
-    /// Agent instances alive at once across all sessions.
-    #[arg(long, value_name = "N", default_value_t = 5000)]
-    max_instances: u32,
-    /// Largest answer an agent may give per call, in KiB; larger answers
-    /// fail the task with -32006.
-    #[arg(long, value_name = "KIB", default_value_t = 1024)]
-    max_response_kib: usize,
-    /// Elements per table in an agent instance.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    table_elements: usize,
-    /// Progress updates an agent may emit per call; more are dropped.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    max_emits_per_call: u32,
-    /// Log lines per second an agent instance may write; more are dropped.
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    log_lines_per_second: u32,
-    /// Turn push notifications off: cards say pushNotifications: false and
-    /// the push config methods answer -32003.
+    /// human or json. [key: log_format]
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Wall-clock budget of one call into an agent. [key: limits.call_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    call_timeout_ms: Option<String>,
+    /// Linear memory per agent instance. [key: limits.memory_mib]
+    #[arg(long, value_name = "MIB")]
+    memory_mib: Option<String>,
+    /// Agent instances alive at once. [key: limits.max_instances]
+    #[arg(long, value_name = "N")]
+    max_instances: Option<String>,
+    /// Turn push notifications off. [key: push.enabled]
     #[arg(long)]
     no_push: bool,
-    /// Refuse push webhooks on loopback addresses.
-    #[arg(long)]
-    push_deny_loopback: bool,
-    /// Refuse push webhooks on private networks (10/8, 172.16/12, 192.168/16, fc00::/7).
-    #[arg(long)]
-    push_deny_private: bool,
+    /// Any other setting, e.g. --set sessions.idle_timeout_secs=60 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
-impl ServeArgs {
-    fn into_config(self) -> Config {
-        Config {
-            listen: self.listen,
-            port_range: self.port_range,
-            agents_dir: self.agents_dir,
-            allow_open_sessions: self.allow_open_sessions,
-            guest: GuestLimits {
-                call_timeout: Duration::from_millis(self.call_timeout_ms),
-                memory_bytes: self.memory_mib << 20,
-                max_instances: self.max_instances,
-                max_response_bytes: self.max_response_kib << 10,
-                table_elements: self.table_elements,
-                max_emits_per_call: self.max_emits_per_call,
-                log_lines_per_second: self.log_lines_per_second,
-                ..GuestLimits::default()
-            },
-            push: PushPolicy {
-                enabled: !self.no_push,
-                allow_loopback: !self.push_deny_loopback,
-                allow_private: !self.push_deny_private,
-            },
-            ..Config::default()
+impl ConfigArgs {
+    fn load(self) -> anyhow::Result<Config> {
+        let mut overrides: Vec<(String, String)> = Vec::new();
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                overrides.push((key.to_string(), v));
+            }
+        };
+        put("listen", self.listen);
+        put("port_range", self.port_range);
+        put("agents_dir", self.agents_dir);
+        put("mode", self.mode);
+        put("public_url", self.public_url);
+        put("log_format", self.log_format);
+        put("limits.call_timeout_ms", self.call_timeout_ms);
+        put("limits.memory_mib", self.memory_mib);
+        put("limits.max_instances", self.max_instances);
+        put(
+            "allow_open_sessions",
+            self.allow_open_sessions.then(|| "true".into()),
+        );
+        put("push.enabled", self.no_push.then(|| "false".into()));
+        for pair in self.set {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--set takes KEY=VALUE, got {pair:?}"))?;
+            overrides.push((key.trim().to_string(), value.to_string()));
+        }
+        Ok(Config::load(
+            self.config.as_deref(),
+            std::env::vars(),
+            &overrides,
+        )?)
+    }
+}
+
+/// Runs the command; a failure is one line on stderr and exit status 2.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("a2a-sandbox: {e:#}");
+            std::process::ExitCode::from(2)
         }
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
-    match cli.command {
+fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Config(args) => {
+            print!("{}", args.load()?.to_toml());
+            Ok(())
+        }
         Command::Serve(args) => {
-            let config = args.into_config();
-            config.validate()?;
+            let config = args.load()?;
+            init_logs(config.log_format);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -126,12 +143,22 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Human => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+    }
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(&config).await?;
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutdown signal received; releasing sessions");
+        tracing::info!("shutdown signal received; draining");
         stop.cancel();
     });
     server.run().await;

@@ -48,9 +48,11 @@ pub struct Metrics {
     pub instance_recycle_seconds: Histogram,
     /// Guest output refused by a cap: log, emit.
     pub guest_output_dropped: Family<KindLabel, Counter>,
-    /// JSON-RPC requests on agent ports by method and outcome (ok or the
-    /// error code).
-    pub rpc_requests: Family<CallLabels, Counter>,
+    /// Requests refused with 429, by scope: control (per IP), agent
+    /// (per session), sessions_per_ip.
+    pub rate_limited: Family<KindLabel, Counter>,
+    /// Session creates refused with 503, by reason: full, ports.
+    pub sessions_refused: Family<KindLabel, Counter>,
 }
 
 fn call_latency() -> Histogram {
@@ -73,7 +75,8 @@ impl Metrics {
             guest_traps: Family::default(),
             instance_recycle_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             guest_output_dropped: Family::default(),
-            rpc_requests: Family::default(),
+            rate_limited: Family::default(),
+            sessions_refused: Family::default(),
         };
         registry.register(
             "sessions_active",
@@ -131,9 +134,14 @@ impl Metrics {
             m.guest_output_dropped.clone(),
         );
         registry.register(
-            "rpc_requests",
-            "JSON-RPC requests on agent ports",
-            m.rpc_requests.clone(),
+            "rate_limited",
+            "Requests refused with 429, by scope",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "sessions_refused",
+            "Session creates refused with 503, by reason",
+            m.sessions_refused.clone(),
         );
         Metrics { registry, ..m }
     }

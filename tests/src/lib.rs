@@ -61,6 +61,11 @@ impl Server {
             .args(["--port-range", &format!("{}-{}", range.0, range.1)])
             .arg("--agents-dir")
             .arg(repo_root().join("build/agents"))
+            // Suites send requests as fast as they can from one address;
+            // the tests of these limits set their own.
+            .args(["--set", "http.control_rate_per_ip=1000000"])
+            .args(["--set", "sessions.max_sessions_per_ip=100000"])
+            .args(["--set", "sessions.max_sessions=100000"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -166,11 +166,12 @@ async fn what_an_agent_is_told_in_one_session_stays_there() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_is_a_503_and_earlier_sessions_keep_working() {
-    let server = Server::start(10, &[]);
+    let server = Server::start(10, &["--mode", "ports"]);
     let a = SessionInfo::from(&server.session(None).await);
     let b = SessionInfo::from(&server.session(None).await);
     let third = server.create(None).await;
     assert_eq!(third.status, 503);
+    assert!(third.headers.get("retry-after").is_some());
     let error = third.json();
     assert_eq!(error["error"]["code"], "ports_exhausted");
     assert!(

@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::{Agent, AgentPre};
 use super::guest;
 use super::limits::{GuestLimits, Limiter, MemoryLimitExceeded};
+use crate::rate::TokenBucket;
 
 /// Receives a guest's `emit` calls during one call: (task id, update).
 pub type EmitFn = Box<dyn FnMut(&str, guest::Update) + Send>;
@@ -50,37 +51,6 @@ pub enum Dropped {
     Log,
     /// An update past the per-call count or the size cap.
     Emit,
-}
-
-/// A token bucket: `rate` per second, bursts of twice that.
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Self {
-        Bucket {
-            tokens: 2.0 * rate as f64,
-            rate: rate as f64,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(2.0 * self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// Who a guest's log lines and errors are about.
@@ -157,7 +127,7 @@ pub(crate) struct GuestState {
     tag: LogTag,
     limits: GuestLimits,
     emits_this_call: u32,
-    logs: Bucket,
+    logs: TokenBucket,
     on_drop: Option<DropHook>,
     /// The long-runner turn held, if any.
     turn: Turn,
@@ -218,7 +188,7 @@ impl super::bindings::a2a::agent::host::Host for GuestState {
     }
 
     fn log(&mut self, level: u8, mut text: String) {
-        if !self.logs.take() {
+        if self.logs.take().is_err() {
             self.dropped(Dropped::Log);
             return;
         }
@@ -362,7 +332,7 @@ impl AgentInstance {
             tag: self.tag.clone(),
             limits: self.limits,
             emits_this_call: 0,
-            logs: Bucket::new(self.limits.log_lines_per_second),
+            logs: TokenBucket::new(self.limits.log_lines_per_second),
             on_drop: self.hooks.on_drop.clone(),
             turn: Turn::default(),
         };

@@ -1,7 +1,8 @@
-//! The A2A server on one agent port: the card without auth, JSON-RPC at
-//! `POST /` behind the session's bearer token. It hands the body to the
-//! slot's [`A2aService`](crate::a2a::A2aService); the guest never sees
-//! the socket.
+//! The A2A server of one agent: the card without auth, JSON-RPC at its
+//! base URL behind the session's bearer token and rate. The same handler
+//! serves an agent's own port and its gateway path; it hands the body to
+//! the slot's [`A2aService`](crate::a2a::A2aService), and the guest never
+//! sees the socket.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,59 +15,69 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::http::{
-    Body, error_response, host_header, json_bytes, json_response, method_not_allowed, read_body,
-    spawn_connection,
+    Body, error_response, full, host_header, json_bytes, json_response, method_not_allowed,
+    read_body, spawn_connection, sse_response, too_many_requests,
 };
 use crate::a2a::{Reply, agent_card};
+use crate::metrics::{Metrics, metrics};
 use crate::session::{Access, Session, SlotAgent};
 
-/// Limits an agent port enforces.
+/// Limits every agent request is held to.
 #[derive(Debug, Clone, Copy)]
 pub struct PortLimits {
     /// Largest JSON-RPC body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout: std::time::Duration,
 }
 
-/// Serves `agent` on `listener` until the session ends. The returned
-/// task finishes only after the listener is closed.
+/// Serves `agent` on `listener` until the session ends or the server
+/// stops accepting. The returned task finishes only after the listener
+/// is closed.
 pub fn spawn(
     session: Arc<Session>,
     agent: Arc<SlotAgent>,
     listener: std::net::TcpListener,
     limits: PortLimits,
+    drain: Arc<super::Drain>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(session = %session.id, port = agent.port, error = %e, "cannot serve agent port");
+                tracing::error!(session = %session.id, port = ?agent.port, error = %e, "cannot serve agent port");
                 return;
             }
         };
         let shutdown = session.shutdown_signal().clone();
         loop {
-            let (stream, peer) = tokio::select! {
+            let stream = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = drain.stop_accepting.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
+                    Ok((stream, _)) => stream,
                     Err(e) => {
                         // Out of file descriptors, most likely: back off
                         // rather than spin.
-                        tracing::warn!(session = %session.id, port = agent.port, error = %e, "accept failed");
+                        tracing::warn!(session = %session.id, port = ?agent.port, error = %e, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }
                 },
             };
-            let (session, agent) = (Arc::clone(&session), Arc::clone(&agent));
+            let (session, agent, drain) =
+                (Arc::clone(&session), Arc::clone(&agent), Arc::clone(&drain));
             let local = stream.local_addr().ok();
             let service = hyper::service::service_fn(move |req| {
                 let (session, agent) = (Arc::clone(&session), Arc::clone(&agent));
+                let in_flight = drain.request();
                 async move {
-                    Ok::<_, Infallible>(handle(&session, &agent, req, local, peer, limits).await)
+                    let _in_flight = in_flight;
+                    let base = port_base_url(&req, local);
+                    Ok::<_, Infallible>(handle(&session, &agent, req, &base, limits).await)
                 }
             });
-            spawn_connection(stream, service, shutdown.clone());
+            spawn_connection(stream, service, shutdown.clone(), limits.header_timeout);
         }
         // The listener drops here: the port is closed before the session
         // is reported deleted.
@@ -75,28 +86,46 @@ pub fn spawn(
 
 const CARD_PATHS: [&str; 2] = ["/.well-known/agent-card.json", "/.well-known/agent.json"];
 
-async fn handle(
+/// `http://{Host}/` of a request on an agent port: the URL its card
+/// advertises.
+fn port_base_url(req: &Request<Incoming>, local: Option<SocketAddr>) -> String {
+    let authority = match (host_header(req), local) {
+        (Some(host), _) => host.to_string(),
+        (None, Some(addr)) => addr.to_string(),
+        (None, None) => "localhost".to_string(),
+    };
+    format!("http://{authority}/")
+}
+
+/// Answers one request for an agent. `rest` is the path below the
+/// agent's base URL, which is `base_url` (its own port's `/`, or its
+/// gateway path).
+pub(crate) async fn handle(
     session: &Session,
     agent: &SlotAgent,
     req: Request<Incoming>,
-    local: Option<SocketAddr>,
-    _peer: SocketAddr,
+    base_url: &str,
     limits: PortLimits,
 ) -> Response<Body> {
-    let path = req.uri().path();
-    if CARD_PATHS.contains(&path) {
+    let rest = match req.uri().path().find("/.well-known/") {
+        Some(i) => req.uri().path()[i..].to_string(),
+        None if req.uri().path().ends_with('/') => "/".to_string(),
+        None => req.uri().path().to_string(),
+    };
+    if CARD_PATHS.contains(&rest.as_str()) {
         if req.method() != Method::GET {
             return method_not_allowed("GET");
         }
-        return card(session, agent, &req, local);
+        return card(session, agent, base_url);
     }
-    if path != "/" {
+    if rest != "/" {
         return error_response(
             StatusCode::NOT_FOUND,
             "not_found",
             format!(
-                "no such path {path}: JSON-RPC is at POST /, the card at {}",
-                CARD_PATHS[0]
+                "no such path {}: JSON-RPC is at POST {base_url}, the card at {base_url}{}",
+                req.uri().path(),
+                &CARD_PATHS[0][1..]
             ),
         );
     }
@@ -123,6 +152,11 @@ async fn handle(
             );
         }
     }
+    if let Err(wait) = session.take_request() {
+        Metrics::count(&metrics().rate_limited, "agent");
+        return too_many_requests(wait, "this session is sending agent requests too fast");
+    }
+    session.touch();
     let version = a2a_version(&req);
     let body = match read_body(req.into_body(), limits.max_body_bytes).await {
         Ok(b) => b,
@@ -130,9 +164,9 @@ async fn handle(
     };
     match agent.service.call(version.as_deref(), &body).await {
         Reply::Json(bytes) => json_bytes(StatusCode::OK, bytes),
-        Reply::Stream(events) => super::http::sse_response(events),
+        Reply::Stream(events) => sse_response(events),
         Reply::Nothing => {
-            let mut r = Response::new(super::http::full(""));
+            let mut r = Response::new(full(""));
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
@@ -150,20 +184,9 @@ fn a2a_version(req: &Request<Incoming>) -> Option<String> {
     })
 }
 
-fn card(
-    session: &Session,
-    agent: &SlotAgent,
-    req: &Request<Incoming>,
-    local: Option<SocketAddr>,
-) -> Response<Body> {
-    let authority = match (host_header(req), local) {
-        (Some(host), _) => host.to_string(),
-        (None, Some(addr)) => addr.to_string(),
-        (None, None) => format!("localhost:{}", agent.port),
-    };
-    let url = format!("http://{authority}/");
+fn card(session: &Session, agent: &SlotAgent, url: &str) -> Response<Body> {
     let push = agent.service.capabilities().push.enabled;
-    let card = agent_card(&agent.info, Some(&url), session.token().is_some(), push);
+    let card = agent_card(&agent.info, Some(url), session.token().is_some(), push);
     let mut r = json_response(StatusCode::OK, &card);
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));

@@ -1,47 +1,102 @@
-//! The control API: create, list, inspect and delete sessions; list
-//! components; liveness. JSON in, JSON out, errors as
-//! `{"error": {"code", "message"}}`.
+//! The control listener: the control API (sessions, components, health,
+//! metrics) and the gateway (`/s/{session}/{slot}/`), which hands agent
+//! requests to the same handler an agent port uses.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::Drain;
+use super::agent_port::{self, PortLimits};
 use super::http::{
-    Body, error_response, host_header, host_without_port, json_response, method_not_allowed,
-    read_body,
+    Body, error_response, full, host_header, host_without_port, json_response, method_not_allowed,
+    read_body, too_many_requests, with_retry_after,
 };
 use crate::a2a::agent_card;
-use crate::session::{CreateError, Session, SessionRegistry, SessionRequest};
+use crate::metrics::{Metrics, metrics};
+use crate::rate::KeyedLimiter;
+use crate::session::{CreateError, Mode, Session, SessionRegistry, SessionRequest};
 
 /// Largest create body accepted.
 const MAX_CONTROL_BODY: usize = 64 * 1024;
+/// What a full server tells clients to wait before trying again.
+const FULL_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The control API's state.
+/// The control listener's state.
 pub struct ControlApi {
     pub registry: Arc<SessionRegistry>,
-    /// Host to put in agent URLs when the request has no `Host` header.
-    pub default_host: String,
+    /// `host:port` of the control listener, for URLs when a request has
+    /// no `Host` header.
+    pub listen_authority: String,
+    /// Configured public base URL (gateway URLs behind a proxy).
+    pub public_url: Option<String>,
+    /// The control API's bearer token, if one is required.
+    pub admin_token: Option<String>,
+    /// Control requests per client IP.
+    pub rate: KeyedLimiter<IpAddr>,
+    /// Whether sessions can still be served when the pool is empty.
+    pub gateway_fallback: bool,
+    pub limits: PortLimits,
+    pub drain: Arc<Drain>,
+}
+
+/// Where a request says it came to: `Host`, else the listener.
+struct Origin {
+    /// `host:port` as the client wrote it.
+    authority: String,
+}
+
+impl Origin {
+    fn hostname(&self) -> &str {
+        host_without_port(&self.authority)
+    }
 }
 
 impl ControlApi {
-    /// Routes one request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let host = host_header(&req)
-            .map(host_without_port)
-            .unwrap_or(&self.default_host)
-            .to_string();
-        let path = req.uri().path().trim_end_matches('/').to_string();
-        let segments: Vec<&str> = path.split('/').skip(1).collect();
+    /// Routes one request from `peer`.
+    pub async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+        let origin = Origin {
+            authority: host_header(&req)
+                .unwrap_or(&self.listen_authority)
+                .to_string(),
+        };
+        let path = req.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         match (req.method().clone(), segments.as_slice()) {
             (Method::GET, ["healthz"]) => json_response(StatusCode::OK, &json!({"status": "ok"})),
-            (_, ["healthz"]) => method_not_allowed("GET"),
+            (Method::GET, ["readyz"]) => self.readiness(),
+            (_, ["healthz" | "readyz"]) => method_not_allowed("GET"),
+            (_, ["s", session, slot, ..]) => self.gateway(req, session, slot, &origin).await,
+            _ => {
+                if let Some(refused) = self.check_admin(&req) {
+                    return refused;
+                }
+                if let Err(wait) = self.rate.take(&peer) {
+                    Metrics::count(&metrics().rate_limited, "control");
+                    return too_many_requests(wait, "too many control requests from this address");
+                }
+                self.api(req, &segments, &origin, peer).await
+            }
+        }
+    }
+
+    async fn api(
+        &self,
+        req: Request<Incoming>,
+        segments: &[&str],
+        origin: &Origin,
+        peer: IpAddr,
+    ) -> Response<Body> {
+        match (req.method().clone(), segments) {
             (Method::GET, ["metrics"]) => {
-                let mut r = Response::new(super::http::full(crate::metrics::metrics().render()));
+                let mut r = Response::new(full(metrics().render()));
                 r.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     ),
                 );
@@ -50,24 +105,27 @@ impl ControlApi {
             (_, ["metrics"]) => method_not_allowed("GET"),
             (Method::GET, ["v1", "components"]) => self.components(),
             (_, ["v1", "components"]) => method_not_allowed("GET"),
-            (Method::POST, ["v1", "sessions"]) => self.create(req, &host).await,
+            (Method::POST, ["v1", "sessions"]) => self.create(req, origin, peer).await,
             (Method::GET, ["v1", "sessions"]) => {
                 let sessions: Vec<Value> = self
                     .registry
                     .list()
                     .iter()
-                    .map(|s| session_json(s, &host, false))
+                    .map(|s| self.session_json(s, origin, false))
                     .collect();
                 json_response(StatusCode::OK, &json!({"sessions": sessions}))
             }
             (_, ["v1", "sessions"]) => method_not_allowed("GET, POST"),
             (Method::GET, ["v1", "sessions", id]) => match self.registry.get(id) {
-                Some(s) => json_response(StatusCode::OK, &session_json(&s, &host, false)),
+                Some(s) => {
+                    s.touch();
+                    json_response(StatusCode::OK, &self.session_json(&s, origin, false))
+                }
                 None => no_session(id),
             },
             (Method::DELETE, ["v1", "sessions", id]) => {
                 if self.registry.delete(id).await {
-                    let mut r = Response::new(super::http::full(""));
+                    let mut r = Response::new(full(""));
                     *r.status_mut() = StatusCode::NO_CONTENT;
                     r
                 } else {
@@ -75,6 +133,14 @@ impl ControlApi {
                 }
             }
             (_, ["v1", "sessions", _]) => method_not_allowed("GET, DELETE"),
+            (Method::POST, ["v1", "sessions", id, "keepalive"]) => match self.registry.get(id) {
+                Some(s) => {
+                    s.touch();
+                    json_response(StatusCode::OK, &self.session_json(&s, origin, false))
+                }
+                None => no_session(id),
+            },
+            (_, ["v1", "sessions", _, "keepalive"]) => method_not_allowed("POST"),
             _ => error_response(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -83,21 +149,115 @@ impl ControlApi {
         }
     }
 
+    /// 401/403 unless the request carries the admin token (when one is set).
+    fn check_admin(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        let expected = self.admin_token.as_ref()?;
+        let given = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        match given {
+            None => {
+                let mut r = error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the control API needs the admin token: send Authorization: Bearer <admin token>",
+                );
+                r.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Some(r)
+            }
+            Some(t) if crate::session::constant_time_eq(t, expected.as_bytes()) => None,
+            Some(_) => Some(error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the bearer token is not the admin token",
+            )),
+        }
+    }
+
+    fn readiness(&self) -> Response<Body> {
+        let (status, why) = if self.drain.is_draining() {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else if !self.gateway_fallback
+            && self.registry.pool().free() < crate::session::spec::MAX_AGENTS
+        {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no free agent ports and the gateway is off",
+            )
+        } else {
+            (StatusCode::OK, "ready")
+        };
+        json_response(status, &json!({"status": why}))
+    }
+
+    async fn gateway(
+        &self,
+        req: Request<Incoming>,
+        session: &str,
+        slot: &str,
+        origin: &Origin,
+    ) -> Response<Body> {
+        let Some(session) = self.registry.get(session) else {
+            return no_session(session);
+        };
+        let Some(agent) = slot
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| session.agent(i))
+            .cloned()
+        else {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "agent_not_found",
+                format!("session {} has no agent in slot {slot}", session.id),
+            );
+        };
+        let base = format!(
+            "{}/s/{}/{}/",
+            self.gateway_base(origin),
+            session.id,
+            agent.slot
+        );
+        agent_port::handle(&session, &agent, req, &base, self.limits).await
+    }
+
+    /// The base URL of the gateway as the client should use it.
+    fn gateway_base(&self, origin: &Origin) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", origin.authority),
+        }
+    }
+
     fn components(&self) -> Response<Body> {
+        let push = self.registry.settings().push.enabled;
         let components: Vec<Value> = self
             .registry
             .runtime()
             .components()
             .map(|c| {
                 let info = crate::session::info_from_guest(c.info.clone());
-                let push = self.registry.settings().push.enabled;
                 json!({"name": c.name, "card": agent_card(&info, None, true, push)})
             })
             .collect();
         json_response(StatusCode::OK, &json!({"components": components}))
     }
 
-    async fn create(&self, req: Request<Incoming>, host: &str) -> Response<Body> {
+    async fn create(
+        &self,
+        req: Request<Incoming>,
+        origin: &Origin,
+        peer: IpAddr,
+    ) -> Response<Body> {
+        if self.drain.is_draining() {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "the server is shutting down",
+            );
+        }
         let body = match read_body(req.into_body(), MAX_CONTROL_BODY).await {
             Ok(b) => b,
             Err(r) => return r,
@@ -120,28 +280,103 @@ impl ControlApi {
             Ok(s) => s,
             Err(why) => return error_response(StatusCode::BAD_REQUEST, "bad_request", why),
         };
-        match self.registry.create(spec).await {
-            Ok(session) => json_response(StatusCode::CREATED, &session_json(&session, host, true)),
+        match self.registry.create(spec, peer).await {
+            Ok(session) => json_response(
+                StatusCode::CREATED,
+                &self.session_json(&session, origin, true),
+            ),
             Err(e) => {
-                let (status, code) = match &e {
-                    CreateError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                tracing::info!(error = %e, client = %peer, "session not created");
+                let message = e.to_string();
+                match e {
+                    CreateError::BadRequest(_) => {
+                        error_response(StatusCode::BAD_REQUEST, "bad_request", message)
+                    }
                     CreateError::UnknownComponent { .. } => {
-                        (StatusCode::BAD_REQUEST, "unknown_component")
+                        error_response(StatusCode::BAD_REQUEST, "unknown_component", message)
                     }
                     CreateError::OpenNotAllowed => {
-                        (StatusCode::FORBIDDEN, "open_sessions_disabled")
-                    }
-                    CreateError::PortsExhausted(_) => {
-                        (StatusCode::SERVICE_UNAVAILABLE, "ports_exhausted")
+                        error_response(StatusCode::FORBIDDEN, "open_sessions_disabled", message)
                     }
                     CreateError::AgentStart { .. } => {
-                        (StatusCode::BAD_REQUEST, "agent_start_failed")
+                        error_response(StatusCode::BAD_REQUEST, "agent_start_failed", message)
                     }
-                };
-                tracing::info!(error = %e, "session not created");
-                error_response(status, code, e.to_string())
+                    CreateError::PortsExhausted(_) => {
+                        Metrics::count(&metrics().sessions_refused, "ports");
+                        with_retry_after(
+                            error_response(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "ports_exhausted",
+                                message,
+                            ),
+                            FULL_RETRY_AFTER,
+                        )
+                    }
+                    CreateError::Full { .. } => {
+                        Metrics::count(&metrics().sessions_refused, "full");
+                        with_retry_after(
+                            error_response(StatusCode::SERVICE_UNAVAILABLE, "server_full", message),
+                            FULL_RETRY_AFTER,
+                        )
+                    }
+                    CreateError::TooManyForIp { .. } => {
+                        Metrics::count(&metrics().rate_limited, "sessions_per_ip");
+                        with_retry_after(
+                            error_response(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                "too_many_sessions",
+                                message,
+                            ),
+                            FULL_RETRY_AFTER,
+                        )
+                    }
+                }
             }
         }
+    }
+
+    /// A session as the API shows it. The token appears only in the
+    /// create response: it is the session's secret.
+    fn session_json(&self, session: &Session, origin: &Origin, with_token: bool) -> Value {
+        let gateway = self.gateway_base(origin);
+        let agents: Vec<Value> = session
+            .agents
+            .iter()
+            .map(|a| {
+                let url = match (session.mode, a.port) {
+                    (Mode::Ports, Some(port)) => format!("http://{}:{port}/", origin.hostname()),
+                    _ => format!("{gateway}/s/{}/{}/", session.id, a.slot),
+                };
+                let mut v = json!({
+                    "slot": a.slot,
+                    "name": a.name,
+                    "component": a.component,
+                    "card_url": format!("{url}.well-known/agent-card.json"),
+                    "url": url,
+                });
+                if let Some(port) = a.port {
+                    v["port"] = json!(port);
+                }
+                v
+            })
+            .collect();
+        let mut v = json!({
+            "id": session.id,
+            "mode": session.mode,
+            "created_at": session.created_at,
+            "auth": if session.token().is_some() { "bearer" } else { "none" },
+            "agents": agents,
+        });
+        if let Some(t) = session.expires_at {
+            v["expires_at"] = json!(crate::clock::rfc3339(t));
+        }
+        if let Some(idle) = session.idle_timeout() {
+            v["idle_timeout_secs"] = json!(idle.as_secs());
+        }
+        if with_token && let Some(token) = session.token() {
+            v["token"] = json!(token);
+        }
+        v
     }
 }
 
@@ -151,35 +386,4 @@ fn no_session(id: &str) -> Response<Body> {
         "session_not_found",
         format!("no session {id}"),
     )
-}
-
-/// A session as the API shows it. The token appears only in the create
-/// response: it is the session's secret.
-fn session_json(session: &Session, host: &str, with_token: bool) -> Value {
-    let agents: Vec<Value> = session
-        .agents
-        .iter()
-        .map(|a| {
-            let base = format!("http://{host}:{}", a.port);
-            json!({
-                "slot": a.slot,
-                "name": a.name,
-                "component": a.component,
-                "port": a.port,
-                "url": format!("{base}/"),
-                "card_url": format!("{base}/.well-known/agent-card.json"),
-            })
-        })
-        .collect();
-    let mut v = json!({
-        "id": session.id,
-        "mode": session.mode,
-        "created_at": session.created_at,
-        "auth": if session.token().is_some() { "bearer" } else { "none" },
-        "agents": agents,
-    });
-    if with_token && let Some(token) = session.token() {
-        v["token"] = json!(token);
-    }
-    v
 }

@@ -19,9 +19,6 @@ use tokio_util::sync::CancellationToken;
 /// A response body: whole, or (for streams) produced as it goes.
 pub type Body = BoxBody<Bytes, Infallible>;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
@@ -89,6 +86,26 @@ pub fn error_response(
     )
 }
 
+/// 429 with `Retry-After`.
+pub fn too_many_requests(wait: Duration, why: &str) -> Response<Body> {
+    with_retry_after(
+        error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{why}; retry after {wait:.1?}"),
+        ),
+        wait,
+    )
+}
+
+/// Adds `Retry-After` in whole seconds (at least 1).
+pub fn with_retry_after(mut r: Response<Body>, wait: Duration) -> Response<Body> {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    r.headers_mut()
+        .insert("retry-after", HeaderValue::from(secs));
+    r
+}
+
 /// 405 with the methods the path takes.
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut r = error_response(
@@ -139,9 +156,15 @@ pub fn host_without_port(host: &str) -> &str {
 }
 
 /// Serves HTTP/1.1 on one connection until the client leaves or
-/// `shutdown` fires, whichever comes first.
-pub fn spawn_connection<S>(stream: TcpStream, service: S, shutdown: CancellationToken)
-where
+/// `shutdown` fires, whichever comes first. A client that takes longer
+/// than `header_timeout` to send a request's headers (or idles that long
+/// between requests) is disconnected.
+pub fn spawn_connection<S>(
+    stream: TcpStream,
+    service: S,
+    shutdown: CancellationToken,
+    header_timeout: Duration,
+) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Send
         + 'static,
@@ -151,7 +174,7 @@ where
     tokio::spawn(async move {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(header_timeout)
             .serve_connection(TokioIo::new(stream), service);
         tokio::select! {
             _ = conn => {}

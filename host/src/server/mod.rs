@@ -1,5 +1,6 @@
-//! The network edge: the control listener, one server per agent port,
-//! and graceful shutdown. Routing lives here; protocol and sandbox do not.
+//! The network edge: the control listener (control API and gateway), one
+//! server per agent port, the session reaper, and graceful shutdown.
+//! Routing lives here; protocol and sandbox do not.
 
 mod agent_port;
 mod control;
@@ -8,6 +9,8 @@ mod http;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,11 +18,47 @@ use tokio_util::sync::CancellationToken;
 pub use agent_port::PortLimits;
 pub use control::ControlApi;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
+use crate::rate::KeyedLimiter;
 use crate::runtime::{Dropped, Hooks, Runtime};
 use crate::session::{RegistrySettings, ServePort, SessionRegistry};
+
+/// How often expired sessions are looked for.
+const REAP_EVERY: Duration = Duration::from_millis(250);
+
+/// Shutdown state every listener shares: whether the server is draining,
+/// how many requests are in flight, and the signal to stop accepting.
+#[derive(Default)]
+pub struct Drain {
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    stop_accepting: CancellationToken,
+    /// Closes control connections once the grace period is over.
+    close_connections: CancellationToken,
+}
+
+impl Drain {
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the guard drops.
+    fn request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+}
+
+struct InFlight(Arc<Drain>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Instance events, counted.
 fn metric_hooks() -> Hooks {
@@ -44,55 +83,76 @@ pub struct Server {
     pub addr: SocketAddr,
     registry: Arc<SessionRegistry>,
     listener: TcpListener,
+    api: Arc<ControlApi>,
     shutdown: CancellationToken,
+    grace: Duration,
 }
 
 impl Server {
     /// Loads the components, binds the control listener and readies the
     /// session registry. Nothing is served until [`run`](Self::run).
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
-        let mut runtime = Runtime::new(config.guest, metric_hooks())?;
+        let mut runtime = Runtime::new(config.guest_limits(), metric_hooks())?;
         runtime.load_dir(&config.agents_dir).await?;
         let runtime = Arc::new(runtime);
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen): {e}", config.listen))?;
         let addr = listener.local_addr()?;
         let pool = PortPool::new(addr.ip(), config.port_range.0..=config.port_range.1);
         let limits = PortLimits {
-            max_body_bytes: config.max_body_bytes,
+            max_body_bytes: config.http.max_body_bytes,
+            header_timeout: Duration::from_secs(config.http.header_timeout_secs),
         };
+        let drain = Arc::new(Drain::default());
+        let port_drain = Arc::clone(&drain);
         let serve_port: ServePort = Arc::new(move |session, agent, listener| {
-            agent_port::spawn(session, agent, listener, limits)
+            agent_port::spawn(session, agent, listener, limits, Arc::clone(&port_drain))
         });
+        let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         let registry = Arc::new(SessionRegistry::new(
             runtime,
             pool,
             RegistrySettings {
                 allow_open_sessions: config.allow_open_sessions,
-                push: config.push,
+                push: config.push_policy(),
+                mode: config.mode,
+                max_sessions: config.sessions.max_sessions,
+                max_sessions_per_ip: config.sessions.max_sessions_per_ip,
+                ttl: seconds(config.sessions.ttl_secs),
+                idle_timeout: seconds(config.sessions.idle_timeout_secs),
+                agent_rate: config.http.agent_rate_per_session,
             },
             serve_port,
         ));
+        let api = Arc::new(ControlApi {
+            registry: Arc::clone(&registry),
+            listen_authority: addr.to_string(),
+            public_url: config.public_url.clone(),
+            admin_token: config.admin_token.clone(),
+            rate: KeyedLimiter::new(config.http.control_rate_per_ip),
+            gateway_fallback: config.mode != Mode::Ports,
+            limits,
+            drain,
+        });
         Ok(Server {
             addr,
             registry,
             listener,
+            api,
             shutdown: CancellationToken::new(),
+            grace: Duration::from_secs(config.http.shutdown_grace_secs),
         })
     }
 
-    /// A handle that stops [`run`](Self::run) when cancelled.
+    /// A handle that begins a graceful shutdown when cancelled.
     pub fn shutdown_handle(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
-    /// Serves the control API until shutdown, then ends every session.
+    /// Serves until shutdown; then stops accepting, lets requests in
+    /// flight finish within the grace period, and ends every session.
     pub async fn run(self) {
-        let api = Arc::new(ControlApi {
-            registry: Arc::clone(&self.registry),
-            default_host: self.addr.ip().to_string(),
-        });
         let components: Vec<String> = self
             .registry
             .runtime()
@@ -105,27 +165,66 @@ impl Server {
             "control API listening on http://{}",
             self.addr
         );
+        let reaper = {
+            let (registry, stop) = (Arc::clone(&self.registry), self.shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REAP_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            registry.reap().await;
+                        }
+                    }
+                }
+            })
+        };
+        let drain = Arc::clone(&self.api.drain);
+        let header_timeout = self.api.limits.header_timeout;
         loop {
-            let stream = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "control accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 },
             };
-            let api = Arc::clone(&api);
+            let api = Arc::clone(&self.api);
             let service = hyper::service::service_fn(move |req| {
                 let api = Arc::clone(&api);
-                async move { Ok::<_, Infallible>(api.handle(req).await) }
+                async move {
+                    let _in_flight = api.drain.request();
+                    Ok::<_, Infallible>(api.handle(req, peer.ip()).await)
+                }
             });
-            http::spawn_connection(stream, service, self.shutdown.clone());
+            // Connections end with the server, after the grace period.
+            http::spawn_connection(
+                stream,
+                service,
+                drain.close_connections.clone(),
+                header_timeout,
+            );
         }
+        drop(self.listener);
+        drain.draining.store(true, Ordering::Relaxed);
+        drain.stop_accepting.cancel();
+        let _ = reaper.await;
+        let deadline = Instant::now() + self.grace;
+        while drain.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let unfinished = drain.in_flight.load(Ordering::Relaxed);
         let live = self.registry.len();
         self.registry.delete_all().await;
-        tracing::info!(sessions_released = live, "shut down");
+        drain.close_connections.cancel();
+        tracing::info!(
+            sessions_released = live,
+            requests_cut = unfinished,
+            "shut down"
+        );
     }
 }

@@ -9,7 +9,10 @@ mod agent;
 pub mod spec;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -19,8 +22,10 @@ pub use agent::{SlotService, WasmAgent, info_from_guest};
 pub use spec::{SessionRequest, SessionSpec, SlotSpec};
 
 use crate::a2a::{A2aService, AgentInfo, Capabilities, PushPolicy};
+use crate::config::Mode as ServeMode;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
+use crate::rate::TokenBucket;
 use crate::runtime::{LogTag, Runtime};
 
 /// How a session's agents are reached.
@@ -29,6 +34,8 @@ use crate::runtime::{LogTag, Runtime};
 pub enum Mode {
     /// One TCP port per agent.
     Ports,
+    /// Path-routed on the control listener: `/s/{session}/{slot}/`.
+    Gateway,
 }
 
 /// One agent of a session.
@@ -36,7 +43,8 @@ pub struct SlotAgent {
     pub slot: u8,
     pub name: String,
     pub component: String,
-    pub port: u16,
+    /// The agent's own port, in ports mode.
+    pub port: Option<u16>,
     /// The card fields the instance gave at session start.
     pub info: AgentInfo,
     pub service: SlotService,
@@ -49,9 +57,19 @@ pub struct Session {
     token: Option<String>,
     pub mode: Mode,
     pub created_at: String,
+    /// Who created it (for the per-IP limit).
+    pub client_ip: IpAddr,
     pub agents: Vec<Arc<SlotAgent>>,
     shutdown: CancellationToken,
-    servers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    servers: Mutex<Vec<JoinHandle<()>>>,
+    started: Instant,
+    /// Milliseconds after `started` of the last traffic.
+    last_seen_ms: AtomicU64,
+    /// Agent requests this session may still make now.
+    agent_rate: Mutex<TokenBucket>,
+    /// When the session ends regardless of traffic.
+    pub expires_at: Option<SystemTime>,
+    idle_timeout: Option<Duration>,
 }
 
 /// The result of checking a request's credentials against a session.
@@ -65,6 +83,44 @@ pub enum Access {
 }
 
 impl Session {
+    /// Records traffic: the session is not idle.
+    pub fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_seen_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last traffic.
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// True when the TTL has passed or the session has idled too long.
+    pub fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|t| SystemTime::now() >= t)
+            || self
+                .idle_timeout
+                .is_some_and(|limit| self.idle_for() >= limit)
+    }
+
+    /// The idle timeout, if any.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// Takes one request from the session's rate, or says how long to wait.
+    pub fn take_request(&self) -> Result<(), Duration> {
+        self.agent_rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// The agent in `slot`.
+    pub fn agent(&self, slot: usize) -> Option<&Arc<SlotAgent>> {
+        self.agents.get(slot)
+    }
+
     /// Checks an `Authorization` header value.
     pub fn check_access(&self, authorization: Option<&[u8]>) -> Access {
         let Some(token) = &self.token else {
@@ -100,7 +156,8 @@ impl Session {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -113,6 +170,10 @@ fn new_token() -> String {
 /// Why a session could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
+    #[error("the server is full: {max} sessions are alive; try again later")]
+    Full { max: usize },
+    #[error("{ip} already holds {max} sessions, the most one client may; delete one first")]
+    TooManyForIp { ip: IpAddr, max: usize },
     #[error("{0}")]
     BadRequest(String),
     #[error("slot {slot}: no component named {component:?} is loaded (see GET /v1/components)")]
@@ -142,6 +203,23 @@ pub struct RegistrySettings {
     pub allow_open_sessions: bool,
     /// Push notification webhooks allowed (and whether push works).
     pub push: PushPolicy,
+    /// Ports, gateway, or ports while they last.
+    pub mode: ServeMode,
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    /// Session lifetime; `None`: unlimited.
+    pub ttl: Option<Duration>,
+    /// Idle lifetime; `None`: unlimited.
+    pub idle_timeout: Option<Duration>,
+    /// Agent requests per second per session.
+    pub agent_rate: u32,
+}
+
+/// Sessions counted against the limits, including ones being created.
+#[derive(Default)]
+struct Reservations {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
 }
 
 /// Every live session, by id.
@@ -151,6 +229,7 @@ pub struct SessionRegistry {
     settings: RegistrySettings,
     serve_port: ServePort,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
+    reservations: Mutex<Reservations>,
 }
 
 impl SessionRegistry {
@@ -166,6 +245,7 @@ impl SessionRegistry {
             settings,
             serve_port,
             sessions: RwLock::new(HashMap::new()),
+            reservations: Mutex::new(Reservations::default()),
         };
         registry.count_ports();
         registry
@@ -186,9 +266,56 @@ impl SessionRegistry {
         &self.pool
     }
 
-    /// Creates a session: checks the spec, takes ports, starts one
-    /// instance per slot, and starts serving each port.
-    pub async fn create(&self, spec: SessionSpec) -> Result<Arc<Session>, CreateError> {
+    /// Counts a session against the limits before it exists, so that
+    /// concurrent creates cannot overshoot them.
+    fn reserve(&self, ip: IpAddr) -> Result<(), CreateError> {
+        let mut r = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        let max = self.settings.max_sessions;
+        if r.total >= max {
+            return Err(CreateError::Full { max });
+        }
+        let max_ip = self.settings.max_sessions_per_ip;
+        let mine = r.by_ip.entry(ip).or_insert(0);
+        if *mine >= max_ip {
+            return Err(CreateError::TooManyForIp { ip, max: max_ip });
+        }
+        *mine += 1;
+        r.total += 1;
+        Ok(())
+    }
+
+    fn unreserve(&self, ip: IpAddr) {
+        let mut r = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        r.total = r.total.saturating_sub(1);
+        if let Some(n) = r.by_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                r.by_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Creates a session for `client_ip`: checks the limits and the spec,
+    /// starts one instance per slot, then takes ports (or routes through
+    /// the gateway) and starts serving.
+    pub async fn create(
+        &self,
+        spec: SessionSpec,
+        client_ip: IpAddr,
+    ) -> Result<Arc<Session>, CreateError> {
+        self.reserve(client_ip)?;
+        let created = self.create_reserved(spec, client_ip).await;
+        if created.is_err() {
+            self.unreserve(client_ip);
+        }
+        created
+    }
+
+    async fn create_reserved(
+        &self,
+        spec: SessionSpec,
+        client_ip: IpAddr,
+    ) -> Result<Arc<Session>, CreateError> {
         if !spec.secured && !self.settings.allow_open_sessions {
             return Err(CreateError::OpenNotAllowed);
         }
@@ -235,17 +362,32 @@ impl SessionRegistry {
             started.push((slot_spec, component, instance, info));
         }
 
-        let leases = self.pool.take(started.len())?;
+        let leases = match self.settings.mode {
+            ServeMode::Ports => self.pool.take(started.len())?,
+            ServeMode::Gateway => Vec::new(),
+            ServeMode::Auto => self.pool.take(started.len()).unwrap_or_default(),
+        };
+        let mode = if leases.is_empty() {
+            Mode::Gateway
+        } else {
+            Mode::Ports
+        };
+        let now = SystemTime::now();
         let session = Arc::new(Session {
             id: id.clone(),
             token: spec.secured.then(new_token),
-            mode: Mode::Ports,
-            created_at: crate::clock::now_rfc3339(),
+            mode,
+            created_at: crate::clock::rfc3339(now),
+            client_ip,
+            started: Instant::now(),
+            last_seen_ms: AtomicU64::new(0),
+            agent_rate: Mutex::new(TokenBucket::new(self.settings.agent_rate)),
+            expires_at: self.settings.ttl.map(|ttl| now + ttl),
+            idle_timeout: self.settings.idle_timeout,
             agents: started
                 .into_iter()
-                .zip(&leases)
                 .enumerate()
-                .map(|(slot, ((slot_spec, component, instance, info), lease))| {
+                .map(|(slot, (slot_spec, component, instance, info))| {
                     let info = info_from_guest(info);
                     let capabilities = Capabilities {
                         streaming: info.streaming,
@@ -255,7 +397,7 @@ impl SessionRegistry {
                         slot: slot as u8,
                         name: slot_spec.name.clone().unwrap_or_else(|| info.name.clone()),
                         component: component.name.clone(),
-                        port: lease.port,
+                        port: leases.get(slot).map(|l| l.port),
                         info,
                         service: Arc::new(A2aService::new(
                             WasmAgent::new(instance, &component.name),
@@ -265,7 +407,7 @@ impl SessionRegistry {
                 })
                 .collect(),
             shutdown: CancellationToken::new(),
-            servers: std::sync::Mutex::new(Vec::new()),
+            servers: Mutex::new(Vec::new()),
         });
         let servers: Vec<JoinHandle<()>> = leases
             .into_iter()
@@ -280,7 +422,7 @@ impl SessionRegistry {
         m.sessions_created.inc();
         m.sessions_active.inc();
         self.count_ports();
-        tracing::info!(session = %id, agents = session.agents.len(), "session created");
+        tracing::info!(session = %id, agents = session.agents.len(), mode = ?mode, client = %client_ip, "session created");
         Ok(session)
     }
 
@@ -317,6 +459,24 @@ impl SessionRegistry {
         true
     }
 
+    /// Ends every session past its TTL or idle timeout; returns how many.
+    pub async fn reap(&self) -> usize {
+        let expired: Vec<Arc<Session>> = {
+            let mut sessions = self.write();
+            let ids: Vec<String> = sessions
+                .values()
+                .filter(|s| s.is_expired())
+                .map(|s| s.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for session in &expired {
+            self.release(session, "expired").await;
+            tracing::info!(session = %session.id, idle_ms = session.idle_for().as_millis() as u64, "session expired");
+        }
+        expired.len()
+    }
+
     /// Ends every session (server shutdown).
     pub async fn delete_all(&self) {
         let all: Vec<_> = self.write().drain().map(|(_, s)| s).collect();
@@ -329,7 +489,9 @@ impl SessionRegistry {
     /// session ends.
     async fn release(&self, session: &Session, reason: &str) {
         session.stop_servers().await;
-        self.pool.release(session.agents.iter().map(|a| a.port));
+        self.pool
+            .release(session.agents.iter().filter_map(|a| a.port));
+        self.unreserve(session.client_ip);
         let m = metrics();
         m.sessions_active.dec();
         Metrics::count(&m.sessions_ended, reason);
