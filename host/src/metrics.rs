@@ -53,6 +53,8 @@ pub struct Metrics {
     pub rate_limited: Family<KindLabel, Counter>,
     /// Session creates refused with 503, by reason: full, ports.
     pub sessions_refused: Family<KindLabel, Counter>,
+    /// File descriptors the process holds, read at each scrape.
+    pub open_fds: Gauge,
 }
 
 fn call_latency() -> Histogram {
@@ -77,6 +79,7 @@ impl Metrics {
             guest_output_dropped: Family::default(),
             rate_limited: Family::default(),
             sessions_refused: Family::default(),
+            open_fds: Gauge::default(),
         };
         registry.register(
             "sessions_active",
@@ -134,6 +137,11 @@ impl Metrics {
             m.guest_output_dropped.clone(),
         );
         registry.register(
+            "open_fds",
+            "File descriptors the process holds",
+            m.open_fds.clone(),
+        );
+        registry.register(
             "rate_limited",
             "Requests refused with 429, by scope",
             m.rate_limited.clone(),
@@ -148,6 +156,9 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds.set(fds.count() as i64);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -128,6 +128,32 @@ impl Server {
         .status
     }
 
+    /// Sends SIGTERM and waits (at most `secs`) for the process to exit.
+    pub fn terminate(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A metric's value from `/metrics` (the first sample whose line
+    /// starts with `name`).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = http("GET", &format!("{}/metrics", self.base()), &[], "")
+            .await
+            .text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("metric {name} in:\n{text}"))
+    }
+
     /// Process id, for /proc reads.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -229,6 +255,7 @@ pub struct SessionInfo {
     pub id: String,
     pub token: String,
     pub urls: Vec<String>,
+    /// The agents' ports (none in gateway mode).
     pub ports: Vec<u16>,
 }
 
@@ -244,7 +271,7 @@ impl From<&Value> for SessionInfo {
                 .collect(),
             ports: agents
                 .iter()
-                .map(|a| a["port"].as_u64().unwrap() as u16)
+                .filter_map(|a| a["port"].as_u64().map(|p| p as u16))
                 .collect(),
         }
     }

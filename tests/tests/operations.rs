@@ -1,0 +1,504 @@
+//! Running it for many users: expiry, gateway mode, limits, admin auth,
+//! slow clients, readiness, graceful shutdown and churn, against the real
+//! binary.
+
+use std::time::{Duration, Instant};
+
+use a2a_sandbox_tests::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn ports_free(ports: &[u16]) -> bool {
+    ports
+        .iter()
+        .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_expire_and_keepalive_keeps_them() {
+    let server = Server::start(
+        10,
+        &["--mode", "ports", "--set", "sessions.idle_timeout_secs=1"],
+    );
+    let idle = SessionInfo::from(&server.session(None).await);
+    let kept = server.session(None).await;
+    assert_eq!(kept["idle_timeout_secs"], 1);
+    let kept = SessionInfo::from(&kept);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        let r = http(
+            "POST",
+            &format!("{}/v1/sessions/{}/keepalive", server.base(), kept.id),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let gone = http(
+        "GET",
+        &format!("{}/v1/sessions/{}", server.base(), idle.id),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(gone.status, 404, "the idle session was reaped");
+    assert!(ports_free(&idle.ports), "its ports are free");
+    let alive = http(
+        "GET",
+        &format!("{}/v1/sessions/{}", server.base(), kept.id),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(alive.status, 200, "keepalive kept it");
+    // Agent traffic counts as activity too.
+    for _ in 0..6 {
+        rpc(
+            &kept.urls[0],
+            &kept.token,
+            "SendMessage",
+            text_message("memory"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{}/v1/sessions/{}", server.base(), kept.id),
+            &[],
+            ""
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        server
+            .metric("a2a_sandbox_sessions_ended_total{kind=\"expired\"}")
+            .await,
+        1.0
+    );
+
+    let ttl = Server::start(5, &["--set", "sessions.ttl_secs=1"]);
+    let s = ttl.session(None).await;
+    assert!(s["expires_at"].as_str().unwrap().ends_with('Z'));
+    let s = SessionInfo::from(&s);
+    for _ in 0..8 {
+        http(
+            "POST",
+            &format!("{}/v1/sessions/{}/keepalive", ttl.base(), s.id),
+            &[],
+            "",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{}/v1/sessions/{}", ttl.base(), s.id),
+            &[],
+            ""
+        )
+        .await
+        .status,
+        404,
+        "TTL ends it despite keepalives"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_mode_serves_agents_on_paths_of_the_control_listener() {
+    let server = Server::start(5, &["--mode", "gateway"]);
+    let s = server
+        .session(Some(json!({"agents": [{"component": "conformance", "config": {"interval_ms": 20}}, {"component": "bpa"}]})))
+        .await;
+    assert_eq!(s["mode"], "gateway");
+    assert!(s["agents"][0].get("port").is_none());
+    let info = SessionInfo::from(&s);
+    let url = &info.urls[0];
+    assert_eq!(url, &format!("{}/s/{}/0/", server.base(), info.id));
+    let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
+        .await
+        .json();
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        url.as_str(),
+        "the card advertises the gateway URL"
+    );
+    let r = rpc(url, &info.token, "SendMessage", text_message("complete")).await;
+    assert_eq!(
+        r["result"]["task"]["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+    let mut stream = EventStream::open(
+        url,
+        &info.token,
+        "SendStreamingMessage",
+        text_message("stream 2"),
+    )
+    .await;
+    assert_eq!(
+        stream.rest(5).await.len(),
+        5,
+        "task, 2 progress, artifact, completed"
+    );
+    let r = rpc(
+        &info.urls[1],
+        &info.token,
+        "SendMessage",
+        text_message("memory"),
+    )
+    .await;
+    assert!(r["result"]["task"].is_object());
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("x")})
+            .to_string();
+    assert_eq!(http("POST", url, &[], body.clone()).await.status, 401);
+    let unknown = http(
+        "POST",
+        &format!("{}/s/nope/0/", server.base()),
+        &[],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (unknown.status, unknown.json()["error"]["code"].clone()),
+        (404, json!("session_not_found"))
+    );
+    let no_slot = http(
+        "POST",
+        &format!("{}/s/{}/7/", server.base(), info.id),
+        &[],
+        body,
+    )
+    .await;
+    assert_eq!(no_slot.status, 404);
+
+    // auto: ports while they last, then the gateway.
+    let auto = Server::start(5, &["--mode", "auto"]);
+    let first = auto.session(None).await;
+    let second = auto.session(None).await;
+    assert_eq!(
+        (first["mode"].as_str(), second["mode"].as_str()),
+        (Some("ports"), Some("gateway"))
+    );
+    let second = SessionInfo::from(&second);
+    let r = rpc(
+        &second.urls[4],
+        &second.token,
+        "SendMessage",
+        text_message("memory"),
+    )
+    .await;
+    assert!(r["result"]["task"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_503_429_413_with_retry_after() {
+    let server = Server::start(
+        30,
+        &[
+            "--set",
+            "sessions.max_sessions=2",
+            "--set",
+            "http.agent_rate_per_session=5",
+            "--set",
+            "http.max_body_bytes=2048",
+        ],
+    );
+    let a = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "bpa"}]})))
+            .await,
+    );
+    server
+        .session(Some(json!({"agents": [{"component": "bpa"}]})))
+        .await;
+    let full = server.create(None).await;
+    assert_eq!(full.status, 503);
+    assert_eq!(full.json()["error"]["code"], "server_full");
+    assert!(full.headers.get("retry-after").is_some());
+
+    let auth = format!("Bearer {}", a.token);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("memory")}).to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(
+            http(
+                "POST",
+                &a.urls[0],
+                &[("authorization", &auth)],
+                body.clone(),
+            )
+            .await,
+        );
+    }
+    let limited = statuses
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("the session rate limit hit");
+    assert!(limited.headers.get("retry-after").is_some());
+    assert_eq!(limited.json()["error"]["code"], "rate_limited");
+    assert!(
+        statuses.iter().filter(|r| r.status == 200).count() >= 10,
+        "the burst went through"
+    );
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message(&"x".repeat(4096))}).to_string();
+    assert_eq!(
+        http("POST", &a.urls[0], &[("authorization", &auth)], big)
+            .await
+            .status,
+        413
+    );
+
+    let per_ip = Server::start(
+        10,
+        &[
+            "--set",
+            "sessions.max_sessions_per_ip=1",
+            "--set",
+            "http.control_rate_per_ip=5",
+        ],
+    );
+    per_ip
+        .session(Some(json!({"agents": [{"component": "bpa"}]})))
+        .await;
+    let second = per_ip
+        .create(Some(json!({"agents": [{"component": "bpa"}]})))
+        .await;
+    assert_eq!(second.status, 429);
+    assert_eq!(second.json()["error"]["code"], "too_many_sessions");
+    let mut codes = Vec::new();
+    for _ in 0..15 {
+        codes.push(
+            http("GET", &format!("{}/v1/sessions", per_ip.base()), &[], "")
+                .await
+                .status,
+        );
+    }
+    assert!(
+        codes.contains(&429),
+        "the control rate limit hit: {codes:?}"
+    );
+    assert_eq!(
+        http("GET", &format!("{}/healthz", per_ip.base()), &[], "")
+            .await
+            .status,
+        200,
+        "health is never limited"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await; // /metrics is a control request too
+    assert!(
+        per_ip
+            .metric("a2a_sandbox_rate_limited_total{kind=\"control\"}")
+            .await
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_guards_the_control_api() {
+    let token = "admin-token-0123456789";
+    let server = Server::start(5, &["--set", &format!("admin_token={token}")]);
+    let base = server.base();
+    let none = http("POST", &format!("{base}/v1/sessions"), &[], "").await;
+    assert_eq!(none.status, 401);
+    assert!(
+        none.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("admin token")
+    );
+    let wrong = http(
+        "GET",
+        &format!("{base}/v1/sessions"),
+        &[("authorization", "Bearer nope")],
+        "",
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    assert_eq!(
+        http("GET", &format!("{base}/metrics"), &[], "")
+            .await
+            .status,
+        401
+    );
+    let auth = format!("Bearer {token}");
+    let ok = http(
+        "POST",
+        &format!("{base}/v1/sessions"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(ok.status, 201);
+    assert_eq!(
+        http("GET", &format!("{base}/healthz"), &[], "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http("GET", &format!("{base}/readyz"), &[], "").await.status,
+        200
+    );
+
+    // Beyond loopback without a token the server refuses to start.
+    let out = std::process::Command::new(server_bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--agents-dir"])
+        .arg(repo_root().join("build/agents"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin_token"));
+}
+
+async fn cut_off_within(addr: &str, limit: Duration) -> bool {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    // The server answers 408 or just closes; either way the read ends.
+    let read = tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    read.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_cut_off_and_readiness_follows_the_pool() {
+    let server = Server::start(
+        5,
+        &["--mode", "ports", "--set", "http.header_timeout_secs=1"],
+    );
+    let ready = http("GET", &format!("{}/readyz", server.base()), &[], "").await;
+    assert_eq!(ready.status, 200);
+    let s = SessionInfo::from(&server.session(None).await);
+    let started = Instant::now();
+    assert!(cut_off_within(&format!("127.0.0.1:{}", s.ports[0]), Duration::from_secs(5)).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut off after about a second"
+    );
+    assert!(cut_off_within(&server.addr.to_string(), Duration::from_secs(5)).await);
+    let full = http("GET", &format!("{}/readyz", server.base()), &[], "").await;
+    assert_eq!(full.status, 503, "no ports left and the gateway is off");
+    assert!(full.text().contains("no free agent ports"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_finish_then_frees_everything() {
+    let mut server = Server::start(5, &["--mode", "ports"]);
+    let s = SessionInfo::from(
+        &server
+            .session(Some(
+                json!({"agents": [{"component": "conformance", "config": {"interval_ms": 300}}]}),
+            ))
+            .await,
+    );
+    let (url, token) = (s.urls[0].clone(), s.token.clone());
+    let slow =
+        tokio::spawn(
+            async move { rpc(&url, &token, "SendMessage", text_message("stream 3")).await },
+        );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(15);
+        (status, server)
+    });
+    let r = slow.await.unwrap();
+    assert_eq!(
+        r["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "the call in flight finished"
+    );
+    let (status, _server) = status.await.unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit 0");
+    assert!(ports_free(&s.ports));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_leaves_no_session_port_or_descriptor_behind() {
+    const CLIENTS: usize = 4;
+    const OPERATIONS: usize = 10_000;
+    let server = Server::start(60, &["--mode", "ports"]);
+    let baseline = server.metric("a2a_sandbox_open_fds").await;
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let authority = server.addr.to_string();
+        clients.push(tokio::spawn(async move {
+            let mut control = Client::connect(&authority).await;
+            let mut live: Vec<String> = Vec::new();
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ c as u64;
+            for _ in 0..OPERATIONS / CLIENTS {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let create = live.is_empty() || (live.len() < 3 && seed % 2 == 0);
+                if create {
+                    let r = control
+                        .request(
+                            "POST",
+                            "/v1/sessions",
+                            &[],
+                            json!({"agents": [{"component": "bpa"}]}).to_string(),
+                        )
+                        .await;
+                    match r.status {
+                        201 => live.push(r.json()["id"].as_str().unwrap().to_string()),
+                        503 => {}
+                        other => panic!("create answered {other}: {}", r.text()),
+                    }
+                } else {
+                    let id = live.swap_remove(seed as usize % live.len());
+                    assert_eq!(
+                        control
+                            .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
+                            .await
+                            .status,
+                        204
+                    );
+                }
+            }
+            for id in live {
+                assert_eq!(
+                    control
+                        .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
+                        .await
+                        .status,
+                    204
+                );
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.metric("a2a_sandbox_sessions_active").await, 0.0);
+    assert_eq!(server.metric("a2a_sandbox_ports_in_use").await, 0.0);
+    assert_eq!(server.metric("a2a_sandbox_instances_live").await, 0.0);
+    let after = server.metric("a2a_sandbox_open_fds").await;
+    println!(
+        "churn: {OPERATIONS} creates and deletes by {CLIENTS} clients in {took:?}; open fds {baseline} -> {after}"
+    );
+    assert!(
+        after <= baseline + 2.0,
+        "descriptors back to the baseline: {baseline} -> {after}"
+    );
+}
