@@ -13,7 +13,7 @@ AGENTS := zero-rb bpa robust-rb upside-hunter conformance hostile
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 
-.PHONY: all setup agents host run test test-isolation bench bench-deps interop-deps lint clean-agents
+.PHONY: all setup agents host run test test-isolation bench bench-deps interop-deps kernel-limits lint clean-agents
 
 all: agents host
 
@@ -52,7 +52,16 @@ $(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-l
 	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: agents host lint interop-deps
+# Tens of thousands of pooled instances need more memory mappings than
+# the kernel's default 65530 (see README, "Scaling"). Best effort: where
+# it cannot be raised, the server warns at start.
+MAX_MAP_COUNT := 524288
+kernel-limits:
+	@[ "$$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -ge $(MAX_MAP_COUNT) ] || \
+	  sysctl -qw vm.max_map_count=$(MAX_MAP_COUNT) 2>/dev/null || \
+	  echo "note: vm.max_map_count is below $(MAX_MAP_COUNT); the scale test will say so"
+
+test: agents host lint interop-deps kernel-limits
 	$(CARGO) test --release --workspace
 	cd agents && $(CARGO) test --release -p drafter --target $$(rustc -vV | sed -n 's/^host: //p')
 

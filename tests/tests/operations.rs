@@ -448,7 +448,7 @@ async fn churn_leaves_no_session_port_or_descriptor_behind() {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                let create = live.is_empty() || (live.len() < 3 && seed % 2 == 0);
+                let create = live.is_empty() || (live.len() < 3 && seed.is_multiple_of(2));
                 if create {
                     let r = control
                         .request(

@@ -34,6 +34,32 @@ pub use bindings::a2a::agent::types as guest;
 /// guests step aside for other work, at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// Memory mappings one pooled instance can take: its stack and guard,
+/// its linear memory and tables, each split in two by protection.
+const MAPPINGS_PER_INSTANCE: u64 = 6;
+
+/// Warns when the kernel's per-process mapping limit cannot hold the
+/// instance pool: instantiation would then fail with "Cannot allocate
+/// memory" long before memory runs out.
+fn warn_if_too_few_mappings(instances: u32) {
+    let Ok(text) = std::fs::read_to_string("/proc/sys/vm/max_map_count") else {
+        return;
+    };
+    let Ok(limit) = text.trim().parse::<u64>() else {
+        return;
+    };
+    let needed = u64::from(instances) * MAPPINGS_PER_INSTANCE + 4096;
+    if limit < needed {
+        tracing::warn!(
+            vm_max_map_count = limit,
+            needed,
+            max_instances = instances,
+            "the kernel's vm.max_map_count is too low for this many instances; raise it \
+             (sysctl -w vm.max_map_count={needed}) or lower limits.max_instances"
+        );
+    }
+}
+
 /// Why the runtime could not start or load a component.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -96,6 +122,7 @@ impl Runtime {
             .memory_guard_size(64 * 1024)
             .memory_reservation_for_growth(0)
             .max_wasm_stack(limits.wasm_stack_bytes);
+        warn_if_too_few_mappings(instances);
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
