@@ -502,3 +502,41 @@ async fn churn_leaves_no_session_port_or_descriptor_behind() {
         "descriptors back to the baseline: {baseline} -> {after}"
     );
 }
+
+#[test]
+fn the_kubernetes_config_map_is_a_valid_config() {
+    let manifest = std::fs::read_to_string(repo_root().join("deploy/kubernetes.yaml")).unwrap();
+    let start = manifest
+        .find("config.toml: |\n")
+        .expect("the ConfigMap has config.toml")
+        + "config.toml: |\n".len();
+    let end = start + manifest[start..].find("\n---").unwrap();
+    let toml: String = manifest[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = std::env::temp_dir().join(format!("a2a-k8s-{}.toml", std::process::id()));
+    std::fs::write(&path, toml).unwrap();
+    let out = std::process::Command::new(server_bin())
+        .args(["config", "--config"])
+        .arg(&path)
+        .env("A2A_SANDBOX_ADMIN_TOKEN", "a-token-of-sixteen-chars")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("mode = \"gateway\"") && printed.contains("max_instances = 40005"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("admin_token = \"(set)\""),
+        "the token is never printed"
+    );
+}
