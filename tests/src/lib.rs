@@ -66,6 +66,7 @@ impl Server {
             .args(["--set", "http.control_rate_per_ip=1000000"])
             .args(["--set", "sessions.max_sessions_per_ip=100000"])
             .args(["--set", "sessions.max_sessions=100000"])
+            .args(["--set", "http.agent_rate_per_session=1000000"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -7,8 +7,16 @@ use std::time::{Duration, Instant};
 use a2a_sandbox_tests::*;
 use serde_json::json;
 
+/// The tests here measure time and memory: they run one at a time, so
+/// none measures another's load.
+async fn run_alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attack_has_the_expected_outcome() {
+    let _alone = run_alone().await;
     let server = Server::start(10, &["--call-timeout-ms", "1000"]);
     let report = isolation::run(&server.base()).await.expect("suite runs");
     println!("{}", report.render());
@@ -54,6 +62,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_cost_under_a_mebibyte_each() {
+    let _alone = run_alone().await;
     const SESSIONS: usize = 500;
     let server = Server::start(2600, &[]);
     let mut control = Client::connect(&server.addr.to_string()).await;
@@ -76,11 +85,17 @@ async fn idle_sessions_cost_under_a_mebibyte_each() {
 }
 
 async fn p99_of_sendmessage(authority: &str, token: &str, n: usize) -> Duration {
+    p99_until(authority, token, n, || true).await
+}
+
+/// p99 of sequential SendMessage calls: at least `n` of them, and on
+/// until `done()` says so.
+async fn p99_until(authority: &str, token: &str, n: usize, done: impl Fn() -> bool) -> Duration {
     let mut client = Client::connect(authority).await;
     let auth = format!("Bearer {token}");
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("memory")}).to_string();
     let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
+    while samples.len() < n || !done() {
         let t0 = Instant::now();
         let r = client
             .request("POST", "/", &[("authorization", &auth)], body.clone())
@@ -92,14 +107,13 @@ async fn p99_of_sendmessage(authority: &str, token: &str, n: usize) -> Duration 
     percentile(&samples, 99.0)
 }
 
-/// The target is a p99 ratio of at most 3. Measured on the 2-core
-/// development machine it is met for spinning and crash-looping guests
-/// (0.8-2.7) but not yet for the full attack mix (up to ~16): see the
-/// README's "Isolation" section. Run it with `cargo test --release
-/// --test isolation -- --ignored --nocapture`.
+/// Four sessions run the hostile fixture's attacks in a loop (spin,
+/// alloc, flood, recurse, panic, huge); a fifth, quiet session's
+/// SendMessage p99 must stay within 3x of its quiet baseline, measured in
+/// one run over at least one full attack cycle per attacker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open target: p99 ratio <= 3 is not yet met for the full attack mix on 2 cores"]
 async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
+    let _alone = run_alone().await;
     let server = Server::start(30, &["--call-timeout-ms", "1000"]);
     let quiet = SessionInfo::from(
         &server
@@ -117,6 +131,7 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
     // their own, so their client work does not queue behind the
     // measurement (or the other way round).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacks_done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut hostile = Vec::new();
     for _ in 0..4 {
         hostile.push(SessionInfo::from(
@@ -127,6 +142,7 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
     }
     let attackers = {
         let stop = stop.clone();
+        let attacks_done = attacks_done.clone();
         std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
                 let attacks: Vec<String> = std::env::var("A2A_NOISY_ATTACKS")
@@ -137,7 +153,7 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
                 let loops: Vec<_> = hostile
                     .into_iter()
                     .map(|s| {
-                        let (stop, attacks) = (stop.clone(), attacks.clone());
+                        let (stop, attacks, attacks_done) = (stop.clone(), attacks.clone(), attacks_done.clone());
                         tokio::spawn(async move {
                             let auth = format!("Bearer {}", s.token);
                             let mut rounds = 0u32;
@@ -149,6 +165,7 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
                                 let r = http("POST", &s.urls[0], &[("authorization", &auth)], body.to_string()).await;
                                 assert_eq!(r.status, 200);
                                 rounds += 1;
+                                attacks_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
                             rounds
                         })
@@ -163,7 +180,13 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let noisy = p99_of_sendmessage(&authority, &quiet.token, 6000).await;
+    // Measure until every attacker has been through every attack at
+    // least once (one full cycle each), so the window covers them all.
+    let attacks_per_cycle = std::env::var("A2A_NOISY_ATTACKS").map_or(6, |a| a.split(',').count());
+    let noisy = p99_until(&authority, &quiet.token, 3000, || {
+        attacks_done.load(std::sync::atomic::Ordering::Relaxed) >= 4 * attacks_per_cycle + 4
+    })
+    .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = tokio::task::spawn_blocking(move || attackers.join().unwrap())
         .await

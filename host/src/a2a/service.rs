@@ -363,7 +363,7 @@ impl<B: AgentBackend> A2aService<B> {
             // Progress on an unknown or finished task is dropped: the
             // guest cannot create or revive tasks by emitting.
             if valid_update(&update).is_ok() {
-                let _ = emit_tasks.apply(task_id, update);
+                let _ = emit_tasks.record_progress(task_id, update);
             }
         });
         tokio::spawn(async move {

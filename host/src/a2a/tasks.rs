@@ -356,42 +356,13 @@ impl TaskStore {
     /// (ids filled in, added to history) and new artifacts. Publishes an
     /// artifact event per artifact, then the status event.
     pub fn apply(&self, id: &str, update: TaskUpdate) -> Result<Task, StoreError> {
-        self.modify(id, |entry| {
-            let task = &mut entry.task;
-            let message = update.message.map(|mut m| {
-                if m.message_id.is_empty() {
-                    m.message_id = new_id();
-                }
-                m.role = Role::Agent;
-                m.task_id = Some(task.id.clone());
-                m.context_id = Some(task.context_id.clone());
-                m
-            });
-            if let Some(m) = &message {
-                task.history.get_or_insert_with(Vec::new).push(m.clone());
-            }
-            let mut events = Vec::new();
-            for mut artifact in update.artifacts {
-                if artifact.artifact_id.is_empty() {
-                    artifact.artifact_id = new_id();
-                }
-                events.push(event(
-                    &StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
-                        task_id: task.id.clone(),
-                        context_id: task.context_id.clone(),
-                        artifact: artifact.clone(),
-                        append: false,
-                        last_chunk: true,
-                        metadata: None,
-                    }),
-                    false,
-                ));
-                task.artifacts.get_or_insert_with(Vec::new).push(artifact);
-            }
-            set_status(entry, update.state, message);
-            events.push(entry.status_event());
-            events
-        })
+        self.modify(id, |entry| apply_update(entry, update))
+    }
+
+    /// As [`apply`](Self::apply), for progress nobody waits on: the task
+    /// is not copied out.
+    pub fn record_progress(&self, id: &str, update: TaskUpdate) -> Result<(), StoreError> {
+        self.modify_then(id, |entry| apply_update(entry, update), |_| ())
     }
 
     /// Marks a task canceled. A terminal task cannot be canceled.
@@ -530,17 +501,68 @@ impl TaskStore {
         id: &str,
         change: impl FnOnce(&mut Entry) -> Vec<TaskEvent>,
     ) -> Result<Task, StoreError> {
+        self.modify_then(id, change, Task::clone)
+    }
+
+    /// Changes a live task, publishes the change, and returns `result` of
+    /// the task afterwards (no copy of the task unless asked for).
+    fn modify_then<R>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Entry) -> Vec<TaskEvent>,
+        result: impl FnOnce(&Task) -> R,
+    ) -> Result<R, StoreError> {
         let mut tasks = self.lock();
         let entry = tasks.live_entry(id)?;
         let events = change(entry);
         entry.publish(events);
         tasks.settle(id);
-        Ok(tasks.by_id[id].task.clone())
+        Ok(result(&tasks.by_id[id].task))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tasks> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// What an agent update does to a task: the agent's status message (ids
+/// filled in, added to history), new artifacts, the new state. Returns
+/// the events to publish: one per artifact, then the status.
+fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
+    let task = &mut entry.task;
+    let message = update.message.map(|mut m| {
+        if m.message_id.is_empty() {
+            m.message_id = new_id();
+        }
+        m.role = Role::Agent;
+        m.task_id = Some(task.id.clone());
+        m.context_id = Some(task.context_id.clone());
+        m
+    });
+    if let Some(m) = &message {
+        task.history.get_or_insert_with(Vec::new).push(m.clone());
+    }
+    let mut events = Vec::new();
+    for mut artifact in update.artifacts {
+        if artifact.artifact_id.is_empty() {
+            artifact.artifact_id = new_id();
+        }
+        events.push(event(
+            &StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+                task_id: task.id.clone(),
+                context_id: task.context_id.clone(),
+                artifact: artifact.clone(),
+                append: false,
+                last_chunk: true,
+                metadata: None,
+            }),
+            false,
+        ));
+        task.artifacts.get_or_insert_with(Vec::new).push(artifact);
+    }
+    set_status(entry, update.state, message);
+    events.push(entry.status_event());
+    events
 }
 
 fn config_not_found(task: &str, config: &str) -> StoreError {

@@ -56,6 +56,10 @@ async fn main() {
     );
     let throughput = wrk(&url, &info.token, &body.to_string());
 
+    // The control connection idled through the wrk run and was closed
+    // (http.header_timeout_secs); open a new one.
+    let mut control = Client::connect(&authority).await;
+
     // Streaming: time from sending SendStreamingMessage to its first
     // event, on the conformance agent.
     let conformance = control
