@@ -117,6 +117,22 @@ impl Server {
         r.json()
     }
 
+    /// `GET /v1/sessions/{id}`.
+    pub async fn get_session(&self, id: &str) -> Response {
+        http("GET", &format!("{}/v1/sessions/{id}", self.base()), &[], "").await
+    }
+
+    /// `POST /v1/sessions/{id}/keepalive`.
+    pub async fn keepalive(&self, id: &str) -> Response {
+        http(
+            "POST",
+            &format!("{}/v1/sessions/{id}/keepalive", self.base()),
+            &[],
+            "",
+        )
+        .await
+    }
+
     /// Deletes a session, returning the status.
     pub async fn delete(&self, id: &str) -> u16 {
         http(

@@ -26,32 +26,14 @@ async fn idle_sessions_expire_and_keepalive_keeps_them() {
     let kept = SessionInfo::from(&kept);
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(2500) {
-        let r = http(
-            "POST",
-            &format!("{}/v1/sessions/{}/keepalive", server.base(), kept.id),
-            &[],
-            "",
-        )
-        .await;
+        let r = server.keepalive(&kept.id).await;
         assert_eq!(r.status, 200);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let gone = http(
-        "GET",
-        &format!("{}/v1/sessions/{}", server.base(), idle.id),
-        &[],
-        "",
-    )
-    .await;
+    let gone = server.get_session(&idle.id).await;
     assert_eq!(gone.status, 404, "the idle session was reaped");
     assert!(ports_free(&idle.ports), "its ports are free");
-    let alive = http(
-        "GET",
-        &format!("{}/v1/sessions/{}", server.base(), kept.id),
-        &[],
-        "",
-    )
-    .await;
+    let alive = server.get_session(&kept.id).await;
     assert_eq!(alive.status, 200, "keepalive kept it");
     // Agent traffic counts as activity too.
     for _ in 0..6 {
@@ -64,17 +46,7 @@ async fn idle_sessions_expire_and_keepalive_keeps_them() {
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(
-        http(
-            "GET",
-            &format!("{}/v1/sessions/{}", server.base(), kept.id),
-            &[],
-            ""
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(server.get_session(&kept.id).await.status, 200);
     assert_eq!(
         server
             .metric("a2a_sandbox_sessions_ended_total{kind=\"expired\"}")
@@ -87,24 +59,11 @@ async fn idle_sessions_expire_and_keepalive_keeps_them() {
     assert!(s["expires_at"].as_str().unwrap().ends_with('Z'));
     let s = SessionInfo::from(&s);
     for _ in 0..8 {
-        http(
-            "POST",
-            &format!("{}/v1/sessions/{}/keepalive", ttl.base(), s.id),
-            &[],
-            "",
-        )
-        .await;
+        ttl.keepalive(&s.id).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(
-        http(
-            "GET",
-            &format!("{}/v1/sessions/{}", ttl.base(), s.id),
-            &[],
-            ""
-        )
-        .await
-        .status,
+        ttl.get_session(&s.id).await.status,
         404,
         "TTL ends it despite keepalives"
     );

@@ -98,13 +98,7 @@ async fn delete_frees_ports_and_a_new_session_is_served_from_them() {
     let server = Server::start(5, &[]);
     let first = SessionInfo::from(&server.session(None).await);
     assert_eq!(server.delete(&first.id).await, 204);
-    let gone = http(
-        "GET",
-        &format!("{}/v1/sessions/{}", server.base(), first.id),
-        &[],
-        "",
-    )
-    .await;
+    let gone = server.get_session(&first.id).await;
     assert_eq!(gone.status, 404);
     assert_eq!(gone.json()["error"]["code"], "session_not_found");
     assert_eq!(server.delete(&first.id).await, 404);
