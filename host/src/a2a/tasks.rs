@@ -153,12 +153,12 @@ struct Tasks {
 }
 
 impl Tasks {
-    /// Drops the oldest finished task. False if none is finished.
-    fn drop_oldest_finished(&mut self) -> bool {
-        let oldest_done = self
-            .order
-            .iter()
-            .position(|id| self.by_id[id].task.status.state.is_terminal());
+    /// Drops the oldest finished task other than `keep`. False if there
+    /// is none.
+    fn drop_oldest_finished(&mut self, keep: Option<&str>) -> bool {
+        let oldest_done = self.order.iter().position(|id| {
+            Some(id.as_str()) != keep && self.by_id[id].task.status.state.is_terminal()
+        });
         let Some(i) = oldest_done else { return false };
         let id = self.order.remove(i).expect("position is in range");
         if let Some(entry) = self.by_id.remove(&id) {
@@ -170,7 +170,7 @@ impl Tasks {
     /// Makes room for one more task within the count and byte limits.
     fn make_room(&mut self) -> bool {
         while self.by_id.len() >= MAX_TASKS || self.bytes > MAX_STORE_BYTES {
-            if !self.drop_oldest_finished() {
+            if !self.drop_oldest_finished(None) {
                 return false;
             }
         }
@@ -194,12 +194,8 @@ impl Tasks {
         entry.bytes = content_bytes(&entry.task);
         self.bytes = self.bytes - before + entry.bytes;
         while self.bytes > MAX_STORE_BYTES {
-            let finished_other = self
-                .order
-                .iter()
-                .any(|o| o != id && self.by_id[o].task.status.state.is_terminal());
-            if finished_other {
-                self.drop_oldest_finished();
+            // Never the task being changed: its caller reads it next.
+            if self.drop_oldest_finished(Some(id)) {
                 continue;
             }
             // Only this task and working ones are left: forget this
@@ -718,6 +714,40 @@ mod tests {
         }
         assert!(store.lock().bytes <= MAX_STORE_BYTES + (2 << 20));
         assert!(store.get("w").is_some(), "the working task is kept");
+    }
+
+    #[test]
+    fn the_task_being_finished_is_never_the_one_evicted() {
+        let store = TaskStore::default();
+        let big = "x".repeat(1 << 20);
+        // The oldest task finishes last, with the store over its budget.
+        store.create("first", "c", msg("go")).unwrap();
+        for i in 0..40 {
+            let id = format!("t{i}");
+            store.create(&id, "c", msg("go")).unwrap();
+            store
+                .apply(
+                    &id,
+                    TaskUpdate {
+                        state: TaskState::Completed,
+                        message: Some(msg(&big)),
+                        artifacts: vec![],
+                    },
+                )
+                .unwrap();
+        }
+        let done = store
+            .apply(
+                "first",
+                TaskUpdate {
+                    state: TaskState::Completed,
+                    message: Some(msg(&big)),
+                    artifacts: vec![],
+                },
+            )
+            .unwrap();
+        assert_eq!(done.status.state, TaskState::Completed);
+        assert!(store.get("first").is_some());
     }
 
     #[test]
