@@ -499,3 +499,18 @@ fn the_kubernetes_config_map_is_a_valid_config() {
         "the token is never printed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_pool_is_a_503_not_a_bad_request() {
+    let server = Server::start(1, &["--mode", "gateway", "--max-instances", "7"]);
+    server.session(None).await;
+    let refused = server.create(None).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.json()["error"]["code"], "instances_exhausted");
+    assert!(refused.headers.get("retry-after").is_some());
+    // The instances of the refused session were freed: a small one fits.
+    let small = server
+        .create(Some(json!({"agents": [{"component": "bpa"}]})))
+        .await;
+    assert_eq!(small.status, 201, "{}", small.text());
+}

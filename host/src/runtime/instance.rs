@@ -92,6 +92,8 @@ pub enum CallError {
     Init(String),
     #[error("agent unavailable: {0}")]
     Unavailable(String),
+    #[error("no room for another agent instance: {0}")]
+    PoolFull(String),
 }
 
 impl CallError {
@@ -106,6 +108,7 @@ impl CallError {
             CallError::ResponseTooLarge { .. } => "response_too_large",
             CallError::Init(_) => "init",
             CallError::Unavailable(_) => "unavailable",
+            CallError::PoolFull(_) => "pool_full",
         }
     }
 }
@@ -358,6 +361,9 @@ impl AgentInstance {
     fn classify(&self, e: wasmtime::Error) -> CallError {
         if e.downcast_ref::<DeadlineExceeded>().is_some() {
             return CallError::DeadlineExceeded(self.limits.call_timeout);
+        }
+        if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            return CallError::PoolFull(full.to_string());
         }
         if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
             return CallError::MemoryLimit(m.to_string());

@@ -312,6 +312,17 @@ impl ControlApi {
                             FULL_RETRY_AFTER,
                         )
                     }
+                    CreateError::InstancesExhausted(_) => {
+                        Metrics::count(&metrics().sessions_refused, "instances");
+                        with_retry_after(
+                            error_response(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "instances_exhausted",
+                                message,
+                            ),
+                            FULL_RETRY_AFTER,
+                        )
+                    }
                     CreateError::Full { .. } => {
                         Metrics::count(&metrics().sessions_refused, "full");
                         with_retry_after(

@@ -26,7 +26,7 @@ use crate::config::Mode as ServeMode;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::rate::TokenBucket;
-use crate::runtime::{LogTag, Runtime};
+use crate::runtime::{CallError, LogTag, Runtime};
 
 /// How a session's agents are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,6 +182,8 @@ pub enum CreateError {
     OpenNotAllowed,
     #[error(transparent)]
     PortsExhausted(#[from] PortsExhausted),
+    #[error("the server has no room for more agent instances ({0}); try again later")]
+    InstancesExhausted(String),
     #[error("slot {slot} ({component}): {reason}")]
     AgentStart {
         slot: usize,
@@ -357,7 +359,10 @@ impl SessionRegistry {
                 .runtime
                 .instantiate(component, config, tag)
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| match e {
+                    CallError::PoolFull(why) => CreateError::InstancesExhausted(why),
+                    other => fail(other.to_string()),
+                })?;
             let info = instance.describe().await.map_err(|e| fail(e.to_string()))?;
             started.push((slot_spec, component, instance, info));
         }
