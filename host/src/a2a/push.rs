@@ -7,6 +7,7 @@
 //! attempt bounded by a timeout.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -145,11 +146,14 @@ pub struct Webhook {
 #[derive(Debug, Clone)]
 pub struct PushQueue {
     tx: mpsc::Sender<Bytes>,
+    session: Arc<str>,
 }
 
 impl PushQueue {
     /// Starts a worker delivering to `webhook` with `config`'s headers.
-    pub fn start(config: &PushConfig, webhook: Webhook) -> PushQueue {
+    /// `session` names the owner in the worker's log lines.
+    pub fn start(config: &PushConfig, webhook: Webhook, session: Arc<str>) -> PushQueue {
+        let owner = Arc::clone(&session);
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let authorization = config
             .authentication
@@ -178,10 +182,10 @@ impl PushQueue {
                     match sent {
                         Ok(()) => break,
                         Err(e) if attempt == ATTEMPTS => {
-                            tracing::warn!(task = %task_id, config = %id, error = %e, "push notification dropped after {ATTEMPTS} attempts");
+                            tracing::warn!(session = %session, task = %task_id, config = %id, error = %e, "push notification dropped after {ATTEMPTS} attempts");
                         }
                         Err(e) => {
-                            tracing::debug!(task = %task_id, config = %id, error = %e, attempt, "push attempt failed; retrying");
+                            tracing::debug!(session = %session, task = %task_id, config = %id, error = %e, attempt, "push attempt failed; retrying");
                             tokio::time::sleep(backoff).await;
                             backoff *= 2;
                         }
@@ -189,13 +193,13 @@ impl PushQueue {
                 }
             }
         });
-        PushQueue { tx }
+        PushQueue { tx, session: owner }
     }
 
     /// Queues one update (a serialized StreamResponse) without waiting.
     pub fn send(&self, body: Bytes) {
         if self.tx.try_send(body).is_err() {
-            tracing::warn!("push queue full or closed; update dropped");
+            tracing::warn!(session = %self.session, "push queue full or closed; update dropped");
         }
     }
 }

@@ -149,6 +149,8 @@ pub struct A2aService<B> {
     backend: Arc<B>,
     tasks: Arc<TaskStore>,
     capabilities: Capabilities,
+    /// Who owns this agent (a session id), for log lines.
+    owner: Arc<str>,
 }
 
 fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
@@ -190,11 +192,13 @@ struct Prepared {
 }
 
 impl<B: AgentBackend> A2aService<B> {
-    pub fn new(backend: B, capabilities: Capabilities) -> Self {
+    /// The server of one agent; `owner` names it in log lines.
+    pub fn new(backend: B, capabilities: Capabilities, owner: Arc<str>) -> Self {
         A2aService {
             backend: Arc::new(backend),
             tasks: Arc::new(TaskStore::default()),
             capabilities,
+            owner,
         }
     }
 
@@ -403,7 +407,7 @@ impl<B: AgentBackend> A2aService<B> {
             return Ok(json!({"task": task_result(prepared.snapshot, prepared.history)}));
         }
         let task = run.await.map_err(|e| {
-            tracing::error!(error = %e, "agent task panicked");
+            tracing::error!(session = %self.owner, error = %e, "agent task panicked");
             RpcError::internal()
         })??;
         Ok(json!({"task": task_result(task, prepared.history)}))
@@ -502,7 +506,7 @@ impl<B: AgentBackend> A2aService<B> {
             .resolve(&config.url)
             .await
             .map_err(RpcError::invalid_params)?;
-        let queue = PushQueue::start(&config, webhook);
+        let queue = PushQueue::start(&config, webhook, Arc::clone(&self.owner));
         Ok((config, queue))
     }
 

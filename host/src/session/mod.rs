@@ -407,6 +407,7 @@ impl SessionRegistry {
                         service: Arc::new(A2aService::new(
                             WasmAgent::new(instance, &component.name),
                             capabilities,
+                            Arc::clone(&session_tag),
                         )),
                     })
                 })
