@@ -9,11 +9,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
-AGENTS := zero-rb bpa robust-rb upside-hunter conformance hostile
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 
-.PHONY: all setup agents host run test test-isolation bench bench-deps interop-deps kernel-limits lint clean-agents
+.PHONY: all setup agents new-agent host run test test-isolation bench bench-deps interop-deps kernel-limits lint clean-agents
 
 all: agents host
 
@@ -21,14 +20,25 @@ all: agents host
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
-# Agent components: one .wasm per agent crate, named after the crate.
+# Agent components: every agent crate (a cdylib in agents/) becomes
+# build/agents/<crate-name>.wasm, so a new agent needs no edit here.
 agents: setup
 	cd agents && $(CARGO) build --release --target $(WASM_TARGET)
 	@mkdir -p $(AGENTS_OUT)
-	@for a in $(AGENTS); do \
-	  cp agents/target/$(WASM_TARGET)/release/$${a//-/_}.wasm $(AGENTS_OUT)/$$a.wasm; \
+	@for f in agents/target/$(WASM_TARGET)/release/*.wasm; do \
+	  name=$$(basename $$f .wasm); cp $$f $(AGENTS_OUT)/$${name//_/-}.wasm; \
 	done
 	@ls -1 $(AGENTS_OUT)
+
+# A new agent crate, a copy of the echo example: make new-agent NAME=my-agent
+new-agent:
+	@echo "$(NAME)" | grep -Eq '^[a-z][a-z0-9-]*$$' || { echo "usage: make new-agent NAME=my-agent (lowercase, digits, -)"; exit 2; }
+	@test ! -e agents/$(NAME) || { echo "agents/$(NAME) already exists"; exit 2; }
+	mkdir -p agents/$(NAME)/src
+	sed 's/^name = "echo"/name = "$(NAME)"/' agents/echo/Cargo.toml > agents/$(NAME)/Cargo.toml
+	cp agents/echo/src/lib.rs agents/$(NAME)/src/lib.rs
+	sed -i 's|^members = \[|members = ["$(NAME)", |' agents/Cargo.toml
+	@echo "agents/$(NAME) created; \`make agents\` builds it into $(AGENTS_OUT)/$(NAME).wasm"
 
 host:
 	$(CARGO) build --release -p a2a-sandbox

@@ -409,3 +409,29 @@ async fn the_control_api_lists_inspects_and_refuses_bad_requests_clearly() {
         405
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_example_answers_and_counts() {
+    let server = Server::start(5, &[]);
+    let s = SessionInfo::from(
+        &server
+            .session(Some(
+                json!({"agents": [{"component": "echo", "name": "Parrot"}]}),
+            ))
+            .await,
+    );
+    let text = |r: Value| {
+        r["result"]["task"]["status"]["message"]["parts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        text(rpc(&s.urls[0], &s.token, "SendMessage", text_message("hello")).await),
+        "Parrot heard: hello (message 1)"
+    );
+    assert_eq!(
+        text(rpc(&s.urls[0], &s.token, "SendMessage", text_message("again")).await),
+        "Parrot heard: again (message 2)"
+    );
+}
