@@ -94,6 +94,8 @@ pub struct HttpLimits {
     /// Time a client has to send a request's headers; a slower client is
     /// disconnected. Also the longest a keep-alive connection may idle.
     pub header_timeout_secs: u64,
+    /// Time a client has to send a request's body; a slower one gets 408.
+    pub body_timeout_secs: u64,
     /// Control API requests per second per client IP (bursts of twice); more get 429.
     pub control_rate_per_ip: u32,
     /// Agent requests per second per session (bursts of twice); more get 429.
@@ -199,6 +201,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_body_bytes: 1 << 20,
             header_timeout_secs: 10,
+            body_timeout_secs: 30,
             control_rate_per_ip: 100,
             agent_rate_per_session: 2000,
             shutdown_grace_secs: 10,
@@ -392,6 +395,9 @@ impl Config {
         }
         if self.http.header_timeout_secs == 0 {
             return Err(invalid("http.header_timeout_secs", "must be at least 1"));
+        }
+        if self.http.body_timeout_secs == 0 {
+            return Err(invalid("http.body_timeout_secs", "must be at least 1"));
         }
         if self.sessions.max_sessions == 0 || self.sessions.max_sessions_per_ip == 0 {
             return Err(invalid(

@@ -354,6 +354,33 @@ async fn a_slow_client_is_cut_off_and_readiness_follows_the_pool() {
         "cut off after about a second"
     );
     assert!(cut_off_within(&server.addr.to_string(), Duration::from_secs(5)).await);
+    // A body that never finishes arriving is cut off too.
+    let slow_body = Server::start(
+        5,
+        &["--set", "http.body_timeout_secs=1", "--allow-open-sessions"],
+    );
+    let open = SessionInfo::from(
+        &slow_body
+            .session(Some(
+                json!({"agents": [{"component": "bpa"}], "auth": "none"}),
+            ))
+            .await,
+    );
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{}", open.ports[0]))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\"")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+
     let full = http("GET", &format!("{}/readyz", server.base()), &[], "").await;
     assert_eq!(full.status, 503, "no ports left and the gateway is off");
     assert!(full.text().contains("no free agent ports"));

@@ -29,6 +29,8 @@ pub struct PortLimits {
     pub max_body_bytes: usize,
     /// Time a client has to send a request's headers.
     pub header_timeout: std::time::Duration,
+    /// Time a client has to send a request's body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Serves `agent` on `listener` until the session ends or the server
@@ -158,7 +160,7 @@ pub(crate) async fn handle(
     }
     session.touch();
     let version = a2a_version(&req);
-    let body = match read_body(req.into_body(), limits.max_body_bytes).await {
+    let body = match read_body(req.into_body(), limits.max_body_bytes, limits.body_timeout).await {
         Ok(b) => b,
         Err(response) => return response,
     };

@@ -258,10 +258,11 @@ impl ControlApi {
                 "the server is shutting down",
             );
         }
-        let body = match read_body(req.into_body(), MAX_CONTROL_BODY).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
+        let body =
+            match read_body(req.into_body(), MAX_CONTROL_BODY, self.limits.body_timeout).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
         let request: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
             SessionRequest::default()
         } else {

@@ -119,8 +119,25 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
 }
 
 /// Reads a body of at most `limit` bytes; a larger one is a 413.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>> {
-    match Limited::new(body, limit).collect().await {
+///
+/// A client that has not sent the whole body within `timeout` gets 408:
+/// a slow sender cannot hold a request open.
+pub async fn read_body(
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response<Body>> {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        let mut r = error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {timeout:?}"),
+        );
+        r.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        return Err(r);
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error_response(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -103,6 +103,7 @@ impl Server {
         let limits = PortLimits {
             max_body_bytes: config.http.max_body_bytes,
             header_timeout: Duration::from_secs(config.http.header_timeout_secs),
+            body_timeout: Duration::from_secs(config.http.body_timeout_secs),
         };
         let drain = Arc::new(Drain::default());
         let port_drain = Arc::clone(&drain);
