@@ -416,6 +416,13 @@ async fn sigterm_lets_requests_finish_then_frees_everything() {
     assert!(ports_free(&s.ports));
 }
 
+async fn delete_session(control: &mut Client, id: &str) {
+    let r = control
+        .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
+        .await;
+    assert_eq!(r.status, 204, "delete {id}: {}", r.text());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_leaves_no_session_port_or_descriptor_behind() {
     const CLIENTS: usize = 4;
@@ -451,23 +458,11 @@ async fn churn_leaves_no_session_port_or_descriptor_behind() {
                     }
                 } else {
                     let id = live.swap_remove(seed as usize % live.len());
-                    assert_eq!(
-                        control
-                            .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
-                            .await
-                            .status,
-                        204
-                    );
+                    delete_session(&mut control, &id).await;
                 }
             }
             for id in live {
-                assert_eq!(
-                    control
-                        .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
-                        .await
-                        .status,
-                    204
-                );
+                delete_session(&mut control, &id).await;
             }
         }));
     }

@@ -616,6 +616,17 @@ mod tests {
         }
     }
 
+    /// Creates task `id` and completes it with `text` as the answer.
+    fn finished_with(store: &TaskStore, id: &str, text: &str) {
+        store.create(id, "c", msg("go")).unwrap();
+        let done = TaskUpdate {
+            state: TaskState::Completed,
+            message: Some(msg(text)),
+            artifacts: vec![],
+        };
+        store.apply(id, done).unwrap();
+    }
+
     fn update(state: TaskState) -> TaskUpdate {
         TaskUpdate {
             state,
@@ -689,17 +700,7 @@ mod tests {
         let big = "x".repeat(1 << 20);
         for i in 0..100 {
             let id = format!("big{i}");
-            store.create(&id, "c", msg("go")).unwrap();
-            store
-                .apply(
-                    &id,
-                    TaskUpdate {
-                        state: TaskState::Completed,
-                        message: Some(msg(&big)),
-                        artifacts: vec![],
-                    },
-                )
-                .unwrap();
+            finished_with(&store, &id, &big);
         }
         let held = store.lock().bytes;
         assert!(
@@ -724,17 +725,7 @@ mod tests {
         store.create("first", "c", msg("go")).unwrap();
         for i in 0..40 {
             let id = format!("t{i}");
-            store.create(&id, "c", msg("go")).unwrap();
-            store
-                .apply(
-                    &id,
-                    TaskUpdate {
-                        state: TaskState::Completed,
-                        message: Some(msg(&big)),
-                        artifacts: vec![],
-                    },
-                )
-                .unwrap();
+            finished_with(&store, &id, &big);
         }
         let done = store
             .apply(
