@@ -2,11 +2,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Now, e.g. `2026-11-24T17:05:00.123Z`.
-pub fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
-}
-
 /// Formats a time as ISO 8601 UTC with milliseconds and `Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 use a2a_sandbox_tests::*;
 
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024.0
+    rss_kib(pid) as f64 / 1024.0
 }
 
 /// Creates `n` default sessions over one connection; returns them and the

@@ -19,7 +19,9 @@ use tokio::sync::{broadcast, mpsc};
 use super::error::RpcError;
 use super::jsonrpc::{self, RequestId};
 use super::push::{PushPolicy, PushQueue};
-use super::tasks::{Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, with_history};
+use super::tasks::{
+    Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id, with_history,
+};
 use super::types::{
     GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, Part, PushConfig,
     PushConfigRef, Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
@@ -173,10 +175,6 @@ fn page_size(n: Option<i32>) -> Result<usize, RpcError> {
             "pageSize must be between 1 and {MAX_PAGE}, not {n}"
         ))),
     }
-}
-
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 fn task_result(task: Task, history: Option<usize>) -> Value {

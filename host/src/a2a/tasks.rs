@@ -286,7 +286,8 @@ pub struct TaskStore {
     inner: Mutex<Tasks>,
 }
 
-fn new_id() -> String {
+/// A fresh id for a task, context, message, artifact or push config.
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 

@@ -462,12 +462,9 @@ impl AgentInstance {
             })
             .await?;
         let limit = self.limits.max_response_bytes;
-        match answer {
-            Ok(update) if update_size(&update) > limit => Err(CallError::ResponseTooLarge {
-                size: update_size(&update),
-                limit,
-            }),
-            answer => Ok(answer),
+        match answer.as_ref().map(update_size) {
+            Ok(size) if size > limit => Err(CallError::ResponseTooLarge { size, limit }),
+            _ => Ok(answer),
         }
     }
 

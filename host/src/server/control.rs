@@ -290,9 +290,6 @@ impl ControlApi {
                 tracing::info!(error = %e, client = %peer, "session not created");
                 let message = e.to_string();
                 match e {
-                    CreateError::BadRequest(_) => {
-                        error_response(StatusCode::BAD_REQUEST, "bad_request", message)
-                    }
                     CreateError::UnknownComponent { .. } => {
                         error_response(StatusCode::BAD_REQUEST, "unknown_component", message)
                     }
@@ -304,43 +301,23 @@ impl ControlApi {
                     }
                     CreateError::PortsExhausted(_) => {
                         Metrics::count(&metrics().sessions_refused, "ports");
-                        with_retry_after(
-                            error_response(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "ports_exhausted",
-                                message,
-                            ),
-                            FULL_RETRY_AFTER,
-                        )
+                        refused(StatusCode::SERVICE_UNAVAILABLE, "ports_exhausted", message)
                     }
                     CreateError::InstancesExhausted(_) => {
                         Metrics::count(&metrics().sessions_refused, "instances");
-                        with_retry_after(
-                            error_response(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "instances_exhausted",
-                                message,
-                            ),
-                            FULL_RETRY_AFTER,
+                        refused(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "instances_exhausted",
+                            message,
                         )
                     }
                     CreateError::Full { .. } => {
                         Metrics::count(&metrics().sessions_refused, "full");
-                        with_retry_after(
-                            error_response(StatusCode::SERVICE_UNAVAILABLE, "server_full", message),
-                            FULL_RETRY_AFTER,
-                        )
+                        refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", message)
                     }
                     CreateError::TooManyForIp { .. } => {
                         Metrics::count(&metrics().rate_limited, "sessions_per_ip");
-                        with_retry_after(
-                            error_response(
-                                StatusCode::TOO_MANY_REQUESTS,
-                                "too_many_sessions",
-                                message,
-                            ),
-                            FULL_RETRY_AFTER,
-                        )
+                        refused(StatusCode::TOO_MANY_REQUESTS, "too_many_sessions", message)
                     }
                 }
             }
@@ -390,6 +367,11 @@ impl ControlApi {
         }
         v
     }
+}
+
+/// A create refused for capacity: the error, and when to try again.
+fn refused(status: StatusCode, code: &str, message: String) -> Response<Body> {
+    with_retry_after(error_response(status, code, message), FULL_RETRY_AFTER)
 }
 
 fn no_session(id: &str) -> Response<Body> {

@@ -174,8 +174,6 @@ pub enum CreateError {
     Full { max: usize },
     #[error("{ip} already holds {max} sessions, the most one client may; delete one first")]
     TooManyForIp { ip: IpAddr, max: usize },
-    #[error("{0}")]
-    BadRequest(String),
     #[error("slot {slot}: no component named {component:?} is loaded (see GET /v1/components)")]
     UnknownComponent { slot: usize, component: String },
     #[error("open sessions (auth \"none\") are not allowed on this server")]
