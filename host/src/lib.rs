@@ -6,6 +6,7 @@
 pub mod a2a;
 pub mod clock;
 pub mod config;
+pub mod draft;
 pub mod metrics;
 pub mod ports;
 pub mod rate;

@@ -25,6 +25,30 @@ enum Command {
     Serve(ConfigArgs),
     /// Print the effective config (defaults, file, environment, flags) as TOML.
     Config(ConfigArgs),
+    /// Play the mock draft in the terminal: you are Team 4 against five
+    /// AI drafters. Picks are read from standard input, which may be a
+    /// pipe or a file.
+    Draft(DraftArgs),
+}
+
+#[derive(clap::Args)]
+struct DraftArgs {
+    /// A running server to play on; without it, one is started in this
+    /// process on a free loopback port and stopped at the end.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Agent components for the server this command starts.
+    #[arg(long, value_name = "DIR", default_value = "build/agents")]
+    agents_dir: String,
+    /// Let the advisor make every one of your picks.
+    #[arg(long)]
+    auto: bool,
+    /// Rounds to draft (1 to 8).
+    #[arg(long, value_name = "N")]
+    rounds: Option<u8>,
+    /// Fixes all randomness: the same seed replays the same draft.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
 }
 
 /// Settings come from defaults, then `--config`, then `A2A_SANDBOX_*`
@@ -132,6 +156,10 @@ fn run() -> anyhow::Result<()> {
             print!("{}", args.load()?.to_toml());
             Ok(())
         }
+        Command::Draft(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(draft(args)),
         Command::Serve(args) => {
             let config = args.load()?;
             init_logs(config.log_format);
@@ -163,6 +191,39 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     server.run().await;
     Ok(())
+}
+
+async fn draft(args: DraftArgs) -> anyhow::Result<()> {
+    let options = a2a_sandbox::draft::terminal::Options {
+        rounds: args.rounds,
+        seed: args.seed,
+        auto: args.auto,
+    };
+    let mut own_server = None;
+    let url = match args.url {
+        Some(url) => url,
+        None => {
+            let overrides = [
+                ("listen".to_string(), "127.0.0.1:0".to_string()),
+                ("mode".to_string(), "gateway".to_string()),
+                ("agents_dir".to_string(), args.agents_dir),
+            ];
+            let config = Config::load(None, std::env::vars(), &overrides)?;
+            let server = Server::bind(&config).await?;
+            let url = format!("http://{}", server.addr);
+            let stop = server.shutdown_handle();
+            own_server = Some((stop, tokio::spawn(server.run())));
+            url
+        }
+    };
+    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    let played =
+        a2a_sandbox::draft::terminal::play(&url, options, input, &mut std::io::stdout()).await;
+    if let Some((stop, server)) = own_server {
+        stop.cancel();
+        let _ = server.await;
+    }
+    played.map_err(|e| anyhow::anyhow!(e))
 }
 
 async fn shutdown_signal() {

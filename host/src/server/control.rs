@@ -12,11 +12,13 @@ use serde_json::{Value, json};
 
 use super::Drain;
 use super::agent_port::{self, PortLimits};
+use super::draft_api;
 use super::http::{
     Body, error_response, full, host_header, host_without_port, json_response, method_not_allowed,
     read_body, too_many_requests, with_retry_after,
 };
 use crate::a2a::agent_card;
+use crate::draft::Drafts;
 use crate::metrics::{Metrics, metrics};
 use crate::rate::KeyedLimiter;
 use crate::session::{CreateError, Mode, Session, SessionRegistry, SessionRequest};
@@ -42,12 +44,14 @@ pub struct ControlApi {
     pub gateway_fallback: bool,
     pub limits: PortLimits,
     pub drain: Arc<Drain>,
+    /// The drafts being played.
+    pub drafts: Arc<Drafts>,
 }
 
 /// Where a request says it came to: `Host`, else the listener.
-struct Origin {
+pub(super) struct Origin {
     /// `host:port` as the client wrote it.
-    authority: String,
+    pub(super) authority: String,
 }
 
 impl Origin {
@@ -71,17 +75,33 @@ impl ControlApi {
             (Method::GET, ["readyz"]) => self.readiness(),
             (_, ["healthz" | "readyz"]) => method_not_allowed("GET"),
             (_, ["s", session, slot, ..]) => self.gateway(req, session, slot, &origin).await,
+            (Method::GET, [] | ["draft.js" | "draft.css"]) => {
+                draft_api::asset(segments.first().copied().unwrap_or(""))
+            }
+            (_, ["v1", "drafts", ..]) => match self.rate_limit(peer) {
+                Some(refused) => refused,
+                None => self.drafts(req, &segments, peer).await,
+            },
             _ => {
                 if let Some(refused) = self.check_admin(&req) {
                     return refused;
                 }
-                if let Err(wait) = self.rate.take(&peer) {
-                    Metrics::count(&metrics().rate_limited, "control");
-                    return too_many_requests(wait, "too many control requests from this address");
+                if let Some(refused) = self.rate_limit(peer) {
+                    return refused;
                 }
                 self.api(req, &segments, &origin, peer).await
             }
         }
+    }
+
+    /// 429 when `peer` has sent more control requests than its rate.
+    fn rate_limit(&self, peer: IpAddr) -> Option<Response<Body>> {
+        let wait = self.rate.take(&peer).err()?;
+        Metrics::count(&metrics().rate_limited, "control");
+        Some(too_many_requests(
+            wait,
+            "too many control requests from this address",
+        ))
     }
 
     async fn api(
@@ -150,7 +170,7 @@ impl ControlApi {
     }
 
     /// 401/403 unless the request carries the admin token (when one is set).
-    fn check_admin(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+    pub(super) fn check_admin(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
         let expected = self.admin_token.as_ref()?;
         let given = req
             .headers()
@@ -286,41 +306,7 @@ impl ControlApi {
                 StatusCode::CREATED,
                 &self.session_json(&session, origin, true),
             ),
-            Err(e) => {
-                tracing::info!(error = %e, client = %peer, "session not created");
-                let message = e.to_string();
-                match e {
-                    CreateError::UnknownComponent { .. } => {
-                        error_response(StatusCode::BAD_REQUEST, "unknown_component", message)
-                    }
-                    CreateError::OpenNotAllowed => {
-                        error_response(StatusCode::FORBIDDEN, "open_sessions_disabled", message)
-                    }
-                    CreateError::AgentStart { .. } => {
-                        error_response(StatusCode::BAD_REQUEST, "agent_start_failed", message)
-                    }
-                    CreateError::PortsExhausted(_) => {
-                        Metrics::count(&metrics().sessions_refused, "ports");
-                        refused(StatusCode::SERVICE_UNAVAILABLE, "ports_exhausted", message)
-                    }
-                    CreateError::InstancesExhausted(_) => {
-                        Metrics::count(&metrics().sessions_refused, "instances");
-                        refused(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "instances_exhausted",
-                            message,
-                        )
-                    }
-                    CreateError::Full { .. } => {
-                        Metrics::count(&metrics().sessions_refused, "full");
-                        refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", message)
-                    }
-                    CreateError::TooManyForIp { .. } => {
-                        Metrics::count(&metrics().rate_limited, "sessions_per_ip");
-                        refused(StatusCode::TOO_MANY_REQUESTS, "too_many_sessions", message)
-                    }
-                }
-            }
+            Err(e) => create_refusal(e, peer),
         }
     }
 
@@ -366,6 +352,43 @@ impl ControlApi {
             v["token"] = json!(token);
         }
         v
+    }
+}
+
+/// Why a session (for the API or a draft) was not created, as a response.
+pub(super) fn create_refusal(e: CreateError, peer: IpAddr) -> Response<Body> {
+    tracing::info!(error = %e, client = %peer, "session not created");
+    let message = e.to_string();
+    match e {
+        CreateError::UnknownComponent { .. } => {
+            error_response(StatusCode::BAD_REQUEST, "unknown_component", message)
+        }
+        CreateError::OpenNotAllowed => {
+            error_response(StatusCode::FORBIDDEN, "open_sessions_disabled", message)
+        }
+        CreateError::AgentStart { .. } => {
+            error_response(StatusCode::BAD_REQUEST, "agent_start_failed", message)
+        }
+        CreateError::PortsExhausted(_) => {
+            Metrics::count(&metrics().sessions_refused, "ports");
+            refused(StatusCode::SERVICE_UNAVAILABLE, "ports_exhausted", message)
+        }
+        CreateError::InstancesExhausted(_) => {
+            Metrics::count(&metrics().sessions_refused, "instances");
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "instances_exhausted",
+                message,
+            )
+        }
+        CreateError::Full { .. } => {
+            Metrics::count(&metrics().sessions_refused, "full");
+            refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", message)
+        }
+        CreateError::TooManyForIp { .. } => {
+            Metrics::count(&metrics().rate_limited, "sessions_per_ip");
+            refused(StatusCode::TOO_MANY_REQUESTS, "too_many_sessions", message)
+        }
     }
 }
 

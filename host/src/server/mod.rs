@@ -4,6 +4,7 @@
 
 mod agent_port;
 mod control;
+mod draft_api;
 mod http;
 
 use std::convert::Infallible;
@@ -135,6 +136,7 @@ impl Server {
             gateway_fallback: config.mode != Mode::Ports,
             limits,
             drain,
+            drafts: Arc::default(),
         });
         Ok(Server {
             addr,

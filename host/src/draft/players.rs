@@ -1,0 +1,87 @@
+//! The player pool: 48 players from `host/data/players.csv`, built into
+//! the binary so a draft never depends on the working directory.
+
+use serde::Serialize;
+
+const POOL_CSV: &str = include_str!("../../data/players.csv");
+
+/// One draftable player.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Player {
+    pub name: String,
+    /// QB, RB, WR or TE.
+    pub position: String,
+    /// NFL team.
+    pub team: String,
+    /// Average draft position: lower goes earlier.
+    pub adp: f64,
+    /// 1 is the best tier.
+    pub tier: u32,
+    /// Fantasy points per game last season.
+    pub ppg: f64,
+}
+
+/// The whole pool, sorted by ADP (best first).
+pub fn pool() -> Vec<Player> {
+    let mut players = parse(POOL_CSV).expect("the built-in player pool parses");
+    players.sort_by(|a, b| a.adp.total_cmp(&b.adp));
+    players
+}
+
+/// Parses `name,position,team,adp,tier,ppg_2023` rows after a header.
+fn parse(csv: &str) -> Result<Vec<Player>, String> {
+    csv.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let row = i + 2;
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [name, position, team, adp, tier, ppg] = fields[..] else {
+                return Err(format!(
+                    "row {row}: expected 6 fields, got {}",
+                    fields.len()
+                ));
+            };
+            let number = |what: &str, v: &str| {
+                v.parse::<f64>()
+                    .map_err(|e| format!("row {row}: {what} {v:?}: {e}"))
+            };
+            Ok(Player {
+                name: name.to_string(),
+                position: position.to_string(),
+                team: team.to_string(),
+                adp: number("adp", adp)?,
+                tier: number("tier", tier)? as u32,
+                ppg: number("ppg", ppg)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_has_48_distinct_players_sorted_by_adp() {
+        let p = pool();
+        assert_eq!(p.len(), 48);
+        assert!(p.windows(2).all(|w| w[0].adp <= w[1].adp));
+        let mut names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 48);
+        assert!(
+            p.iter()
+                .all(|p| ["QB", "RB", "WR", "TE"].contains(&p.position.as_str()))
+        );
+        assert_eq!(p[0].name, "Christian McCaffrey");
+    }
+
+    #[test]
+    fn a_bad_row_names_its_line() {
+        let e = parse("h\nA,RB,SF,1.0,1,20\nB,WR,x\n").unwrap_err();
+        assert!(e.contains("row 3"), "{e}");
+    }
+}
