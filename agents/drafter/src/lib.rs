@@ -1,23 +1,29 @@
 //! The five fantasy-draft drafters share everything but their decision
-//! rule and their voice: the pick/comment protocol, their memory of the
-//! draft, and the wording of reasons. An agent crate supplies a
-//! [`Strategy`] and calls `a2a_agent_sdk::export_agent!(Drafter<MyStrategy>)`.
+//! rule and their lines: the pick/comment protocol, their memory of the
+//! draft, how lines are chosen and filled in, and how a persona changes
+//! the voice. An agent crate supplies a [`Strategy`] and calls
+//! `a2a_agent_sdk::export_agent!(Drafter<MyStrategy>)`.
 //!
 //! Protocol (JSON in a `data` part, answered the same way):
-//! - `{"type":"pick_request","round":2,"pick":9,"available":[Player...],"my_picks":[...]}`
+//! - `{"type":"pick_request","round":2,"pick":9,"available":[Player...],
+//!   "board":{"1":[names],...},"said_about_me":[{"team":3,"name":"...","text":"..."}]}`
 //!   → `{"type":"pick","player":"...","reasoning":"...","trash_talk":"..."}`
-//! - `{"type":"comment_request","about_team":5,"player":Player,"pick":9,"rival":true}`
+//! - `{"type":"comment_request","about_team":5,"about_name":"...","player":Player,
+//!   "pick":9,"rival":true,"by_human":false}`
 //!   → `{"type":"comment","text":"..."}` or `{"type":"pass"}`
 //! - `{"type":"memory"}` (or the text `memory`) → `{"type":"memory",...}`:
 //!   everything this drafter remembers in this session.
 //! - any other text is remembered as a note and acknowledged in voice.
+//!
+//! Config: `name`, `persona` (free text that changes the voice, never the
+//! rules) and `seed` (fixes every random choice, so a draft replays).
 
 use a2a_agent_sdk::{Agent, Config, Info, Message, Part, Request, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// Notes a drafter keeps; older ones are forgotten.
-const MAX_NOTES: usize = 50;
+/// Notes and lines a drafter keeps; older ones are forgotten.
+const MAX_MEMORY: usize = 50;
 
 /// A player as the draft engine describes him.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -36,18 +42,90 @@ struct PickRequest {
     round: u32,
     pick: u32,
     available: Vec<Player>,
+    #[serde(default)]
+    board: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    said_about_me: Vec<Remark>,
+}
+
+/// What another drafter said about one of our picks.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+struct Remark {
+    #[serde(default)]
+    team: u32,
+    #[serde(default)]
+    name: String,
+    text: String,
 }
 
 #[derive(Debug, Deserialize)]
 struct CommentRequest {
     about_team: u32,
+    #[serde(default)]
+    about_name: String,
     player: Player,
     pick: u32,
     #[serde(default)]
     rival: bool,
+    #[serde(default)]
+    by_human: bool,
 }
 
-/// How a drafter decides and how it talks.
+/// A deterministic random source (xorshift64*): the config's `seed`
+/// fixes every choice a drafter makes.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn coin(&mut self) -> bool {
+        self.next_u64() >> 63 == 1
+    }
+
+    /// A number below `n` (which is not 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Why a strategy took its player: which lines explain it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The strategy's own rule chose him.
+    Plan,
+    /// The rule had nothing to say (or its position is gone): best value.
+    Value,
+}
+
+/// The lines a drafter speaks. Placeholders: `{player}`, `{pos}`,
+/// `{team}` (NFL team), `{tier}`, `{value}` (where he went, in words),
+/// `{about}` (the team picking), `{me}` (this drafter's name).
+pub struct Lines {
+    /// Reasons for a pick by the strategy's rule.
+    pub plan: &'static [&'static str],
+    /// Reasons for a pick by plain value.
+    pub value: &'static [&'static str],
+    /// About a rival's pick.
+    pub rival: &'static [&'static str],
+    /// About the human's pick.
+    pub human: &'static [&'static str],
+    /// About anyone else's pick, when the strategy cares.
+    pub other: &'static [&'static str],
+    /// Trash talk with a pick.
+    pub boast: &'static [&'static str],
+}
+
+/// How a drafter decides and what it says.
 pub trait Strategy: Default + 'static {
     /// Component name, as in the session's slot list.
     const COMPONENT: &'static str;
@@ -57,25 +135,39 @@ pub trait Strategy: Default + 'static {
     const CATCHPHRASE: &'static str;
     /// Display name when the session gives none.
     const DEFAULT_NAME: &'static str;
-
-    /// Called once with the session config (seeds, knobs).
-    fn configure(&mut self, _config: &Config) {}
+    /// Everything it says.
+    const LINES: Lines;
 
     /// Picks from `available`, which is sorted by ADP (best first) and
-    /// never empty. Returns the index and a short reason in voice.
-    fn choose(&mut self, round: u32, available: &[Player]) -> (usize, String);
+    /// never empty.
+    fn choose(&mut self, round: u32, available: &[Player], rng: &mut Rng) -> (usize, Why);
 
-    /// What this drafter says about another team's pick, or `None` to pass.
-    fn comment(&self, rival: bool, player: &Player, pick: u32) -> Option<String>;
+    /// Whether a pick that is not a rival's or the human's is worth a
+    /// remark (otherwise the drafter usually passes).
+    fn cares_about(&self, _player: &Player) -> bool {
+        false
+    }
 }
 
 /// An agent built from a [`Strategy`], with the drafter's memory.
 pub struct Drafter<S: Strategy> {
     strategy: S,
     name: String,
-    persona: Option<String>,
+    voice: Voice,
+    rng: Rng,
     my_picks: Vec<Player>,
-    seen_comments: Vec<String>,
+    /// Every team's picks, as of the last pick request.
+    board: std::collections::BTreeMap<String, Vec<String>>,
+    /// Picks of other teams it was asked about: "team N took X".
+    seen: Vec<String>,
+    /// Remarks about its picks it has already answered.
+    answered: Vec<Remark>,
+    /// Lines it has said, newest last.
+    said: Vec<String>,
+    /// Templates used lately, so lines do not repeat back to back.
+    used: Vec<&'static str>,
+    /// Positions of every player it has seen in a pick request.
+    positions: std::collections::BTreeMap<String, String>,
     notes: Vec<String>,
 }
 
@@ -102,31 +194,224 @@ pub fn value_words(player: &Player, pick: u32) -> &'static str {
     }
 }
 
+/// How a persona changes the way a drafter talks.
+#[derive(Debug, Clone, PartialEq)]
+enum Voice {
+    Plain,
+    Loud,
+    Formal,
+    Pirate,
+    Analytical,
+    Calm,
+    Swagger,
+    Terse,
+    /// A persona with no style we know: its words sign the trash talk.
+    Signed(String),
+}
+
+impl Voice {
+    fn from_persona(persona: Option<&str>) -> Voice {
+        let Some(persona) = persona.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Voice::Plain;
+        };
+        let lower = persona.to_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+        if has(&["pirate", "arr"]) {
+            Voice::Pirate
+        } else if has(&["loud", "shout", "angry", "yell", "old-school"]) {
+            Voice::Loud
+        } else if has(&["professor", "formal", "polite", "academic"]) {
+            Voice::Formal
+        } else if has(&["terse", "quiet", "short", "few words"]) {
+            Voice::Terse
+        } else if has(&["analytic", "data", "nerd", "stats"]) {
+            Voice::Analytical
+        } else if has(&["swagger", "cocky", "brash", "risk"]) {
+            Voice::Swagger
+        } else if has(&["calm", "zen", "patient"]) {
+            Voice::Calm
+        } else {
+            Voice::Signed(persona.chars().take(60).collect())
+        }
+    }
+
+    /// `line` in this voice. `signed` lines (trash talk) carry a persona
+    /// we have no style for.
+    fn speak(&self, line: &str, signed: bool, rng: &mut Rng) -> String {
+        let mut one_of = |options: &[&'static str]| options[rng.below(options.len())];
+        match self {
+            Voice::Plain => line.to_string(),
+            Voice::Loud => format!("{}!", line.trim_end_matches(['.', '!']).to_uppercase()),
+            Voice::Formal => format!(
+                "{}{line}",
+                one_of(&[
+                    "If I may: ",
+                    "For the record: ",
+                    "Class, note this: ",
+                    "Observe: "
+                ])
+            ),
+            Voice::Pirate => format!(
+                "{}{}, matey!",
+                one_of(&["Arr! ", "Yo-ho! ", "Shiver me timbers! "]),
+                line.trim_end_matches(['.', '!'])
+            ),
+            Voice::Analytical => format!(
+                "{}{line}",
+                one_of(&["Per my model: ", "The numbers say: ", "Data point: ", ""])
+            ),
+            Voice::Calm => format!(
+                "{line}{}",
+                one_of(&[" No panic.", " Breathe.", " All part of the plan.", ""])
+            ),
+            Voice::Swagger => format!(
+                "{line}{}",
+                one_of(&[" Take notes.", " You're welcome.", " Easy money.", ""])
+            ),
+            Voice::Terse => line
+                .split_inclusive(['.', '!', '?'])
+                .next()
+                .unwrap_or(line)
+                .trim()
+                .to_string(),
+            Voice::Signed(persona) if signed => format!("{line} ({persona}.)"),
+            Voice::Signed(_) => line.to_string(),
+        }
+    }
+}
+
+fn fill(template: &str, player: &Player, pick: u32, about: &str, me: &str) -> String {
+    template
+        .replace("{player}", &player.name)
+        .replace("{pos}", &player.position)
+        .replace(
+            "{team}",
+            if player.team.is_empty() {
+                "his team"
+            } else {
+                &player.team
+            },
+        )
+        .replace("{tier}", &player.tier.to_string())
+        .replace("{value}", value_words(player, pick))
+        .replace("{about}", about)
+        .replace("{me}", me)
+}
+
+/// "Upside Hunter" for "Team 5 — Upside Hunter": how drafters say a name.
+fn short(name: &str) -> &str {
+    name.rsplit(" — ").next().unwrap_or(name)
+}
+
+fn ordinal(n: usize) -> &'static str {
+    [
+        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+    ]
+    .get(n.wrapping_sub(1))
+    .copied()
+    .unwrap_or("next")
+}
+
+fn remember(list: &mut Vec<String>, item: String) {
+    if list.len() == MAX_MEMORY {
+        list.remove(0);
+    }
+    list.push(item);
+}
+
 impl<S: Strategy> Drafter<S> {
+    /// A line from `lines` it has not used lately (if it can help it).
+    fn line(&mut self, lines: &'static [&'static str]) -> &'static str {
+        if lines.is_empty() {
+            return "";
+        }
+        let start = self.rng.below(lines.len());
+        let chosen = (0..lines.len())
+            .map(|i| lines[(start + i) % lines.len()])
+            .find(|l| !self.used.contains(l))
+            .unwrap_or(lines[start]);
+        if self.used.len() == 12 {
+            self.used.remove(0);
+        }
+        self.used.push(chosen);
+        chosen
+    }
+
+    fn say(&mut self, text: String) -> String {
+        remember(&mut self.said, text.clone());
+        text
+    }
+
     fn pick(&mut self, req: PickRequest) -> Result<Value, String> {
         let mut available = req.available;
         if available.is_empty() {
             return Err("pick_request has no available players".into());
         }
         available.sort_by(|a, b| a.adp.total_cmp(&b.adp));
-        let (index, why) = self.strategy.choose(req.round, &available);
+        for p in &available {
+            self.positions
+                .entry(p.name.clone())
+                .or_insert_with(|| p.position.clone());
+        }
+        if !req.board.is_empty() {
+            self.board = req.board;
+        }
+        let (index, why) = self.strategy.choose(req.round, &available, &mut self.rng);
         let player = available.swap_remove(index.min(available.len() - 1));
-        let reasoning = format!(
-            "{} ({}, {}, tier {}) at pick {}: {}. {}",
-            player.name,
-            player.position,
-            if player.team.is_empty() {
-                "FA"
-            } else {
-                &player.team
-            },
-            player.tier,
-            req.pick,
-            value_words(&player, req.pick),
-            why
-        );
-        let count = self.my_picks.len() + 1;
-        let trash_talk = format!("{} — pick {count} for {}.", S::CATCHPHRASE, self.name);
+        let template = match why {
+            Why::Plan => self.line(S::LINES.plan),
+            Why::Value => self.line(S::LINES.value),
+        };
+        let mut reasoning = fill(template, &player, req.pick, "", &self.name);
+        let same: Vec<&str> = self
+            .my_picks
+            .iter()
+            .filter(|p| p.position == player.position)
+            .map(|p| p.name.as_str())
+            .collect();
+        reasoning.push(' ');
+        reasoning.push_str(&match same.as_slice() {
+            [] if self.my_picks.is_empty() => "First brick of the roster.".to_string(),
+            [] => format!(
+                "My first {}, next to {}.",
+                player.position,
+                self.my_picks.last().map_or("nobody", |p| p.name.as_str())
+            ),
+            others => format!(
+                "My {} {} after {}.",
+                ordinal(others.len() + 1),
+                player.position,
+                others.join(" and ")
+            ),
+        });
+        let reasoning = self.voice.speak(&reasoning, false, &mut self.rng);
+        let trash_talk = match req
+            .said_about_me
+            .into_iter()
+            .rev()
+            .find(|r| !self.answered.contains(r))
+        {
+            Some(remark) => {
+                let who = if remark.name.is_empty() {
+                    format!("Team {}", remark.team)
+                } else {
+                    short(&remark.name).to_string()
+                };
+                let answer = format!(
+                    "{who} had jokes about my last pick. {} is my answer.",
+                    player.name
+                );
+                self.answered.push(remark);
+                answer
+            }
+            None => {
+                let boast = self.line(S::LINES.boast);
+                fill(boast, &player, req.pick, "", &self.name)
+            }
+        };
+        let trash_talk = self.voice.speak(&trash_talk, true, &mut self.rng);
+        self.say(reasoning.clone());
+        let trash_talk = self.say(trash_talk);
         self.my_picks.push(player.clone());
         Ok(
             json!({"type": "pick", "player": player.name, "reasoning": reasoning, "trash_talk": trash_talk}),
@@ -134,16 +419,43 @@ impl<S: Strategy> Drafter<S> {
     }
 
     fn comment(&mut self, req: CommentRequest) -> Value {
-        let line = self.strategy.comment(req.rival, &req.player, req.pick);
-        if self.seen_comments.len() == MAX_NOTES {
-            self.seen_comments.remove(0);
+        let about = if req.about_name.is_empty() {
+            format!("Team {}", req.about_team)
+        } else {
+            short(&req.about_name).to_string()
+        };
+        remember(
+            &mut self.seen,
+            format!("{about} took {} at pick {}", req.player.name, req.pick),
+        );
+        let lines = if req.rival {
+            S::LINES.rival
+        } else if req.by_human {
+            S::LINES.human
+        } else if self.strategy.cares_about(&req.player) || self.rng.coin() {
+            S::LINES.other
+        } else {
+            return json!({"type": "pass"});
+        };
+        let template = self.line(lines);
+        if template.is_empty() {
+            return json!({"type": "pass"});
         }
-        self.seen_comments
-            .push(format!("team {} took {}", req.about_team, req.player.name));
-        match line {
-            Some(text) => json!({"type": "comment", "text": text}),
-            None => json!({"type": "pass"}),
+        let mut text = fill(template, &req.player, req.pick, &about, &self.name);
+        let roster = self.board.entry(req.about_team.to_string()).or_default();
+        if !roster.contains(&req.player.name) {
+            roster.push(req.player.name.clone());
         }
+        let position = &req.player.position;
+        let same = roster
+            .iter()
+            .filter(|n| self.positions.get(*n) == Some(position) || **n == req.player.name)
+            .count();
+        if same >= 2 {
+            text.push_str(&format!(" That's {same} {position}s for {about} now."));
+        }
+        let text = self.voice.speak(&text, false, &mut self.rng);
+        json!({"type": "comment", "text": self.say(text)})
     }
 
     fn memory(&self) -> Value {
@@ -151,7 +463,10 @@ impl<S: Strategy> Drafter<S> {
             "type": "memory",
             "name": self.name,
             "my_picks": self.my_picks.iter().map(|p| &p.name).collect::<Vec<_>>(),
-            "seen": self.seen_comments,
+            "board": self.board,
+            "seen": self.seen,
+            "answered": self.answered,
+            "said": self.said,
             "notes": self.notes,
         })
     }
@@ -163,24 +478,30 @@ fn answer(value: Value) -> Update {
 
 impl<S: Strategy> Agent for Drafter<S> {
     fn init(config: Config) -> Result<Self, String> {
-        let mut strategy = S::default();
-        strategy.configure(&config);
+        let seed = match config.get("seed") {
+            None => 0x5eed_2024,
+            Some(s) => s
+                .parse::<u64>()
+                .map_err(|_| format!("config.seed must be a whole number, not {s:?}"))?,
+        };
         Ok(Drafter {
-            strategy,
+            strategy: S::default(),
             name: config.get("name").unwrap_or(S::DEFAULT_NAME).to_string(),
-            persona: config.get("persona").map(str::to_string),
+            voice: Voice::from_persona(config.get("persona")),
+            rng: Rng::new(seed),
             my_picks: Vec::new(),
-            seen_comments: Vec::new(),
+            board: Default::default(),
+            seen: Vec::new(),
+            answered: Vec::new(),
+            said: Vec::new(),
+            used: Vec::new(),
+            positions: Default::default(),
             notes: Vec::new(),
         })
     }
 
     fn describe(&self) -> Info {
-        let mut description = format!("{} {}", S::RULE, S::CATCHPHRASE);
-        if let Some(persona) = &self.persona {
-            description.push_str(&format!(" Persona: {persona}."));
-        }
-        Info::new(&self.name, &description)
+        Info::new(&self.name, &format!("{} “{}”", S::RULE, S::CATCHPHRASE))
             .skill(
                 "draft-pick",
                 "Draft pick",
@@ -201,14 +522,16 @@ impl<S: Strategy> Agent for Drafter<S> {
             if text.trim() == "memory" {
                 return Ok(answer(self.memory()));
             }
-            if self.notes.len() == MAX_NOTES {
-                self.notes.remove(0);
-            }
-            self.notes.push(text);
-            return Ok(Update::completed(Message::agent_text(&format!(
-                "{} Noted. Send me a pick_request when it's my turn.",
-                S::CATCHPHRASE
-            ))));
+            remember(&mut self.notes, text);
+            let ack = self.voice.speak(
+                &format!(
+                    "{} Noted. Send me a pick_request when it's my turn.",
+                    S::CATCHPHRASE
+                ),
+                false,
+                &mut self.rng,
+            );
+            return Ok(Update::completed(Message::agent_text(&ack)));
         };
         let value: Value =
             serde_json::from_str(data).map_err(|e| format!("data part is not JSON: {e}"))?;
@@ -243,11 +566,22 @@ mod tests {
         const RULE: &'static str = "Tight ends.";
         const CATCHPHRASE: &'static str = "TE or bust.";
         const DEFAULT_NAME: &'static str = "Team TE";
-        fn choose(&mut self, _round: u32, available: &[Player]) -> (usize, String) {
-            (best_at(available, "TE").unwrap_or(0), "Because.".into())
-        }
-        fn comment(&self, rival: bool, player: &Player, _pick: u32) -> Option<String> {
-            rival.then(|| format!("{} is fine.", player.name))
+        const LINES: Lines = Lines {
+            plan: &[
+                "{player} is the tight end I wanted.",
+                "Tight end {player}, {value}.",
+            ],
+            value: &["{player} is the best left."],
+            rival: &["{about} took {player}? Cute.", "{player} to {about}. Bold."],
+            human: &["You took {player}. Fine."],
+            other: &["{player} to {about}."],
+            boast: &["TE or bust.", "Tight ends forever.", "Mismatch city."],
+        };
+        fn choose(&mut self, _round: u32, available: &[Player], _rng: &mut Rng) -> (usize, Why) {
+            match best_at(available, "TE") {
+                Some(i) => (i, Why::Plan),
+                None => (0, Why::Value),
+            }
         }
     }
 
@@ -276,40 +610,142 @@ mod tests {
         json!({"name": name, "position": position, "team": "KC", "adp": adp, "tier": 2})
     }
 
+    fn drafter(config: &[(&str, &str)]) -> Drafter<WantsTe> {
+        Drafter::init(Config(
+            config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
+        .unwrap()
+    }
+
+    fn pick_request(pick: u32, pool: Value, said: Value) -> Request {
+        request(
+            json!({"type": "pick_request", "round": 1, "pick": pick, "available": pool,
+                       "board": {"1": ["A"], "2": []}, "said_about_me": said}),
+        )
+    }
+
     #[test]
     fn picks_by_strategy_from_an_unsorted_pool_and_remembers() {
-        let mut d = Drafter::<WantsTe>::init(Config::default()).unwrap();
+        let mut d = drafter(&[]);
         let pool = json!([
             player("B", "WR", 9.0),
             player("Kelce", "TE", 20.0),
             player("A", "RB", 3.0)
         ]);
-        let a = answer_of(
-            d.handle(request(
-                json!({"type": "pick_request", "round": 1, "pick": 4, "available": pool}),
-            ))
-            .unwrap(),
-        );
+        let a = answer_of(d.handle(pick_request(4, pool, json!([]))).unwrap());
         assert_eq!(a["player"], "Kelce");
-        assert!(a["reasoning"].as_str().unwrap().contains("TE"));
+        assert!(a["reasoning"].as_str().unwrap().contains("Kelce"), "{a}");
         let memory = answer_of(d.handle(request(json!({"type": "memory"}))).unwrap());
         assert_eq!(memory["my_picks"], json!(["Kelce"]));
+        assert_eq!(memory["board"]["1"], json!(["A"]));
+        assert_eq!(memory["said"].as_array().unwrap().len(), 2, "{memory}");
     }
 
     #[test]
-    fn comments_pass_or_speak_and_bad_requests_are_errors() {
-        let mut d = Drafter::<WantsTe>::init(Config(vec![("name".into(), "Bob".into())])).unwrap();
+    fn reasoning_follows_the_roster_and_trash_talk_answers_a_mocking_rival() {
+        let mut d = drafter(&[("name", "Tess")]);
+        let pool = || json!([player("Kelce", "TE", 20.0), player("Andrews", "TE", 30.0)]);
+        let first = answer_of(d.handle(pick_request(4, pool(), json!([]))).unwrap());
+        assert!(
+            first["reasoning"].as_str().unwrap().contains("First brick"),
+            "{first}"
+        );
+        let pool = json!([player("Andrews", "TE", 30.0)]);
+        let said = json!([{"team": 3, "name": "Team 3", "text": "Kelce? Cute."}]);
+        let second = answer_of(d.handle(pick_request(9, pool, said.clone())).unwrap());
+        assert!(
+            second["reasoning"]
+                .as_str()
+                .unwrap()
+                .contains("My second TE after Kelce"),
+            "{second}"
+        );
+        let talk = second["trash_talk"].as_str().unwrap();
+        assert!(
+            talk.contains("Team 3 had jokes") && talk.contains("Andrews"),
+            "{talk}"
+        );
+        // A remark is answered once.
+        let third = answer_of(
+            d.handle(pick_request(16, json!([player("X", "QB", 40.0)]), said))
+                .unwrap(),
+        );
+        assert!(
+            !third["trash_talk"].as_str().unwrap().contains("had jokes"),
+            "{third}"
+        );
+    }
+
+    #[test]
+    fn the_seed_varies_the_lines_and_replays_them() {
+        let lines = |seed: &str| {
+            let mut d = drafter(&[("seed", seed)]);
+            (0..6)
+                .map(|i| {
+                    let pool = json!([player(&format!("T{i}"), "TE", 20.0 + i as f64)]);
+                    answer_of(d.handle(pick_request(4 + i, pool, json!([]))).unwrap())["trash_talk"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines("1"), lines("1"), "same seed, same draft");
+        let distinct: std::collections::HashSet<Vec<String>> =
+            ["1", "2", "3", "4"].iter().map(|s| lines(s)).collect();
+        assert!(distinct.len() > 1, "different seeds read differently");
+        assert!(Drafter::<WantsTe>::init(Config(vec![("seed".into(), "x".into())])).is_err());
+    }
+
+    #[test]
+    fn a_persona_changes_the_voice_not_the_pick() {
+        let pool = || json!([player("B", "WR", 9.0), player("Kelce", "TE", 20.0)]);
+        let mut plain = drafter(&[("seed", "5")]);
+        let mut pirate = drafter(&[("seed", "5"), ("persona", "a salty pirate")]);
+        let mut loud = drafter(&[("seed", "5"), ("persona", "LOUD and angry")]);
+        let mut odd = drafter(&[("seed", "5"), ("persona", "a retired ballet dancer")]);
+        let a = answer_of(plain.handle(pick_request(4, pool(), json!([]))).unwrap());
+        let b = answer_of(pirate.handle(pick_request(4, pool(), json!([]))).unwrap());
+        let c = answer_of(loud.handle(pick_request(4, pool(), json!([]))).unwrap());
+        let d = answer_of(odd.handle(pick_request(4, pool(), json!([]))).unwrap());
+        assert_eq!(a["player"], b["player"]);
+        assert_eq!(a["player"], c["player"]);
+        assert!(
+            b["reasoning"].as_str().unwrap().ends_with(", matey!"),
+            "{b}"
+        );
+        let shout = c["reasoning"].as_str().unwrap();
+        assert_eq!(shout, shout.to_uppercase());
+        assert!(
+            d["trash_talk"].as_str().unwrap().contains("ballet dancer"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn comments_speak_to_rivals_and_the_human_and_bad_requests_are_errors() {
+        let mut d = drafter(&[("name", "Bob")]);
         assert_eq!(d.describe().name, "Bob");
-        let ask = |rival: bool| {
+        let ask = |rival: bool, by_human: bool| {
             request(
-                json!({"type": "comment_request", "about_team": 2, "player": player("X", "QB", 30.0), "pick": 8, "rival": rival}),
+                json!({"type": "comment_request", "about_team": 2, "about_name": "Team 2",
+                           "player": player("X", "QB", 30.0), "pick": 8, "rival": rival,
+                           "by_human": by_human}),
             )
         };
-        assert_eq!(answer_of(d.handle(ask(false)).unwrap())["type"], "pass");
-        assert_eq!(
-            answer_of(d.handle(ask(true)).unwrap())["text"],
-            "X is fine."
-        );
+        let rival = answer_of(d.handle(ask(true, false)).unwrap());
+        assert_eq!(rival["type"], "comment");
+        let text = rival["text"].as_str().unwrap();
+        assert!(text.contains("X") && text.contains("Team 2"), "{text}");
+        let human = answer_of(d.handle(ask(false, true)).unwrap());
+        assert_eq!(human["text"], "You took X. Fine.");
+        let others: Vec<Value> = (0..20)
+            .map(|_| answer_of(d.handle(ask(false, false)).unwrap()))
+            .collect();
+        assert!(others.iter().any(|a| a["type"] == "pass"));
         assert!(
             d.handle(request(
                 json!({"type": "pick_request", "round": 1, "pick": 1, "available": []})
@@ -321,6 +757,8 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown request type")
         );
+        let memory = answer_of(d.handle(request(json!({"type": "memory"}))).unwrap());
+        assert_eq!(memory["seen"][0], "Team 2 took X at pick 8");
     }
 
     #[test]
