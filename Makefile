@@ -3,6 +3,7 @@
 #   make run     build everything and start the server on 127.0.0.1:8080
 #   make test    build everything and run every test suite
 #   make bench   build everything and print the benchmark table
+#   make draft   play the mock draft in this terminal
 #
 # Everything a fresh machine needs is installed from here.
 
@@ -12,7 +13,7 @@ WASM_TARGET := wasm32-wasip2
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 
-.PHONY: all setup agents new-agent host run test test-isolation bench bench-deps interop-deps kernel-limits lint clean-agents
+.PHONY: all setup agents new-agent host run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
 
 all: agents host
 
@@ -46,6 +47,19 @@ host:
 run: agents host
 	ulimit -n $$(ulimit -Hn) && $(HOST_BIN) serve --listen 127.0.0.1:8080 --agents-dir $(AGENTS_OUT)
 
+# The mock draft in this terminal, against a server it starts itself.
+draft: agents host
+	$(HOST_BIN) draft --agents-dir $(AGENTS_OUT)
+
+# The browser test: Debian's Chromium, driven by playwright-core.
+BROWSER := tests/browser
+browser-deps: $(BROWSER)/node_modules/.installed
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # The official A2A SDKs the interop suite drives: Python a2a-sdk in a
 # venv, JavaScript @a2a-js/sdk from the lock file.
 INTEROP := tests/interop
@@ -71,7 +85,7 @@ kernel-limits:
 	  sysctl -qw vm.max_map_count=$(MAX_MAP_COUNT) 2>/dev/null || \
 	  echo "note: vm.max_map_count is below $(MAX_MAP_COUNT); the scale test will say so"
 
-test: agents host lint interop-deps kernel-limits
+test: agents host lint interop-deps browser-deps kernel-limits
 	$(CARGO) test --release --workspace
 	cd agents && $(CARGO) test --release -p drafter --target $$(rustc -vV | sed -n 's/^host: //p')
 

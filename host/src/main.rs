@@ -198,6 +198,7 @@ async fn draft(args: DraftArgs) -> anyhow::Result<()> {
         rounds: args.rounds,
         seed: args.seed,
         auto: args.auto,
+        echo_input: !std::io::stdin().is_terminal(),
     };
     let mut own_server = None;
     let url = match args.url {

@@ -153,6 +153,7 @@ pub trait Strategy: Default + 'static {
 pub struct Drafter<S: Strategy> {
     strategy: S,
     name: String,
+    persona: Option<String>,
     voice: Voice,
     rng: Rng,
     my_picks: Vec<Player>,
@@ -487,6 +488,7 @@ impl<S: Strategy> Agent for Drafter<S> {
         Ok(Drafter {
             strategy: S::default(),
             name: config.get("name").unwrap_or(S::DEFAULT_NAME).to_string(),
+            persona: config.get("persona").map(str::to_string),
             voice: Voice::from_persona(config.get("persona")),
             rng: Rng::new(seed),
             my_picks: Vec::new(),
@@ -501,7 +503,11 @@ impl<S: Strategy> Agent for Drafter<S> {
     }
 
     fn describe(&self) -> Info {
-        Info::new(&self.name, &format!("{} “{}”", S::RULE, S::CATCHPHRASE))
+        let mut description = format!("{} “{}”", S::RULE, S::CATCHPHRASE);
+        if let Some(persona) = &self.persona {
+            description.push_str(&format!(" Persona: {persona}."));
+        }
+        Info::new(&self.name, &description)
             .skill(
                 "draft-pick",
                 "Draft pick",

@@ -23,6 +23,10 @@ pub struct Options {
     pub seed: Option<u64>,
     /// The advisor picks for the human.
     pub auto: bool,
+    /// Repeat each line read after its prompt: input from a pipe or a
+    /// file is not echoed by a terminal, and the transcript should read
+    /// like a session.
+    pub echo_input: bool,
 }
 
 /// Plays one draft on the server at `base_url`, reading picks from
@@ -58,7 +62,9 @@ where
     if status != StatusCode::CREATED {
         return Err(format!(
             "the server did not start a draft ({status}): {}",
-            draft["message"].as_str().unwrap_or("no reason given")
+            draft["error"]["message"]
+                .as_str()
+                .unwrap_or("no reason given")
         ));
     }
     let id = draft["id"].as_str().unwrap_or_default().to_string();
@@ -69,6 +75,7 @@ where
         path: &path,
         token: &token,
         input: input.lines(),
+        echo_input: options.echo_input,
         out,
     }
     .run(&draft)
@@ -82,6 +89,7 @@ struct Game<'a, R, W> {
     path: &'a str,
     token: &'a str,
     input: tokio::io::Lines<R>,
+    echo_input: bool,
     out: &'a mut W,
 }
 
@@ -103,13 +111,9 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
             }
             say!(
                 self.out,
-                "  {} — {}{}",
+                "  {} — {}",
                 t["name"].as_str().unwrap_or("?"),
-                t["description"].as_str().unwrap_or(""),
-                match t["persona"].as_str() {
-                    Some(p) if !p.is_empty() => format!(" (persona: {p})"),
-                    _ => String::new(),
-                }
+                t["description"].as_str().unwrap_or("")
             );
         }
         // The stream holds its own connection; picks go on `api`.
@@ -276,6 +280,11 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
                 .next_line()
                 .await
                 .map_err(|e| format!("reading your pick: {e}"))?;
+            if self.echo_input
+                && let Some(line) = &line
+            {
+                say!(self.out, "{line}");
+            }
             let choice = match line {
                 None => {
                     say!(self.out, "\n(no more input: taking the advisor's pick)");
@@ -304,7 +313,7 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
             say!(
                 self.out,
                 "{}",
-                answer["message"]
+                answer["error"]["message"]
                     .as_str()
                     .unwrap_or("that pick was refused")
             );

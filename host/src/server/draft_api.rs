@@ -80,8 +80,9 @@ impl ControlApi {
         peer: IpAddr,
     ) -> Response<Body> {
         match (req.method().clone(), segments) {
+            (Method::GET, ["v1", "drafts"]) => self.lineup(),
             (Method::POST, ["v1", "drafts"]) => self.create_draft(req, peer).await,
-            (_, ["v1", "drafts"]) => method_not_allowed("POST"),
+            (_, ["v1", "drafts"]) => method_not_allowed("GET, POST"),
             (method, ["v1", "drafts", id, rest @ ..]) => {
                 let (session, draft) = match self.authorized_draft(&req, id) {
                     Ok(found) => found,
@@ -106,6 +107,36 @@ impl ControlApi {
             }
             _ => not_found(&req),
         }
+    }
+
+    /// The drafters a new draft seats, before it starts: team, name,
+    /// component, the component's description and the default persona.
+    fn lineup(&self) -> Response<Body> {
+        let runtime = self.registry.runtime();
+        let teams: Vec<_> = draft_slots()
+            .into_iter()
+            .enumerate()
+            .map(|(slot, spec)| {
+                let description = runtime
+                    .components()
+                    .find(|c| c.name == spec.component)
+                    .map(|c| c.info.description.clone())
+                    .unwrap_or_default();
+                let persona = spec
+                    .config
+                    .iter()
+                    .find(|(k, _)| k == "persona")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                json!({"team": team_of(slot), "name": spec.name, "component": spec.component,
+                       "description": description, "persona": persona})
+            })
+            .collect();
+        json_response(
+            StatusCode::OK,
+            &json!({"teams": teams, "rounds": DEFAULT_ROUNDS, "max_rounds": MAX_ROUNDS,
+                    "human_team": crate::draft::rules::HUMAN_TEAM}),
+        )
     }
 
     /// The draft and its session, if the request carries the session's

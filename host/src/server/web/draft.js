@@ -1,0 +1,281 @@
+// The draft page: a client of /v1/drafts. One tab, one draft; every
+// text from a drafter is inserted as text, never as HTML.
+"use strict";
+
+const HUMAN = 4;
+const $ = (id) => document.getElementById(id);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : String(c ?? ""));
+  return node;
+};
+const pos = (p) => el("span", { class: `pos ${p}` }, p);
+
+let lineup = null;   // GET /v1/drafts: the default drafters
+let draft = null;    // the snapshot the draft started with
+let token = null;
+let events = null;   // EventSource
+let available = [];
+let picks = [];
+let filter = "ALL";
+let myTurn = false;
+let tip = null;
+
+async function api(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Error((data && data.error && data.error.message) || `HTTP ${r.status}`);
+  return data;
+}
+
+function setStatus(text) { $("status").textContent = text; }
+
+function renderCards(teams, editable) {
+  const box = $("teams");
+  box.replaceChildren();
+  for (const t of teams.filter((t) => t.team !== HUMAN && !t.human)) {
+    const persona = el("textarea", { id: `persona-${t.team}`, maxlength: "200", rows: "2" });
+    persona.value = t.persona || "";
+    persona.readOnly = !editable;
+    box.append(el("article", { class: "card", id: `card-${t.team}`, "data-team": t.team },
+      el("h3", {}, t.name),
+      el("p", { class: "strategy" }, t.description || ""),
+      el("label", { for: `persona-${t.team}` }, "Personality"),
+      persona,
+      el("ul", { class: "roster", id: `roster-${t.team}` })));
+  }
+}
+
+async function loadLineup() {
+  lineup = await api("GET", "/v1/drafts");
+  const rounds = $("rounds");
+  for (let r = 1; r <= lineup.max_rounds; r++) rounds.append(el("option", { value: r }, r));
+  rounds.value = lineup.rounds;
+  renderCards(lineup.teams, true);
+}
+
+async function start() {
+  const personas = {};
+  for (const t of lineup.teams) personas[t.team] = $(`persona-${t.team}`).value.trim();
+  $("start").disabled = true;
+  setStatus("Starting…");
+  try {
+    if (draft) await endDraft();
+    token = null;
+    const created = await api("POST", "/v1/drafts", { rounds: Number($("rounds").value), personas });
+    token = created.token;
+    draft = created;
+    document.body.dataset.draft = draft.id;
+  } catch (e) {
+    setStatus(`Could not start: ${e.message}`);
+    $("start").disabled = false;
+    return;
+  }
+  available = draft.available.slice();
+  picks = [];
+  myTurn = false;
+  tip = null;
+  renderCards(draft.teams, false);
+  $("feed").replaceChildren();
+  $("summary").hidden = true;
+  $("players").hidden = false;
+  $("turn").hidden = true;
+  $("game").hidden = false;
+  $("end").hidden = false;
+  $("rounds").disabled = true;
+  $("start").textContent = "New draft";
+  renderBoard();
+  renderAvailable();
+  setStatus("Drafting…");
+  events = new EventSource(`/v1/drafts/${draft.id}/events?token=${encodeURIComponent(token)}`);
+  events.onmessage = (m) => onEvent(JSON.parse(m.data));
+  events.onerror = () => { if (events && events.readyState === EventSource.CLOSED) setStatus("Connection lost."); };
+  $("start").disabled = false;
+}
+
+function teamName(n) { return draft.teams[n - 1].name; }
+
+function feed(item) {
+  const list = $("feed");
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+}
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case "pick": return onPick(ev);
+    case "comment":
+      return feed(el("li", { class: "comment" },
+        el("span", { class: "who" }, ev.team_name), ": ", ev.text));
+    case "turn": return onTurn(ev);
+    case "round":
+      return feed(el("li", { class: "round" }, `End of round ${ev.round}`));
+    case "done": return onDone(ev);
+  }
+}
+
+function onPick(ev) {
+  picks.push(ev);
+  available = available.filter((p) => p.name !== ev.player.name);
+  const mine = ev.team === HUMAN;
+  const item = el("li", { class: `pick${mine ? " you" : ""}`, "data-pick": ev.pick },
+    el("span", { class: "num" }, `${ev.pick}.`),
+    el("span", { class: "who" }, ev.team_name), " took ",
+    pos(ev.player.position), " ", el("strong", {}, ev.player.name), ` (${ev.player.team})`);
+  if (ev.by === "advisor") item.append(el("span", { class: "why" }, "The advisor picked for you."));
+  if (ev.reasoning) item.append(el("span", { class: "why" }, ev.reasoning));
+  if (ev.trash_talk) item.append(el("span", { class: "talk" }, `“${ev.trash_talk}”`));
+  if (ev.note) item.append(el("span", { class: "fallback" }, ev.note));
+  feed(item);
+  const roster = $(`roster-${ev.team}`);
+  if (roster) roster.append(el("li", {}, pos(ev.player.position), " ", ev.player.name));
+  if (mine) { myTurn = false; $("turn").hidden = true; }
+  document.querySelectorAll(".card").forEach((c) => c.classList.remove("on-clock"));
+  const next = picks.length + 1;
+  if (next <= draft.rounds * 6) {
+    const team = onClockTeam(next);
+    setStatus(team === HUMAN ? "Your pick" : `Pick ${next}: ${teamName(team)}`);
+    const card = $(`card-${team}`);
+    if (card) card.classList.add("on-clock");
+  }
+  renderBoard();
+  renderAvailable();
+}
+
+function onClockTeam(pick) {
+  const round = Math.floor((pick - 1) / 6) + 1;
+  const place = (pick - 1) % 6;
+  return round % 2 === 1 ? place + 1 : 6 - place;
+}
+
+function onTurn(ev) {
+  myTurn = true;
+  tip = ev.advice;
+  $("turn").hidden = false;
+  $("turn-pick").textContent = `— round ${ev.round}, pick ${ev.pick}`;
+  $("advice").replaceChildren(el("strong", {}, "Advisor: "), `${ev.advice.player}. ${ev.advice.reason}`);
+  $("pick-error").hidden = true;
+  setStatus("Your pick");
+  renderAvailable();
+}
+
+async function choose(name) {
+  if (!myTurn) return;
+  myTurn = false;
+  renderAvailable();
+  try {
+    await api("POST", `/v1/drafts/${draft.id}/pick`, { player: name });
+  } catch (e) {
+    myTurn = true;
+    $("pick-error").textContent = e.message;
+    $("pick-error").hidden = false;
+    renderAvailable();
+  }
+}
+
+function renderBoard() {
+  const table = $("board");
+  const head = el("tr", {}, el("th", {}, "Rd"));
+  for (let t = 1; t <= 6; t++) {
+    head.append(el("th", { class: t === HUMAN ? "you" : "" }, t === HUMAN ? "You" : `Team ${t}`));
+  }
+  const rows = [el("thead", {}, head)];
+  const body = el("tbody");
+  for (let r = 1; r <= draft.rounds; r++) {
+    const row = el("tr", {}, el("th", {}, r));
+    for (let t = 1; t <= 6; t++) {
+      const p = picks.find((x) => x.round === r && x.team === t);
+      row.append(el("td", { class: t === HUMAN ? "you" : "", "data-round": r, "data-team": t },
+        ...(p ? [pos(p.player.position), " ", p.player.name] : [])));
+    }
+    body.append(row);
+  }
+  rows.push(body);
+  table.replaceChildren(...rows);
+}
+
+function renderFilters() {
+  const box = $("filters");
+  box.replaceChildren();
+  for (const f of ["ALL", "QB", "RB", "WR", "TE"]) {
+    box.append(el("button", {
+      "aria-pressed": String(f === filter), "data-filter": f,
+      onclick: () => { filter = f; renderFilters(); renderAvailable(); },
+    }, f === "ALL" ? "All" : f));
+  }
+}
+
+function renderAvailable() {
+  const table = $("available");
+  const head = el("tr", {}, el("th", {}, "Player"), el("th", {}, "Pos"), el("th", {}, "Team"),
+    el("th", {}, "Tier"), el("th", {}, "Pts/g"), el("th", {}, ""));
+  const body = el("tbody");
+  for (const p of available.filter((p) => filter === "ALL" || p.position === filter)) {
+    const button = el("button", { class: "pick", "data-player": p.name, onclick: () => choose(p.name) }, "Pick");
+    button.disabled = !myTurn;
+    body.append(el("tr", { class: tip && myTurn && tip.player === p.name ? "tip" : "" },
+      el("td", {}, p.name), el("td", {}, pos(p.position)), el("td", {}, p.team),
+      el("td", {}, p.tier), el("td", {}, p.ppg), el("td", {}, button)));
+  }
+  table.replaceChildren(el("thead", {}, head), body);
+}
+
+function onDone(ev) {
+  events.close();
+  events = null;
+  setStatus("Draft complete");
+  $("turn").hidden = true;
+  $("players").hidden = true;
+  const table = $("summary-table");
+  const head = el("tr", {}, el("th", {}, "Team"), el("th", {}, "Roster"), el("th", {}, "Pts/g last season"));
+  const body = el("tbody");
+  for (const t of ev.summary) {
+    body.append(el("tr", { class: t.human ? "you" : "" },
+      el("td", {}, t.name),
+      el("td", {}, ...t.players.flatMap((p, i) => [i ? ", " : "", pos(p.position), " ", p.name])),
+      el("td", { class: "total" }, t.points_per_game)));
+  }
+  table.replaceChildren(el("thead", {}, head), body);
+  $("elapsed").textContent = `Host time for the whole draft, agent calls included: ${ev.elapsed_ms.toFixed(1)} ms.`;
+  $("summary").hidden = false;
+  $("summary").scrollIntoView({ behavior: "smooth", block: "nearest" });
+}
+
+async function endDraft() {
+  if (events) { events.close(); events = null; }
+  if (draft && token) {
+    try { await api("DELETE", `/v1/drafts/${draft.id}`); } catch (_) { /* already gone */ }
+  }
+  draft = null;
+  delete document.body.dataset.draft;
+}
+
+// Closing the tab ends the draft's session: a keepalive request outlives
+// the page, as a beacon does, and can say DELETE.
+window.addEventListener("pagehide", () => {
+  if (!draft || !token) return;
+  fetch(`/v1/drafts/${draft.id}`, {
+    method: "DELETE", keepalive: true, headers: { authorization: `Bearer ${token}` },
+  });
+});
+
+$("start").addEventListener("click", start);
+$("end").addEventListener("click", async () => {
+  await endDraft();
+  $("game").hidden = true;
+  $("end").hidden = true;
+  $("rounds").disabled = false;
+  $("start").textContent = "Start draft";
+  renderCards(lineup.teams, true);
+  setStatus("Draft ended. Start another when you like.");
+});
+renderFilters();
+loadLineup().catch((e) => setStatus(`Cannot reach the server: ${e.message}`));

@@ -1,0 +1,128 @@
+// Plays the draft page end to end in headless Chromium.
+//
+//   node draft.mjs BASE_URL SCREENSHOT.png
+//
+// One tab plays a whole draft by clicking (a persona edited first, a
+// position filter used for a pick); then two tabs play at once and must
+// get two different drafts; closing a tab must end its draft's session.
+// Prints one JSON line of findings; exits non-zero on the first failure.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const [base, screenshot] = process.argv.slice(2);
+if (!base || !screenshot) {
+  console.error("usage: node draft.mjs BASE_URL SCREENSHOT.png");
+  process.exit(2);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+
+const TIMEOUT = 15000;
+
+async function sessions() {
+  const r = await fetch(`${base}/v1/sessions`);
+  return (await r.json()).sessions.map((s) => s.id);
+}
+
+/// Clicks through a whole draft in `page`; returns what it saw.
+async function playDraft(page, { persona, filter } = {}) {
+  await page.goto(base);
+  await page.waitForSelector(".card", { timeout: TIMEOUT });
+  assert.equal(await page.locator(".card").count(), 5, "five drafter cards");
+  const strategies = await page.locator(".card .strategy").allTextContents();
+  assert.ok(strategies.every((s) => s.length > 10), `every card shows a strategy: ${strategies}`);
+  if (persona) await page.fill("#persona-1", persona);
+  await page.click("#start");
+  await page.waitForFunction(() => document.body.dataset.draft, null, { timeout: TIMEOUT });
+  const id = await page.evaluate(() => document.body.dataset.draft);
+  // Teams 1-3 pick before the human: their picks arrive live.
+  await page.waitForSelector("#turn:not([hidden])", { timeout: TIMEOUT });
+  const before = await page.locator("#feed li.pick").count();
+  assert.equal(before, 3, "three AI picks before the human's first turn");
+  let turns = 0;
+  while (!(await page.locator("#summary").isVisible())) {
+    if (await page.locator("#turn").isVisible()) {
+      turns += 1;
+      const advice = await page.locator("#advice").textContent();
+      assert.match(advice, /Advisor: .+\. .+/, "the advisor gives a player and a reason");
+      if (filter && turns === 1) {
+        await page.click(`#filters button[data-filter="${filter}"]`);
+        const shown = await page.locator("#available tbody tr td:nth-child(2)").allTextContents();
+        assert.ok(shown.length > 0 && shown.every((p) => p === filter), `only ${filter}s shown`);
+      }
+      const button = page.locator("#available button.pick:not([disabled])").first();
+      const name = await button.getAttribute("data-player");
+      await button.click();
+      await page.waitForSelector(`#feed li.pick.you >> text=${name}`, { timeout: TIMEOUT });
+      if (turns === 1) {
+        // Five AI picks have arrived by the human's first pick... plus
+        // the two after it: wait for Team 5 and 6 too.
+        await page.waitForFunction(() => document.querySelectorAll("#feed li.pick").length >= 6,
+          null, { timeout: TIMEOUT });
+      }
+    } else {
+      await page.waitForSelector("#turn:not([hidden]), #summary:not([hidden])", { timeout: TIMEOUT });
+    }
+  }
+  const picks = await page.locator("#feed li.pick").count();
+  const aiPicks = await page.locator("#feed li.pick:not(.you)").count();
+  const cells = await page.locator("#board td[data-team]").allTextContents();
+  const players = cells.map((c) => c.replace(/^(QB|RB|WR|TE) /, ""));
+  const summaryRows = await page.locator("#summary-table tbody tr").count();
+  const feedText = await page.locator("#feed").textContent();
+  return { id, turns, picks, aiPicks, players, summaryRows, feedText };
+}
+
+const findings = {};
+try {
+  // One tab, a whole draft.
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const one = await playDraft(page, { persona: "a salty pirate", filter: "RB" });
+  assert.equal(one.turns, 3, "three human turns in three rounds");
+  assert.equal(one.picks, 18);
+  assert.equal(one.aiPicks, 15);
+  assert.equal(one.players.length, 18);
+  assert.equal(new Set(one.players).size, 18, "the board holds 18 distinct players");
+  assert.equal(one.summaryRows, 6);
+  assert.match(one.feedText, /matey/, "the edited persona changes Team 1's voice");
+  assert.deepEqual(errors, [], "no script errors");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  findings.single = { id: one.id, picks: one.picks };
+
+  // Two tabs at once: two independent drafts.
+  const [a, b] = [await context.newPage(), await context.newPage()];
+  const [ra, rb] = await Promise.all([playDraft(a), playDraft(b)]);
+  assert.notEqual(ra.id, rb.id, "two tabs, two drafts");
+  for (const r of [ra, rb]) {
+    assert.equal(r.picks, 18);
+    assert.equal(new Set(r.players).size, 18);
+  }
+  const live = await sessions();
+  assert.ok(live.includes(ra.id) && live.includes(rb.id), "both drafts' sessions are live");
+
+  // Closing a tab ends its draft; the other is untouched.
+  await a.close({ runBeforeUnload: true });
+  const deadline = Date.now() + TIMEOUT;
+  while ((await sessions()).includes(ra.id) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const after = await sessions();
+  assert.ok(!after.includes(ra.id), "closing the tab ended its session");
+  assert.ok(after.includes(rb.id), "the other tab's draft lives on");
+  findings.tabs = { a: ra.id, b: rb.id, closed: true };
+  console.log(JSON.stringify({ ok: true, ...findings }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e), ...findings }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
