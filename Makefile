@@ -22,14 +22,22 @@ setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
 # Agent components: every agent crate (a cdylib in agents/) becomes
-# build/agents/<crate-name>.wasm, so a new agent needs no edit here.
+# build/agents/<crate-name>.wasm, so a new agent needs no edit here. The
+# fixtures named refused-* are components the server must refuse; they go
+# to build/refused/ for the validation tests.
+REFUSED_OUT := build/refused
 agents: setup
 	cd agents && $(CARGO) build --release --target $(WASM_TARGET)
-	@mkdir -p $(AGENTS_OUT)
+	@mkdir -p $(AGENTS_OUT) $(REFUSED_OUT)
 	@for f in agents/target/$(WASM_TARGET)/release/*.wasm; do \
-	  name=$$(basename $$f .wasm); cp $$f $(AGENTS_OUT)/$${name//_/-}.wasm; \
+	  name=$$(basename $$f .wasm); name=$${name//_/-}; \
+	  case $$name in \
+	    refused-*) cp $$f $(REFUSED_OUT)/$${name#refused-}.wasm ;; \
+	    *) cp $$f $(AGENTS_OUT)/$$name.wasm ;; \
+	  esac; \
 	done
-	@ls -1 $(AGENTS_OUT)
+	@rm -f $(AGENTS_OUT)/refused-*.wasm
+	@ls -1 $(AGENTS_OUT) $(REFUSED_OUT)
 
 # A new agent crate, a copy of the echo example: make new-agent NAME=my-agent
 new-agent:

@@ -29,6 +29,15 @@ enum Command {
     /// AI drafters. Picks are read from standard input, which may be a
     /// pipe or a file.
     Draft(DraftArgs),
+    /// Check agent components against the contract before deploying them:
+    /// a component of the `agent` world (wit/agent.wit), importing only
+    /// what the sandbox grants, with a valid card. Prints one line per
+    /// file; exits 1 if any is refused.
+    Validate {
+        /// Component files (*.wasm).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -156,6 +165,16 @@ fn run() -> anyhow::Result<()> {
             print!("{}", args.load()?.to_toml());
             Ok(())
         }
+        Command::Validate { paths } => {
+            let refused = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(validate(paths))?;
+            if refused > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Draft(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -191,6 +210,39 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     server.run().await;
     Ok(())
+}
+
+/// The same check the server runs when it loads a component.
+async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
+    use a2a_sandbox::runtime::{GuestLimits, Hooks, Runtime, component_name};
+    let limits = GuestLimits {
+        max_instances: 4,
+        ..GuestLimits::default()
+    };
+    let runtime = Runtime::new(limits, Hooks::default())?;
+    let mut refused = 0;
+    for path in &paths {
+        let name = component_name(path).unwrap_or_else(|| "component".into());
+        let checked = match std::fs::read(path) {
+            Ok(bytes) => runtime.check(&name, bytes).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot read: {e}")),
+        };
+        match checked {
+            Ok(c) => println!(
+                "{}: ok — {:?}, {} skill(s), {} KiB, checked in {} ms",
+                path.display(),
+                c.info.name,
+                c.info.skills.len(),
+                c.bytes / 1024,
+                c.load_time.as_millis()
+            ),
+            Err(why) => {
+                refused += 1;
+                println!("{}: {why}", path.display());
+            }
+        }
+    }
+    Ok(refused)
 }
 
 async fn draft(args: DraftArgs) -> anyhow::Result<()> {

@@ -201,14 +201,12 @@ pub async fn run(base: &str) -> Result<Report, String> {
         fresh,
     );
 
-    let (r, _) = attack(url, token, "files").await;
-    let text = answer_text(&r);
-    let denied = text.matches("denied").count();
+    let (passed, observed) = upload_escape(base).await;
     report.record(
-        "files",
-        "every read and write of /etc/passwd, /, /proc, . fails",
-        text.clone(),
-        denied == 10 && !text.contains("OK"),
+        "files and sockets",
+        "a component importing them is refused at load (422)",
+        observed,
+        passed,
     );
 
     let (r, _) = attack(url, token, "env").await;
@@ -218,17 +216,6 @@ pub async fn run(base: &str) -> Result<Report, String> {
         "no environment variables, no args",
         text.clone(),
         text.starts_with("env vars: 0 []; args: 0 []"),
-    );
-
-    let (r, _) = attack(url, token, "socket").await;
-    let text = answer_text(&r);
-    report.record(
-        "socket",
-        "TCP connect, UDP bind and DNS all refused",
-        text.clone(),
-        text.contains("tcp: denied")
-            && text.contains("udp: denied")
-            && text.contains("dns: denied"),
     );
 
     let (r, took) = attack(url, token, "flood 20000").await;
@@ -317,4 +304,38 @@ fn text_static(text: &str) -> &'static str {
         "huge" => "huge",
         _ => "big 8",
     }
+}
+
+/// Uploads the `refused-escape` fixture (an agent whose code reads files
+/// and opens sockets) and expects the server to refuse it, naming both.
+/// The admin token, if the server needs one, comes from
+/// `A2A_SANDBOX_ADMIN_TOKEN`.
+async fn upload_escape(base: &str) -> (bool, String) {
+    let path = crate::repo_root().join("build/refused/escape.wasm");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return (
+            false,
+            format!("{} is missing: run `make agents`", path.display()),
+        );
+    };
+    let auth = std::env::var("A2A_SANDBOX_ADMIN_TOKEN")
+        .map(|t| format!("Bearer {t}"))
+        .unwrap_or_default();
+    let headers: Vec<(&str, &str)> = if auth.is_empty() {
+        vec![]
+    } else {
+        vec![("authorization", &auth)]
+    };
+    let r = http(
+        "PUT",
+        &format!("{base}/v1/components/escape"),
+        &headers,
+        bytes,
+    )
+    .await;
+    let text = r.text();
+    let passed = r.status == 422
+        && text.contains("agents get no file system")
+        && text.contains("agents get no network");
+    (passed, format!("HTTP {}: {text}", r.status))
 }

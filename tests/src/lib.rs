@@ -54,13 +54,18 @@ impl Server {
     /// Starts a server with a fresh range of `ports` agent ports and any
     /// extra flags.
     pub fn start(ports: u16, extra: &[&str]) -> Server {
+        Server::start_in(&repo_root().join("build/agents"), ports, extra)
+    }
+
+    /// [`Server::start`] with the components in `agents_dir`.
+    pub fn start_in(agents_dir: &std::path::Path, ports: u16, extra: &[&str]) -> Server {
         let range = port_range(ports);
         let mut child = Command::new(server_bin())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(["--port-range", &format!("{}-{}", range.0, range.1)])
             .arg("--agents-dir")
-            .arg(repo_root().join("build/agents"))
+            .arg(agents_dir)
             // Suites send requests as fast as they can from one address;
             // the tests of these limits set their own.
             .args(["--set", "http.control_rate_per_ip=1000000"])
@@ -106,8 +111,19 @@ impl Server {
 
     /// Creates a session with `body` (or none) and returns the response.
     pub async fn create(&self, body: Option<Value>) -> Response {
+        self.create_with(body, &[]).await
+    }
+
+    /// [`Server::create`] with extra headers (the admin token).
+    pub async fn create_with(&self, body: Option<Value>, headers: &[(&str, &str)]) -> Response {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        http("POST", &format!("{}/v1/sessions", self.base()), &[], body).await
+        http(
+            "POST",
+            &format!("{}/v1/sessions", self.base()),
+            headers,
+            body,
+        )
+        .await
     }
 
     /// Creates a session and asserts it worked.

@@ -3,18 +3,23 @@
 //! components compiled once at startup with an `InstancePre` each, and
 //! [`AgentInstance`]s made from them. Knows nothing of HTTP or A2A.
 
+pub mod contract;
 mod instance;
 mod limits;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use contract::ContractError;
 pub use instance::{AgentInstance, CallError, Dropped, EmitFn, Hooks, LogTag, update_size};
 pub use limits::GuestLimits;
 
@@ -72,8 +77,11 @@ pub enum RuntimeError {
     },
     #[error("no agent components (*.wasm) in {0}; build them with `make agents`")]
     NoComponents(PathBuf),
-    #[error("component {path}: {reason}")]
-    Component { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Component {
+        path: PathBuf,
+        source: ContractError,
+    },
 }
 
 /// A compiled agent component, ready to instantiate.
@@ -82,6 +90,14 @@ pub struct LoadedComponent {
     pub name: String,
     /// What the component says about itself with an empty config.
     pub info: guest::Info,
+    /// SHA-256 of the component's bytes, hex: its version.
+    pub hash: String,
+    /// Size of the component file.
+    pub bytes: usize,
+    /// Time to compile (or load precompiled code), check and describe it.
+    pub load_time: Duration,
+    /// Whether the code came from the precompiled cache.
+    pub cached: bool,
     pre: bindings::AgentPre<instance::GuestState>,
 }
 
@@ -89,7 +105,9 @@ pub struct LoadedComponent {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<instance::GuestState>,
-    components: BTreeMap<String, Arc<LoadedComponent>>,
+    components: RwLock<BTreeMap<String, Arc<LoadedComponent>>>,
+    /// Where precompiled code is kept, by component hash.
+    cache_dir: Option<PathBuf>,
     limits: GuestLimits,
     hooks: Hooks,
     ticker_running: Arc<AtomicBool>,
@@ -151,87 +169,186 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
-            components: BTreeMap::new(),
+            components: RwLock::default(),
+            cache_dir: None,
             limits,
             hooks,
             ticker_running,
         })
     }
 
-    /// Compiles every `*.wasm` in `dir` and reads each one's card. A
-    /// component that does not fit the contract stops the load with an
-    /// error naming the file.
-    pub async fn load_dir(&mut self, dir: &Path) -> Result<(), RuntimeError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::AgentsDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        paths.sort();
+    /// Keeps precompiled code in `dir` (created if missing), keyed by
+    /// the component's hash, so a restart or reload of the same bytes
+    /// does not compile again.
+    pub fn with_cache(mut self, dir: PathBuf) -> Self {
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => self.cache_dir = Some(dir),
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e,
+                "cannot create the precompiled-code cache; components will be compiled at every start"),
+        }
+        self
+    }
+
+    /// Compiles and registers every `*.wasm` in `dir`. A component that
+    /// does not fit the contract stops the load with an error naming the
+    /// file and what to change.
+    pub async fn load_dir(&self, dir: &Path) -> Result<(), RuntimeError> {
+        let paths = component_files(dir)?;
         if paths.is_empty() {
             return Err(RuntimeError::NoComponents(dir.to_path_buf()));
         }
         for path in paths {
-            self.load(&path).await?;
+            self.load_file(&path).await?;
         }
         Ok(())
     }
 
     /// Compiles one component file and registers it under its file stem.
-    pub async fn load(&mut self, path: &Path) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        let fail = |reason: String| RuntimeError::Component {
+    pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let fail = |source: ContractError| RuntimeError::Component {
             path: path.to_path_buf(),
-            reason,
+            source,
         };
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .ok_or_else(|| fail("file name is not UTF-8".into()))?
-            .to_string();
-        let engine = self.engine.clone();
-        let file = path.to_path_buf();
-        let component = tokio::task::spawn_blocking(move || Component::from_file(&engine, &file))
-            .await
-            .map_err(|e| fail(format!("compile task failed: {e}")))?
-            .map_err(|e| fail(format!("not a valid component: {e:#}")))?;
+        let name = component_name(path).ok_or_else(|| {
+            fail(ContractError::Compile(
+                "the file name is not a component name".into(),
+            ))
+        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| fail(ContractError::Compile(format!("cannot read: {e}"))))?;
+        let loaded = self.check(&name, bytes).await.map_err(fail)?;
+        self.install(Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// Checks `bytes` against the agent contract and compiles them: the
+    /// one check behind `validate`, start-up, reload and upload. Nothing
+    /// is registered.
+    pub async fn check(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<LoadedComponent>, ContractError> {
+        let started = Instant::now();
+        contract::check_header(&bytes)?;
+        let hash = hash_of(&bytes);
+        let size = bytes.len();
+        let (component, cached) = self.compile(&hash, bytes).await?;
+        contract::check_interfaces(&self.engine, &component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(bindings::AgentPre::new)
-            .map_err(|e| fail(format!("does not fit the a2a:agent world: {e:#}")))?;
+            .map_err(|e| ContractError::Types(format!("{e:#}")))?;
         let mut probe = AgentInstance::new(
             pre.clone(),
             self.limits,
             Vec::new(),
-            LogTag::component(&name),
+            LogTag::component(name),
             self.hooks.clone(),
         )
         .await
-        .map_err(|e| fail(format!("cannot start with an empty config: {e}")))?;
+        .map_err(|e| ContractError::Init(e.to_string()))?;
         let info = probe
             .describe()
             .await
-            .map_err(|e| fail(format!("describe failed: {e}")))?;
-        let loaded = Arc::new(LoadedComponent {
-            name: name.clone(),
+            .map_err(|e| ContractError::Describe(e.to_string()))?;
+        contract::check_info(&info)?;
+        Ok(Arc::new(LoadedComponent {
+            name: name.to_string(),
             info,
+            hash,
+            bytes: size,
+            load_time: started.elapsed(),
+            cached,
             pre,
-        });
-        self.components.insert(name, Arc::clone(&loaded));
-        Ok(loaded)
+        }))
     }
 
-    /// The component registered under `name`.
-    pub fn component(&self, name: &str) -> Option<&Arc<LoadedComponent>> {
-        self.components.get(name)
+    /// Compiled code for `bytes`: from the cache when it holds code for
+    /// this hash and this engine, else compiled (off the async threads)
+    /// and stored there.
+    async fn compile(
+        &self,
+        hash: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(Component, bool), ContractError> {
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{hash}.cwasm")));
+        if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the cache directory is the operator's, written only
+            // by this server from code it compiled itself; wasmtime checks
+            // that the code matches this engine and version.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => tracing::info!(path = %path.display(), error = %e,
+                    "precompiled code is stale; compiling again"),
+            }
+        }
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| ContractError::Compile(format!("compile task failed: {e}")))?
+            .map_err(|e| ContractError::Compile(format!("{e:#}")))?;
+        if let Some(path) = cached {
+            let write = component
+                .serialize()
+                .map_err(std::io::Error::other)
+                .and_then(|code| {
+                    // Unique per writer: servers sharing a cache never
+                    // interleave their writes.
+                    let partial = path.with_extension(format!(
+                        "{}.{}.partial",
+                        std::process::id(),
+                        uuid::Uuid::new_v4()
+                    ));
+                    std::fs::write(&partial, code)?;
+                    std::fs::rename(&partial, &path)
+                });
+            if let Err(e) = write {
+                tracing::warn!(path = %path.display(), error = %e, "cannot store precompiled code");
+            }
+        }
+        Ok((component, false))
+    }
+
+    /// Makes `loaded` the version new sessions get. Sessions already
+    /// running keep the version they started with.
+    pub fn install(&self, loaded: Arc<LoadedComponent>) {
+        self.components
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(loaded.name.clone(), loaded);
+    }
+
+    /// Stops offering `name` to new sessions.
+    pub fn remove(&self, name: &str) -> bool {
+        self.components
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some()
+    }
+
+    /// The current version of the component registered under `name`.
+    pub fn component(&self, name: &str) -> Option<Arc<LoadedComponent>> {
+        self.components
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Every loaded component, by name.
-    pub fn components(&self) -> impl Iterator<Item = &Arc<LoadedComponent>> {
-        self.components.values()
+    pub fn components(&self) -> Vec<Arc<LoadedComponent>> {
+        self.components
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The limits every instance runs under.
@@ -261,4 +378,41 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_running.store(false, Ordering::Relaxed);
     }
+}
+
+/// The `*.wasm` files in `dir`, sorted.
+pub fn component_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::AgentsDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// The component name of a file: its stem, if it is a valid name.
+pub fn component_name(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?;
+    is_component_name(stem).then(|| stem.to_string())
+}
+
+/// Lowercase letters, digits and `-`, starting with a letter, at most 64.
+pub fn is_component_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// SHA-256 of a component's bytes, hex: its version everywhere.
+pub fn hash_of(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -23,6 +23,8 @@ use crate::metrics::{Metrics, metrics};
 use crate::rate::KeyedLimiter;
 use crate::session::{CreateError, Mode, Session, SessionRegistry, SessionRequest};
 
+/// Largest component upload accepted.
+const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// Largest create body accepted.
 const MAX_CONTROL_BODY: usize = 64 * 1024;
 /// What a full server tells clients to wait before trying again.
@@ -46,6 +48,8 @@ pub struct ControlApi {
     pub drain: Arc<Drain>,
     /// The drafts being played.
     pub drafts: Arc<Drafts>,
+    /// Where components live; uploads are written here.
+    pub agents_dir: std::path::PathBuf,
 }
 
 /// Where a request says it came to: `Host`, else the listener.
@@ -125,6 +129,8 @@ impl ControlApi {
             (_, ["metrics"]) => method_not_allowed("GET"),
             (Method::GET, ["v1", "components"]) => self.components(),
             (_, ["v1", "components"]) => method_not_allowed("GET"),
+            (Method::PUT, ["v1", "components", name]) => self.upload(req, name).await,
+            (_, ["v1", "components", _]) => method_not_allowed("PUT"),
             (Method::POST, ["v1", "sessions"]) => self.create(req, origin, peer).await,
             (Method::GET, ["v1", "sessions"]) => {
                 let sessions: Vec<Value> = self
@@ -257,12 +263,82 @@ impl ControlApi {
             .registry
             .runtime()
             .components()
+            .iter()
             .map(|c| {
                 let info = crate::session::info_from_guest(c.info.clone());
-                json!({"name": c.name, "card": agent_card(&info, None, true, push)})
+                json!({"name": c.name, "hash": c.hash, "bytes": c.bytes,
+                       "load_ms": c.load_time.as_secs_f64() * 1e3, "precompiled": c.cached,
+                       "card": agent_card(&info, None, true, push)})
             })
             .collect();
         json_response(StatusCode::OK, &json!({"components": components}))
+    }
+
+    /// `PUT /v1/components/{name}`: checks the uploaded component as a
+    /// load would, then stores it in the agents directory and offers it
+    /// to new sessions.
+    async fn upload(&self, req: Request<Incoming>, name: &str) -> Response<Body> {
+        if !crate::runtime::is_component_name(name) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "{name:?} is not a component name: lowercase letters, digits and '-', starting with a letter"
+                ),
+            );
+        }
+        let body = match read_body(
+            req.into_body(),
+            MAX_COMPONENT_BYTES,
+            self.limits.body_timeout,
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let runtime = self.registry.runtime();
+        let loaded = match runtime.check(name, body.to_vec()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(component = %name, "upload refused: {e}");
+                return error_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_component",
+                    e.to_string(),
+                );
+            }
+        };
+        let path = self.agents_dir.join(format!("{name}.wasm"));
+        let partial = self.agents_dir.join(format!(".{name}.wasm.partial"));
+        let stored =
+            std::fs::write(&partial, &body).and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(e) = stored {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_failed",
+                format!("cannot write {}: {e}", path.display()),
+            );
+        }
+        let replaced = runtime.component(name).is_some();
+        runtime.install(std::sync::Arc::clone(&loaded));
+        tracing::info!(component = %name, hash = %&loaded.hash[..12], "component uploaded");
+        let push = self.registry.settings().push.enabled;
+        let info = crate::session::info_from_guest(loaded.info.clone());
+        json_response(
+            if replaced {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            },
+            &json!({
+                "name": name,
+                "hash": loaded.hash,
+                "bytes": loaded.bytes,
+                "load_ms": loaded.load_time.as_secs_f64() * 1e3,
+                "card": agent_card(&info, None, true, push),
+            }),
+        )
     }
 
     async fn create(

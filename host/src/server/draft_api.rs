@@ -118,8 +118,7 @@ impl ControlApi {
             .enumerate()
             .map(|(slot, spec)| {
                 let description = runtime
-                    .components()
-                    .find(|c| c.name == spec.component)
+                    .component(&spec.component)
                     .map(|c| c.info.description.clone())
                     .unwrap_or_default();
                 let persona = spec

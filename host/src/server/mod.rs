@@ -23,11 +23,14 @@ use crate::config::{Config, Mode};
 use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
 use crate::rate::KeyedLimiter;
+use crate::runtime::reload::{DirWatch, Reload};
 use crate::runtime::{Dropped, Hooks, Runtime};
 use crate::session::{RegistrySettings, ServePort, SessionRegistry};
 
 /// How often expired sessions are looked for.
 const REAP_EVERY: Duration = Duration::from_millis(250);
+/// How often the agents directory is checked for changed components.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Shutdown state every listener shares: whether the server is draining,
 /// how many requests are in flight, and the signal to stop accepting.
@@ -58,6 +61,21 @@ struct InFlight(Arc<Drain>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn log_reload(outcome: &Reload) {
+    match outcome {
+        Reload::Loaded { name, hash, took } => tracing::info!(
+            component = %name, hash = %&hash[..12], took_ms = took.as_millis() as u64,
+            "component reloaded: new sessions get this version"
+        ),
+        Reload::Refused { name, reason } => tracing::warn!(
+            component = %name, "changed component refused, previous version kept: {reason}"
+        ),
+        Reload::Removed { name } => {
+            tracing::info!(component = %name, "component file removed: no longer offered")
+        }
     }
 }
 
@@ -93,7 +111,8 @@ impl Server {
     /// Loads the components, binds the control listener and readies the
     /// session registry. Nothing is served until [`run`](Self::run).
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
-        let mut runtime = Runtime::new(config.guest_limits(), metric_hooks())?;
+        let runtime = Runtime::new(config.guest_limits(), metric_hooks())?
+            .with_cache(config.agents_dir.join(".precompiled"));
         runtime.load_dir(&config.agents_dir).await?;
         let runtime = Arc::new(runtime);
         let listener = TcpListener::bind(config.listen)
@@ -137,6 +156,7 @@ impl Server {
             limits,
             drain,
             drafts: Arc::default(),
+            agents_dir: config.agents_dir.clone(),
         });
         Ok(Server {
             addr,
@@ -160,6 +180,7 @@ impl Server {
             .registry
             .runtime()
             .components()
+            .iter()
             .map(|c| c.name.clone())
             .collect();
         tracing::info!(
@@ -177,6 +198,23 @@ impl Server {
                         _ = stop.cancelled() => break,
                         _ = tick.tick() => {
                             registry.reap().await;
+                        }
+                    }
+                }
+            })
+        };
+        let watcher = {
+            let (registry, stop) = (Arc::clone(&self.registry), self.shutdown.clone());
+            let mut watch = DirWatch::new(self.api.agents_dir.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(RELOAD_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            for outcome in watch.poll(registry.runtime()).await {
+                                log_reload(&outcome);
+                            }
                         }
                     }
                 }
@@ -216,6 +254,7 @@ impl Server {
         drain.draining.store(true, Ordering::Relaxed);
         drain.stop_accepting.cancel();
         let _ = reaper.await;
+        let _ = watcher.await;
         let deadline = Instant::now() + self.grace;
         while drain.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

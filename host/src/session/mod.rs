@@ -326,7 +326,6 @@ impl SessionRegistry {
             .map(|(slot, s)| {
                 self.runtime
                     .component(&s.component)
-                    .cloned()
                     .ok_or_else(|| CreateError::UnknownComponent {
                         slot,
                         component: s.component.clone(),
