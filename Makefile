@@ -13,7 +13,7 @@ WASM_TARGET := wasm32-wasip2
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
 
-.PHONY: all setup agents new-agent host run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
+.PHONY: all setup agents new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
 
 all: agents host
 
@@ -39,6 +39,28 @@ agents: setup
 	@rm -f $(AGENTS_OUT)/refused-*.wasm
 	@ls -1 $(AGENTS_OUT) $(REFUSED_OUT)
 
+# Agents in other languages, each rebuilt when its source changes.
+# JavaScript: componentize-js (npm, pinned by the lock file).
+agents: $(AGENTS_OUT)/js-echo.wasm $(AGENTS_OUT)/py-echo.wasm
+$(AGENTS_OUT)/js-echo.wasm: agents/js-echo/agent.js agents/js-echo/build.mjs agents/js-echo/package-lock.json wit/agent.wit
+	cd agents/js-echo && npm ci --no-audit --no-fund --loglevel=error && node build.mjs agent.js ../../wit ../../$@
+
+# Python: componentize-py (PyPI) in a venv. Its WASI imports (files,
+# sockets, ...) are replaced by stubs: the sandbox grants none of them.
+PY_AGENT_VENV := agents/py-echo/.venv
+$(PY_AGENT_VENV)/.installed: agents/py-echo/requirements.txt
+	python3 -m venv $(PY_AGENT_VENV)
+	$(PY_AGENT_VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	touch $@
+$(AGENTS_OUT)/py-echo.wasm: agents/py-echo/app.py $(PY_AGENT_VENV)/.installed wit/agent.wit
+	@mkdir -p $(AGENTS_OUT)
+	cd agents/py-echo && .venv/bin/componentize-py -d ../../wit -w agent componentize --stub-wasi app -o ../../$@
+
+# Checks every component against the contract and stores its compiled
+# code (build/agents/.precompiled), so servers start without compiling.
+precompile: agents host
+	$(HOST_BIN) validate $(AGENTS_OUT)/*.wasm
+
 # A new agent crate, a copy of the echo example: make new-agent NAME=my-agent
 new-agent:
 	@echo "$(NAME)" | grep -Eq '^[a-z][a-z0-9-]*$$' || { echo "usage: make new-agent NAME=my-agent (lowercase, digits, -)"; exit 2; }
@@ -52,11 +74,11 @@ new-agent:
 host:
 	$(CARGO) build --release -p a2a-sandbox
 
-run: agents host
+run: precompile
 	ulimit -n $$(ulimit -Hn) && $(HOST_BIN) serve --listen 127.0.0.1:8080 --agents-dir $(AGENTS_OUT)
 
 # The mock draft in this terminal, against a server it starts itself.
-draft: agents host
+draft: precompile
 	$(HOST_BIN) draft --agents-dir $(AGENTS_OUT)
 
 # The browser test: Debian's Chromium, driven by playwright-core.
@@ -93,7 +115,7 @@ kernel-limits:
 	  sysctl -qw vm.max_map_count=$(MAX_MAP_COUNT) 2>/dev/null || \
 	  echo "note: vm.max_map_count is below $(MAX_MAP_COUNT); the scale test will say so"
 
-test: agents host lint interop-deps browser-deps kernel-limits
+test: precompile lint interop-deps browser-deps kernel-limits
 	$(CARGO) test --release --workspace
 	cd agents && $(CARGO) test --release -p drafter --target $$(rustc -vV | sed -n 's/^host: //p')
 
@@ -115,5 +137,5 @@ test-isolation:
 bench-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-bench: agents host bench-deps
+bench: precompile bench-deps
 	$(CARGO) run --release -p a2a-sandbox-tests --bin bench

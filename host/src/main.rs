@@ -219,9 +219,15 @@ async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
         max_instances: 4,
         ..GuestLimits::default()
     };
-    let runtime = Runtime::new(limits, Hooks::default())?;
     let mut refused = 0;
     for path in &paths {
+        // Validating compiles; keep the code where a server loading this
+        // directory looks for it.
+        let cache = path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(".precompiled");
+        let runtime = Runtime::new(limits, Hooks::default())?.with_cache(cache);
         let name = component_name(path).unwrap_or_else(|| "component".into());
         let checked = match std::fs::read(path) {
             Ok(bytes) => runtime.check(&name, bytes).await.map_err(|e| e.to_string()),

@@ -32,6 +32,10 @@ impl Agent for Echo {
 
     fn handle(&mut self, req: Request) -> Result<Update, String> {
         let text = req.text();
+        if text == "fail" {
+            // An error fails the task; the client sees this text.
+            return Err("asked to fail".into());
+        }
         self.heard.push(text.clone());
         log::info(&format!("message {} in this session", self.heard.len()));
         let answer = format!("{} heard: {text} (message {})", self.name, self.heard.len());
