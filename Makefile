@@ -12,6 +12,8 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 AGENTS_OUT := build/agents
 HOST_BIN := target/release/a2a-sandbox
+# Agent crates' unit and doc tests run natively, on the machine's target.
+HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
 
 .PHONY: all setup agents new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
 
@@ -117,12 +119,13 @@ kernel-limits:
 
 test: precompile lint interop-deps browser-deps kernel-limits
 	$(CARGO) test --release --workspace
-	cd agents && $(CARGO) test --release -p drafter --target $$(rustc -vV | sed -n 's/^host: //p')
+	cd agents && $(CARGO) test --release -p drafter -p a2a-agent-sdk --target $(HOST_TARGET)
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	cd agents && $(CARGO) fmt --all --check && $(CARGO) clippy --release --target $(WASM_TARGET) -- -D warnings
+	cd agents && RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release -q -p a2a-agent-sdk --no-deps --target $(HOST_TARGET)
 
 clean-agents:
 	rm -rf $(AGENTS_OUT)

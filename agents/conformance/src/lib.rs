@@ -25,15 +25,6 @@ struct Conformance {
     canceled: Vec<String>,
 }
 
-fn artifact(name: &str, text: String) -> Artifact {
-    Artifact {
-        artifact_id: String::new(),
-        name: Some(name.into()),
-        description: None,
-        parts: vec![Part::Text(text)],
-    }
-}
-
 fn update(state: TaskState, text: String) -> Update {
     Update {
         state,
@@ -91,8 +82,10 @@ impl Agent for Conformance {
                     std::thread::sleep(self.interval);
                 }
                 let mut done = update(TaskState::Completed, format!("streamed {steps} updates"));
-                done.artifacts
-                    .push(artifact("stream-result", format!("{steps} steps done")));
+                done.artifacts.push(Artifact::text(
+                    "stream-result",
+                    &format!("{steps} steps done"),
+                ));
                 Ok(done)
             }
             "complete" => {
@@ -100,8 +93,10 @@ impl Agent for Conformance {
                     TaskState::Completed,
                     format!("completed after {turn} messages"),
                 );
-                done.artifacts
-                    .push(artifact("result", format!("task {} finished", req.task_id)));
+                done.artifacts.push(Artifact::text(
+                    "result",
+                    &format!("task {} finished", req.task_id),
+                ));
                 Ok(done)
             }
             "input" => Ok(update(

@@ -1,9 +1,10 @@
 //! The smallest useful agent, and the template `make new-agent NAME=...`
-//! copies: change `handle` to give an agent its behaviour. Fields of the
-//! type are the agent's memory for the life of its session.
+//! copies: change `describe` and `handle` to give an agent its behaviour.
+//! Fields of the type are the agent's memory for the life of its session.
 
 use a2a_agent_sdk::*;
 
+/// Says back what it heard, and how many messages so far.
 struct Echo {
     name: String,
     heard: Vec<String>,
@@ -12,7 +13,7 @@ struct Echo {
 impl Agent for Echo {
     fn init(config: Config) -> Result<Self, String> {
         Ok(Echo {
-            name: config.get("name").unwrap_or("Echo").to_string(),
+            name: config.get_or("name", "Echo").to_string(),
             heard: Vec::new(),
         })
     }
@@ -38,8 +39,11 @@ impl Agent for Echo {
         }
         self.heard.push(text.clone());
         log::info(&format!("message {} in this session", self.heard.len()));
-        let answer = format!("{} heard: {text} (message {})", self.name, self.heard.len());
-        Ok(Update::completed(Message::agent_text(&answer)))
+        Ok(Update::text(&format!(
+            "{} heard: {text} (message {})",
+            self.name,
+            self.heard.len()
+        )))
     }
 }
 

@@ -3,20 +3,62 @@
 //! Implement [`Agent`] for your type and call [`export_agent!`] once. The
 //! host does HTTP, JSON-RPC, tasks, streaming and push; your type only
 //! decides what to answer. Its fields are the agent's memory for the life
-//! of the session.
+//! of the session: one value lives in one sandboxed instance per session.
 //!
-//! ```ignore
+//! ```
 //! use a2a_agent_sdk::*;
-//! struct Echo;
-//! impl Agent for Echo {
-//!     fn init(_: Config) -> Result<Self, String> { Ok(Echo) }
-//!     fn describe(&self) -> Info { Info::new("echo", "Says it back") }
+//!
+//! /// Counts what it hears.
+//! struct Counter {
+//!     greeting: String,
+//!     seen: usize,
+//! }
+//!
+//! impl Agent for Counter {
+//!     fn init(config: Config) -> Result<Self, String> {
+//!         Ok(Counter { greeting: config.get_or("greeting", "Hi").to_string(), seen: 0 })
+//!     }
+//!     fn describe(&self) -> Info {
+//!         Info::new("Counter", "Counts messages").skill("count", "Count", "Counts", &["example"])
+//!     }
 //!     fn handle(&mut self, req: Request) -> Result<Update, String> {
-//!         Ok(Update::completed(Message::agent_text(&req.text())))
+//!         self.seen += 1;
+//!         Ok(Update::text(&format!("{} #{}: {}", self.greeting, self.seen, req.text())))
 //!     }
 //! }
-//! export_agent!(Echo);
+//! // In the agent crate: export_agent!(Counter);
+//!
+//! // An agent is plain Rust, so it is tested without a host:
+//! let mut agent = Counter::init(Config::from_pairs(&[("greeting", "Hello")])).unwrap();
+//! let answer = agent.handle(Request::user_text("ping")).unwrap();
+//! assert_eq!(answer.message.unwrap().text(), "Hello #1: ping");
 //! ```
+//!
+//! Data parts carry JSON; read them typed with [`Request::data`] and
+//! answer with [`Update::data`]:
+//!
+//! ```
+//! use a2a_agent_sdk::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Order { item: String, quantity: u32 }
+//! #[derive(Serialize)]
+//! struct Receipt { total: u32 }
+//!
+//! let req = Request::user_data(&serde_json::json!({"item": "tea", "quantity": 3}));
+//! let order: Order = req.data().unwrap().expect("a data part");
+//! assert_eq!(order.item, "tea");
+//! let update = Update::data(&Receipt { total: order.quantity * 2 });
+//! let answer = update.message.unwrap();
+//! let receipt: serde_json::Value = answer.data_as().unwrap().unwrap();
+//! assert_eq!(receipt["total"], 6);
+//! ```
+//!
+//! Long work reports progress while `handle` runs with
+//! [`Request::progress`] and streams artifacts with
+//! [`Request::emit_artifact`]; the last [`Update`] `handle` returns is the
+//! task's state afterwards. See `docs/AGENTS.md` for the whole contract.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -44,12 +86,50 @@ pub use bindings::a2a::agent::types::{
 pub struct Config(pub Vec<(String, String)>);
 
 impl Config {
+    /// A config from key/value pairs (for tests).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Config {
+        Config(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     /// The value of `key`, if the session set it.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, or `default`.
+    pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.get(key).unwrap_or(default)
+    }
+
+    /// The value of `key` parsed as `T`; `None` if unset, an error that
+    /// names the key if it does not parse (return it from `init` to
+    /// refuse the session with that message).
+    ///
+    /// ```
+    /// # use a2a_agent_sdk::Config;
+    /// let config = Config::from_pairs(&[("rounds", "3"), ("speed", "fast")]);
+    /// assert_eq!(config.parse::<u32>("rounds"), Ok(Some(3)));
+    /// assert_eq!(config.parse::<u32>("missing"), Ok(None));
+    /// assert!(config.parse::<u32>("speed").unwrap_err().contains("config.speed"));
+    /// ```
+    pub fn parse<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(key)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| format!("config.{key} is not valid ({v:?}): {e}"))
+            })
+            .transpose()
     }
 }
 
@@ -118,7 +198,8 @@ macro_rules! export_agent {
     };
 }
 
-/// Streams a progress update for `task_id` while `handle` runs.
+/// Streams an update for `task_id` while `handle` runs. Most agents use
+/// [`Request::progress`] and [`Request::emit_artifact`] instead.
 pub fn emit(task_id: &str, update: &Update) {
     bindings::a2a::agent::host::emit(task_id, update)
 }
@@ -126,15 +207,19 @@ pub fn emit(task_id: &str, update: &Update) {
 /// Writes to the host's log. The host tags the line with session and slot.
 pub mod log {
     use super::bindings::a2a::agent::host::log;
+    /// Something failed.
     pub fn error(text: &str) {
         log(0, text)
     }
+    /// Something looks wrong.
     pub fn warn(text: &str) {
         log(1, text)
     }
+    /// What the agent is doing.
     pub fn info(text: &str) {
         log(2, text)
     }
+    /// Detail for whoever debugs the agent.
     pub fn debug(text: &str) {
         log(3, text)
     }
@@ -210,12 +295,107 @@ impl Message {
             _ => None,
         })
     }
+
+    /// The first data part as a `T`: `Ok(None)` without one, an error
+    /// that says what is wrong when it does not fit `T`.
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, String> {
+        self.data()
+            .map(|d| serde_json::from_str(d).map_err(|e| format!("data part: {e}")))
+            .transpose()
+    }
+
+    /// Every data part, as JSON values.
+    pub fn data_values(&self) -> Vec<serde_json::Value> {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Data(d) => serde_json::from_str(d).ok(),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Request {
+    /// A request holding one user message with these parts, as the host
+    /// would pass it (for tests).
+    pub fn user(parts: Vec<Part>) -> Request {
+        Request {
+            task_id: "task-1".into(),
+            context_id: "context-1".into(),
+            new_task: true,
+            message: Message {
+                message_id: "message-1".into(),
+                role: Role::User,
+                parts,
+                context_id: None,
+                task_id: None,
+            },
+        }
+    }
+
+    /// A request holding one text part (for tests).
+    pub fn user_text(text: &str) -> Request {
+        Request::user(vec![Part::Text(text.into())])
+    }
+
+    /// A request holding one data part (for tests).
+    pub fn user_data(value: &impl serde::Serialize) -> Request {
+        Request::user(vec![Part::Data(
+            serde_json::to_string(value).expect("serializable"),
+        )])
+    }
+
     /// All text parts of the incoming message, joined by newlines.
     pub fn text(&self) -> String {
         self.message.text()
+    }
+
+    /// The message's first data part as a `T` (see [`Message::data_as`]).
+    pub fn data<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, String> {
+        self.message.data_as()
+    }
+
+    /// Tells the client where the task stands (a `working` status update)
+    /// while `handle` is still running.
+    pub fn progress(&self, text: &str) {
+        emit(&self.task_id, &Update::working(Message::agent_text(text)));
+    }
+
+    /// Streams an artifact to the client while `handle` is still running.
+    pub fn emit_artifact(&self, artifact: Artifact) {
+        emit(
+            &self.task_id,
+            &Update {
+                state: TaskState::Working,
+                message: None,
+                artifacts: vec![artifact],
+            },
+        );
+    }
+}
+
+impl Artifact {
+    /// An artifact holding one text part. The host fills its id.
+    pub fn text(name: &str, text: &str) -> Artifact {
+        Artifact {
+            artifact_id: String::new(),
+            name: Some(name.into()),
+            description: None,
+            parts: vec![Part::Text(text.into())],
+        }
+    }
+
+    /// An artifact holding `value` as one data part.
+    pub fn data(name: &str, value: &impl serde::Serialize) -> Artifact {
+        Artifact {
+            artifact_id: String::new(),
+            name: Some(name.into()),
+            description: None,
+            parts: vec![Part::Data(
+                serde_json::to_string(value).expect("serializable"),
+            )],
+        }
     }
 }
 
@@ -225,6 +405,27 @@ impl Update {
         Update {
             state: TaskState::Completed,
             message: Some(message),
+            artifacts: Vec::new(),
+        }
+    }
+
+    /// The task is done; the answer is `text`.
+    pub fn text(text: &str) -> Self {
+        Self::completed(Message::agent_text(text))
+    }
+
+    /// The task is done; the answer is `value` as one data part.
+    pub fn data(value: &impl serde::Serialize) -> Self {
+        Self::completed(Message::agent(vec![Part::Data(
+            serde_json::to_string(value).expect("serializable"),
+        )]))
+    }
+
+    /// The task waits for the client to say more (`input-required`).
+    pub fn input_required(question: &str) -> Self {
+        Update {
+            state: TaskState::InputRequired,
+            message: Some(Message::agent_text(question)),
             artifacts: Vec::new(),
         }
     }
