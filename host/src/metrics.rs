@@ -55,6 +55,9 @@ pub struct Metrics {
     pub sessions_refused: Family<KindLabel, Counter>,
     /// File descriptors the process holds, read at each scrape.
     pub open_fds: Gauge,
+    /// Component loads after start-up (reload, upload), by outcome:
+    /// loaded, refused, removed.
+    pub component_reloads: Family<KindLabel, Counter>,
 }
 
 fn call_latency() -> Histogram {
@@ -80,6 +83,7 @@ impl Metrics {
             rate_limited: Family::default(),
             sessions_refused: Family::default(),
             open_fds: Gauge::default(),
+            component_reloads: Family::default(),
         };
         registry.register(
             "sessions_active",
@@ -135,6 +139,11 @@ impl Metrics {
             "guest_output_dropped",
             "Guest log lines and updates refused by a cap",
             m.guest_output_dropped.clone(),
+        );
+        registry.register(
+            "component_reloads",
+            "Components loaded, refused or removed after start-up (hot reload, upload)",
+            m.component_reloads.clone(),
         );
         registry.register(
             "open_fds",

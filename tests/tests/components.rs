@@ -308,6 +308,13 @@ async fn hot_reload_serves_the_new_version_to_new_sessions_only() {
     let r = server.create(body).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], "unknown_component");
+    let metrics = http("GET", &format!("{}/metrics", server.base()), &[], "")
+        .await
+        .text();
+    for kind in ["loaded", "refused", "removed"] {
+        let line = format!("a2a_sandbox_component_reloads_total{{kind=\"{kind}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

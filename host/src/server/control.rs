@@ -302,6 +302,7 @@ impl ControlApi {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(component = %name, "upload refused: {e}");
+                Metrics::count(&metrics().component_reloads, "refused");
                 return error_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_component",
@@ -323,6 +324,7 @@ impl ControlApi {
         let replaced = runtime.component(name).is_some();
         runtime.install(std::sync::Arc::clone(&loaded));
         tracing::info!(component = %name, hash = %&loaded.hash[..12], "component uploaded");
+        Metrics::count(&metrics().component_reloads, "loaded");
         let push = self.registry.settings().push.enabled;
         let info = crate::session::info_from_guest(loaded.info.clone());
         json_response(

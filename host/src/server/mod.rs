@@ -65,6 +65,12 @@ impl Drop for InFlight {
 }
 
 fn log_reload(outcome: &Reload) {
+    let kind = match outcome {
+        Reload::Loaded { .. } => "loaded",
+        Reload::Refused { .. } => "refused",
+        Reload::Removed { .. } => "removed",
+    };
+    Metrics::count(&metrics().component_reloads, kind);
     match outcome {
         Reload::Loaded { name, hash, took } => tracing::info!(
             component = %name, hash = %&hash[..12], took_ms = took.as_millis() as u64,
