@@ -105,14 +105,7 @@ impl HttpClient {
             headers.push(("authorization", a));
         }
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let response = self.send(method, path, &headers, body).await?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer from {path}: {e}"))?
-            .to_bytes();
+        let (status, bytes) = read_whole(self.send(method, path, &headers, body).await?).await?;
         if bytes.is_empty() {
             return Ok((status, Value::Null));
         }
@@ -132,6 +125,18 @@ impl HttpClient {
         tokio::spawn(conn);
         Ok(sender)
     }
+}
+
+/// A response's status and whole body.
+async fn read_whole(response: Response<Incoming>) -> Result<(StatusCode, Bytes), String> {
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?
+        .to_bytes();
+    Ok((status, bytes))
 }
 
 /// An A2A agent reached over JSON-RPC, with the session's bearer token.
@@ -194,13 +199,7 @@ impl A2aAgent {
                     Bytes::from(body.to_string()),
                 )
                 .await?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("reading the answer: {e}"))?
-                .to_bytes();
+            let (status, bytes) = read_whole(response).await?;
             if status != StatusCode::OK {
                 return Err(format!("HTTP {status}"));
             }

@@ -15,7 +15,7 @@ use super::agent_port::{self, PortLimits};
 use super::draft_api;
 use super::http::{
     Body, error_response, full, host_header, host_without_port, json_response, method_not_allowed,
-    read_body, too_many_requests, with_retry_after,
+    read_body, read_json_or_default, too_many_requests, with_retry_after,
 };
 use crate::a2a::agent_card;
 use crate::draft::Drafts;
@@ -356,24 +356,16 @@ impl ControlApi {
                 "the server is shutting down",
             );
         }
-        let body =
-            match read_body(req.into_body(), MAX_CONTROL_BODY, self.limits.body_timeout).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-        let request: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
-            SessionRequest::default()
-        } else {
-            match serde_json::from_slice(&body) {
-                Ok(r) => r,
-                Err(e) => {
-                    return error_response(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        format!("body is not a valid session request: {e}"),
-                    );
-                }
-            }
+        let request: SessionRequest = match read_json_or_default(
+            req.into_body(),
+            MAX_CONTROL_BODY,
+            self.limits.body_timeout,
+            "session request",
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(r) => return r,
         };
         let spec = match request.validate() {
             Ok(s) => s,

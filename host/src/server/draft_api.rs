@@ -20,12 +20,13 @@ use serde_json::json;
 
 use super::control::{ControlApi, create_refusal};
 use super::http::{
-    Body, error_response, full, json_response, method_not_allowed, read_body, sse_response,
+    Body, error_response, full, json_response, method_not_allowed, read_body, read_json_or_default,
+    sse_response,
 };
 use crate::draft::client::A2aAgent;
 use crate::draft::rules::{DEFAULT_ROUNDS, MAX_ROUNDS, team_of};
 use crate::draft::{Draft, PickError, Settings, team_cards};
-use crate::session::spec::{SlotRequest, draft_slots};
+use crate::session::spec::{SlotRequest, SlotSpec, draft_slots};
 use crate::session::{Access, Mode, Session, SessionRequest, SessionSpec};
 
 /// Largest draft-create or pick body.
@@ -121,14 +122,8 @@ impl ControlApi {
                     .component(&spec.component)
                     .map(|c| c.info.description.clone())
                     .unwrap_or_default();
-                let persona = spec
-                    .config
-                    .iter()
-                    .find(|(k, _)| k == "persona")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
                 json!({"team": team_of(slot), "name": spec.name, "component": spec.component,
-                       "description": description, "persona": persona})
+                       "description": description, "persona": persona_of(&spec)})
             })
             .collect();
         json_response(
@@ -185,24 +180,16 @@ impl ControlApi {
             );
         }
         let admin_refusal = self.check_admin(&req);
-        let body = match read_body(req.into_body(), MAX_DRAFT_BODY, self.limits.body_timeout).await
+        let request: DraftRequest = match read_json_or_default(
+            req.into_body(),
+            MAX_DRAFT_BODY,
+            self.limits.body_timeout,
+            "draft request",
+        )
+        .await
         {
-            Ok(b) => b,
+            Ok(r) => r,
             Err(r) => return r,
-        };
-        let request: DraftRequest = if body.iter().all(u8::is_ascii_whitespace) {
-            DraftRequest::default()
-        } else {
-            match serde_json::from_slice(&body) {
-                Ok(r) => r,
-                Err(e) => {
-                    return error_response(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        format!("body is not a valid draft request: {e}"),
-                    );
-                }
-            }
         };
         if request.agents.is_some()
             && let Some(refused) = admin_refusal
@@ -213,17 +200,7 @@ impl ControlApi {
             Ok(s) => s,
             Err(why) => return error_response(StatusCode::BAD_REQUEST, "bad_request", why),
         };
-        let personas: Vec<String> = spec
-            .slots
-            .iter()
-            .map(|s| {
-                s.config
-                    .iter()
-                    .find(|(k, _)| k == "persona")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            })
-            .collect();
+        let personas: Vec<String> = spec.slots.iter().map(persona_of).collect();
         let session = match self.registry.create(spec, peer).await {
             Ok(s) => s,
             Err(e) => return create_refusal(e, peer),
@@ -407,6 +384,15 @@ fn draft_spec(request: DraftRequest) -> Result<(SessionSpec, Settings), String> 
             auto: request.auto,
         },
     ))
+}
+
+/// The persona a slot's config sets, or "".
+fn persona_of(slot: &SlotSpec) -> String {
+    slot.config
+        .iter()
+        .find(|(k, _)| k == "persona")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 /// A fresh seed when the client gives none: two drafts read differently.

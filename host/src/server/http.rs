@@ -152,6 +152,27 @@ pub async fn read_body(
     }
 }
 
+/// Reads a JSON body as `T`; an empty (or all-whitespace) body is
+/// `T::default()`. A body that does not parse is a 400 naming `what`.
+pub async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+    what: &str,
+) -> Result<T, Response<Body>> {
+    let bytes = read_body(body, limit, timeout).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("body is not a valid {what}: {e}"),
+        )
+    })
+}
+
 /// The hostname part of a `Host` header, if it is a plausible host name
 /// (it is echoed into URLs, so nothing else gets through).
 pub fn host_header(req: &Request<Incoming>) -> Option<&str> {
