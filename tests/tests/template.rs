@@ -47,10 +47,14 @@ async fn a_new_agent_from_the_template_builds_validates_and_answers() {
     copy_sources(&root.join("wit"), &scratch.join("wit"));
     std::fs::copy(root.join("Makefile"), scratch.join("Makefile")).unwrap();
 
-    let made = run(Command::new("make")
-        .arg("-C")
-        .arg(&scratch)
-        .args(["new-agent", "NAME=my-agent"]));
+    let new_agent = |name: &str| {
+        let mut make = Command::new("make");
+        make.arg("-C")
+            .arg(&scratch)
+            .args(["new-agent", &format!("NAME={name}")]);
+        make
+    };
+    let made = run(&mut new_agent("my-agent"));
     assert!(made.contains("agents/my-agent created"), "{made}");
     let lib = std::fs::read_to_string(scratch.join("agents/my-agent/src/lib.rs")).unwrap();
     assert!(lib.contains("impl Agent for") && lib.contains("export_agent!("));
@@ -59,20 +63,10 @@ async fn a_new_agent_from_the_template_builds_validates_and_answers() {
         "no raw bindings in an agent's file"
     );
     // Refuses to overwrite, and refuses a bad name.
-    let again = Command::new("make")
-        .arg("-C")
-        .arg(&scratch)
-        .args(["new-agent", "NAME=my-agent"])
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    let bad = Command::new("make")
-        .arg("-C")
-        .arg(&scratch)
-        .args(["new-agent", "NAME=My_Agent"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
+    for refused in ["my-agent", "My_Agent"] {
+        let out = new_agent(refused).output().unwrap();
+        assert!(!out.status.success(), "{refused} is refused");
+    }
 
     // Its own target directory, so the repository's build/agents is not
     // touched; compiled dependencies are kept between runs.
