@@ -341,4 +341,15 @@ async fn a_restart_loads_precompiled_code_instead_of_compiling() {
         .join(".precompiled")
         .join(format!("{}.cwasm", warm["hash"].as_str().unwrap()));
     assert!(cached.exists(), "{}", cached.display());
+
+    // Code for a version that is gone is removed at the next start.
+    deploy(&built("bpa"), &dir.join("zero-rb.wasm"));
+    let replaced = {
+        let server = Server::start_in(&dir, 10, &[]);
+        component(&server, "zero-rb").await.unwrap()
+    };
+    assert_ne!(replaced["hash"], warm["hash"]);
+    assert!(!cached.exists(), "stale code is pruned");
+    let entries = std::fs::read_dir(dir.join(".precompiled")).unwrap().count();
+    assert_eq!(entries, 1, "only the live version's code is kept");
 }

@@ -200,7 +200,29 @@ impl Runtime {
         for path in paths {
             self.load_file(&path).await?;
         }
+        self.prune_cache();
         Ok(())
+    }
+
+    /// Deletes precompiled code for components no longer in the
+    /// directory, so the cache does not grow with every version ever
+    /// deployed.
+    fn prune_cache(&self) {
+        let Some(dir) = &self.cache_dir else { return };
+        let live: Vec<String> = self.components().iter().map(|c| c.hash.clone()).collect();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let stale = path.extension().is_some_and(|x| x == "cwasm")
+                && path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|hash| !live.iter().any(|h| h == hash));
+            if stale && std::fs::remove_file(&path).is_ok() {
+                tracing::info!(path = %path.display(), "removed stale precompiled code");
+            }
+        }
     }
 
     /// Compiles one component file and registers it under its file stem.
