@@ -214,26 +214,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// The same check the server runs when it loads a component.
 async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
-    use a2a_sandbox::runtime::{GuestLimits, Hooks, Runtime, component_name};
-    let limits = GuestLimits {
-        max_instances: 4,
-        ..GuestLimits::default()
-    };
     let mut refused = 0;
     for path in &paths {
-        // Validating compiles; keep the code where a server loading this
-        // directory looks for it.
-        let cache = path
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join(".precompiled");
-        let runtime = Runtime::new(limits, Hooks::default())?.with_cache(cache);
-        let name = component_name(path).unwrap_or_else(|| "component".into());
-        let checked = match std::fs::read(path) {
-            Ok(bytes) => runtime.check(&name, bytes).await.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("cannot read: {e}")),
-        };
-        match checked {
+        match a2a_sandbox::runtime::validate_file(path).await {
             Ok(c) => println!(
                 "{}: ok — {:?}, {} skill(s), {} KiB, checked in {} ms",
                 path.display(),

@@ -90,8 +90,14 @@ fn validate_passes_every_agent_and_refuses_each_bad_kind_in_one_line() {
     std::fs::write(&text, "hello").unwrap();
     let core = dir.join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
-    let (code, out) = validate(&[&text, &core]);
+    let misnamed = dir.join("My_Agent.wasm");
+    std::fs::copy(built("echo"), &misnamed).unwrap();
+    let (code, out) = validate(&[&text, &core, &misnamed]);
     assert_eq!(code, 1);
+    assert!(
+        out.contains("\"My_Agent\" is not a component name: use lowercase letters"),
+        "a server would not load it under that name: {out}"
+    );
     assert!(out.contains("notes.wasm: not a WebAssembly file"), "{out}");
     assert!(
         out.contains(

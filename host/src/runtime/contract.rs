@@ -49,6 +49,10 @@ pub enum ContractError {
         "a core Wasm module, not a component: build for --target wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
     )]
     CoreModule,
+    #[error(
+        "{0:?} is not a component name: use lowercase letters, digits and '-', starting with a letter"
+    )]
+    Name(String),
     #[error("cannot compile: {0}")]
     Compile(String),
     #[error(

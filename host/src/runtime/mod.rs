@@ -231,11 +231,7 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
         };
-        let name = component_name(path).ok_or_else(|| {
-            fail(ContractError::Compile(
-                "the file name is not a component name".into(),
-            ))
-        })?;
+        let name = component_name(path).ok_or_else(|| fail(name_error(path)))?;
         let bytes = std::fs::read(path)
             .map_err(|e| fail(ContractError::Compile(format!("cannot read: {e}"))))?;
         let loaded = self.check(&name, bytes).await.map_err(fail)?;
@@ -402,6 +398,24 @@ impl Drop for Runtime {
     }
 }
 
+/// Checks a component file as a server loading it would (name, contract,
+/// card) and keeps its compiled code beside it in `.precompiled/`, where
+/// a server serving that directory looks first. The error is the line to
+/// show.
+pub async fn validate_file(path: &Path) -> Result<Arc<LoadedComponent>, String> {
+    let name = component_name(path).ok_or_else(|| name_error(path).to_string())?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let limits = GuestLimits {
+        max_instances: 4,
+        ..GuestLimits::default()
+    };
+    let cache = path.parent().unwrap_or(Path::new(".")).join(".precompiled");
+    let runtime = Runtime::new(limits, Hooks::default())
+        .map_err(|e| e.to_string())?
+        .with_cache(cache);
+    runtime.check(&name, bytes).await.map_err(|e| e.to_string())
+}
+
 /// The `*.wasm` files in `dir`, sorted.
 pub fn component_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
     let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::AgentsDir {
@@ -414,6 +428,14 @@ pub fn component_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
         .collect();
     paths.sort();
     Ok(paths)
+}
+
+fn name_error(path: &Path) -> ContractError {
+    ContractError::Name(
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
 }
 
 /// The component name of a file: its stem, if it is a valid name.
