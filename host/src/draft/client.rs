@@ -91,12 +91,14 @@ impl HttpClient {
         ))
     }
 
-    /// Sends a request and reads a JSON answer (`null` for an empty body).
+    /// Sends a request (with the bearer `token` and any `extra` headers)
+    /// and reads a JSON answer (`null` for an empty body).
     pub async fn json(
         &self,
         method: Method,
         path: &str,
         token: Option<&str>,
+        extra: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), String> {
         let auth = token.map(|t| format!("Bearer {t}"));
@@ -104,8 +106,16 @@ impl HttpClient {
         if let Some(a) = &auth {
             headers.push(("authorization", a));
         }
+        headers.extend_from_slice(extra);
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let (status, bytes) = read_whole(self.send(method, path, &headers, body).await?).await?;
+        let response = self.send(method, path, &headers, body).await?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer from {path}: {e}"))?
+            .to_bytes();
         if bytes.is_empty() {
             return Ok((status, Value::Null));
         }
@@ -125,18 +135,6 @@ impl HttpClient {
         tokio::spawn(conn);
         Ok(sender)
     }
-}
-
-/// A response's status and whole body.
-async fn read_whole(response: Response<Incoming>) -> Result<(StatusCode, Bytes), String> {
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?
-        .to_bytes();
-    Ok((status, bytes))
 }
 
 /// An A2A agent reached over JSON-RPC, with the session's bearer token.
@@ -162,7 +160,7 @@ impl A2aAgent {
     /// The agent's card.
     pub async fn card(&self) -> Result<Value, String> {
         let path = format!("{}.well-known/agent-card.json", self.path);
-        let (status, card) = self.http.json(Method::GET, &path, None, None).await?;
+        let (status, card) = self.http.json(Method::GET, &path, None, &[], None).await?;
         if status != StatusCode::OK {
             return Err(format!("agent card answered {status}"));
         }
@@ -184,30 +182,19 @@ impl A2aAgent {
                 "parts": [{"data": data}],
             }},
         });
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("content-type", "application/json"), ("a2a-version", "1.0")];
-        if let Some(a) = &auth {
-            headers.push(("authorization", a));
-        }
-        let call = async {
-            let response = self
-                .http
-                .send(
-                    Method::POST,
-                    &self.path,
-                    &headers,
-                    Bytes::from(body.to_string()),
-                )
-                .await?;
-            let (status, bytes) = read_whole(response).await?;
-            if status != StatusCode::OK {
-                return Err(format!("HTTP {status}"));
-            }
-            serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("answer is not JSON: {e}"))
-        };
-        let answer = tokio::time::timeout(AGENT_TIMEOUT, call)
+        let call = self.http.json(
+            Method::POST,
+            &self.path,
+            self.token.as_deref(),
+            &[("a2a-version", "1.0")],
+            Some(&body),
+        );
+        let (status, answer) = tokio::time::timeout(AGENT_TIMEOUT, call)
             .await
             .map_err(|_| format!("no answer within {} s", AGENT_TIMEOUT.as_secs()))??;
+        if status != StatusCode::OK {
+            return Err(format!("HTTP {status}"));
+        }
         if let Some(error) = answer.get("error") {
             return Err(format!(
                 "error {}: {}",

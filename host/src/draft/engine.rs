@@ -205,22 +205,10 @@ impl Draft {
         if state.awaiting.is_none() || state.choice.is_some() {
             return Err(PickError::NotYourTurn);
         }
-        let wanted = normalize(name);
-        let Some(index) = state
-            .available
-            .iter()
-            .position(|p| normalize(&p.name) == wanted)
-        else {
-            return Err(
-                match state
-                    .picks
-                    .iter()
-                    .find(|r| normalize(&r.player.name) == wanted)
-                {
-                    Some(r) => PickError::Taken(r.player.name.clone()),
-                    None => PickError::Unknown(name.to_string()),
-                },
-            );
+        let index = match locate(name, &state.available, &state.picks) {
+            Ok(index) => index,
+            Err(Some(taken)) => return Err(PickError::Taken(taken.player.name.clone())),
+            Err(None) => return Err(PickError::Unknown(name.to_string())),
         };
         let player = state.available[index].clone();
         state.choice = Some(player.clone());
@@ -528,15 +516,10 @@ fn check_pick(
     let Some(name) = answer["player"].as_str() else {
         return Err("the pick names no player".into());
     };
-    let wanted = normalize(name);
-    let Some(index) = available.iter().position(|p| normalize(&p.name) == wanted) else {
-        return Err(
-            match picks.iter().find(|r| normalize(&r.player.name) == wanted) {
-                Some(r) => format!("{} was already taken at pick {}", r.player.name, r.pick),
-                None => format!("{:?} is not in the player pool", clip(name)),
-            },
-        );
-    };
+    let index = locate(name, available, picks).map_err(|taken| match taken {
+        Some(r) => format!("{} was already taken at pick {}", r.player.name, r.pick),
+        None => format!("{:?} is not in the player pool", clip(name)),
+    })?;
     let text = |key: &str| {
         answer[key]
             .as_str()
@@ -552,6 +535,21 @@ fn check_pick(
             note: None,
         },
     ))
+}
+
+/// Where `name` is among the available players; if it is not there, the
+/// pick that took him (`None`: no such player). Case and spacing do not
+/// matter.
+fn locate<'a>(
+    name: &str,
+    available: &[Player],
+    picks: &'a [PickRecord],
+) -> Result<usize, Option<&'a PickRecord>> {
+    let wanted = normalize(name);
+    available
+        .iter()
+        .position(|p| normalize(&p.name) == wanted)
+        .ok_or_else(|| picks.iter().find(|r| normalize(&r.player.name) == wanted))
 }
 
 /// Lower case, single spaces: how names are compared.

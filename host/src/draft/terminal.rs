@@ -56,6 +56,7 @@ where
             Method::POST,
             &format!("{base_path}/v1/drafts"),
             None,
+            &[],
             Some(&body),
         )
         .await?;
@@ -80,7 +81,9 @@ where
     }
     .run(&draft)
     .await;
-    let _ = api.json(Method::DELETE, &path, Some(&token), None).await;
+    let _ = api
+        .json(Method::DELETE, &path, Some(&token), &[], None)
+        .await;
     played
 }
 
@@ -247,7 +250,7 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
     async fn human_turn(&mut self, turn: &Value) -> Result<(), String> {
         let (_, draft) = self
             .api
-            .json(Method::GET, self.path, Some(self.token), None)
+            .json(Method::GET, self.path, Some(self.token), &[], None)
             .await?;
         let available: Vec<Value> = draft["available"].as_array().cloned().unwrap_or_default();
         let tip = turn["advice"]["player"].as_str().unwrap_or("").to_string();
@@ -304,6 +307,7 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
                     Method::POST,
                     &format!("{}/pick", self.path),
                     Some(self.token),
+                    &[],
                     Some(&json!({"player": choice})),
                 )
                 .await?;

@@ -53,6 +53,8 @@ pub enum ContractError {
         "{0:?} is not a component name: use lowercase letters, digits and '-', starting with a letter"
     )]
     Name(String),
+    #[error("cannot read: {0}")]
+    Read(String),
     #[error("cannot compile: {0}")]
     Compile(String),
     #[error(

@@ -231,9 +231,7 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
         };
-        let name = component_name(path).ok_or_else(|| fail(name_error(path)))?;
-        let bytes = std::fs::read(path)
-            .map_err(|e| fail(ContractError::Compile(format!("cannot read: {e}"))))?;
+        let (name, bytes) = read_component(path).map_err(fail)?;
         let loaded = self.check(&name, bytes).await.map_err(fail)?;
         self.install(Arc::clone(&loaded));
         Ok(loaded)
@@ -403,8 +401,7 @@ impl Drop for Runtime {
 /// a server serving that directory looks first. The error is the line to
 /// show.
 pub async fn validate_file(path: &Path) -> Result<Arc<LoadedComponent>, String> {
-    let name = component_name(path).ok_or_else(|| name_error(path).to_string())?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let (name, bytes) = read_component(path).map_err(|e| e.to_string())?;
     let limits = GuestLimits {
         max_instances: 4,
         ..GuestLimits::default()
@@ -430,12 +427,18 @@ pub fn component_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
     Ok(paths)
 }
 
-fn name_error(path: &Path) -> ContractError {
-    ContractError::Name(
-        path.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    )
+/// A component file's name (its stem, which must be a component name)
+/// and bytes.
+pub fn read_component(path: &Path) -> Result<(String, Vec<u8>), ContractError> {
+    let name = component_name(path).ok_or_else(|| {
+        ContractError::Name(
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )
+    })?;
+    let bytes = std::fs::read(path).map_err(|e| ContractError::Read(e.to_string()))?;
+    Ok((name, bytes))
 }
 
 /// The component name of a file: its stem, if it is a valid name.

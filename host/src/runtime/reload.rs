@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::{Runtime, component_files, component_name};
+use super::{Runtime, component_files, component_name, read_component};
 
 /// What one poll of the directory did.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,10 +58,7 @@ impl DirWatch {
                 continue;
             }
             self.seen.insert(path.clone(), now);
-            let Some(name) = component_name(path) else {
-                continue;
-            };
-            let Ok(bytes) = std::fs::read(path) else {
+            let Ok((name, bytes)) = read_component(path) else {
                 continue;
             };
             if let Some(current) = runtime.component(&name)
