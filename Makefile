@@ -15,7 +15,7 @@ HOST_BIN := target/release/a2a-sandbox
 # Agent crates' unit and doc tests run natively, on the machine's target.
 HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
 
-.PHONY: all setup agents new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
+.PHONY: all setup agents test-agents new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
 
 all: agents host
 
@@ -24,22 +24,36 @@ setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
 # Agent components: every agent crate (a cdylib in agents/) becomes
-# build/agents/<crate-name>.wasm, so a new agent needs no edit here. The
-# fixtures named refused-* are components the server must refuse; they go
-# to build/refused/ for the validation tests.
+# build/agents/<crate-name>.wasm, so a new agent needs no edit here.
+# Test fixtures are not product: those under agents/fixtures/ go to
+# build/fixtures/, except the ones named refused-*, components the server
+# must refuse, which go to build/refused/ for the validation tests.
+# build/test-agents/ holds the product agents and the fixtures together
+# (hard links, one precompiled cache): the directory the suites serve.
 REFUSED_OUT := build/refused
+FIXTURES_OUT := build/fixtures
+TEST_AGENTS := build/test-agents
+FIXTURE_CRATES := $(filter-out refused-%,$(notdir $(wildcard agents/fixtures/*)))
 agents: setup
 	cd agents && $(CARGO) build --release --target $(WASM_TARGET)
-	@mkdir -p $(AGENTS_OUT) $(REFUSED_OUT)
+	@mkdir -p $(AGENTS_OUT) $(REFUSED_OUT) $(FIXTURES_OUT)
 	@for f in agents/target/$(WASM_TARGET)/release/*.wasm; do \
 	  name=$$(basename $$f .wasm); name=$${name//_/-}; \
+	  case " $(FIXTURE_CRATES) " in \
+	    *" $$name "*) cp $$f $(FIXTURES_OUT)/$$name.wasm; continue ;; \
+	  esac; \
 	  case $$name in \
 	    refused-*) cp $$f $(REFUSED_OUT)/$${name#refused-}.wasm ;; \
 	    *) cp $$f $(AGENTS_OUT)/$$name.wasm ;; \
 	  esac; \
 	done
-	@rm -f $(AGENTS_OUT)/refused-*.wasm
-	@ls -1 $(AGENTS_OUT) $(REFUSED_OUT)
+	@rm -f $(AGENTS_OUT)/refused-*.wasm $(addprefix $(AGENTS_OUT)/,$(addsuffix .wasm,$(FIXTURE_CRATES)))
+	@ls -1 $(AGENTS_OUT) $(FIXTURES_OUT) $(REFUSED_OUT)
+
+test-agents: agents
+	@rm -rf $(TEST_AGENTS) && mkdir -p $(TEST_AGENTS) $(AGENTS_OUT)/.precompiled
+	@ln -f $(AGENTS_OUT)/*.wasm $(FIXTURES_OUT)/*.wasm $(TEST_AGENTS)/
+	@ln -s ../agents/.precompiled $(TEST_AGENTS)/.precompiled
 
 # Agents in other languages, each rebuilt when its source changes.
 # JavaScript: componentize-js (npm, pinned by the lock file).
@@ -58,10 +72,11 @@ $(AGENTS_OUT)/py-echo.wasm: agents/py-echo/app.py $(PY_AGENT_VENV)/.installed wi
 	@mkdir -p $(AGENTS_OUT)
 	cd agents/py-echo && .venv/bin/componentize-py -d ../../wit -w agent componentize --stub-wasi app -o ../../$@
 
-# Checks every component against the contract and stores its compiled
-# code (build/agents/.precompiled), so servers start without compiling.
-precompile: agents host
-	$(HOST_BIN) validate $(AGENTS_OUT)/*.wasm
+# Checks every component (product and fixtures) against the contract and
+# stores its compiled code (build/agents/.precompiled, which
+# build/test-agents shares), so servers start without compiling.
+precompile: test-agents host
+	$(HOST_BIN) validate $(TEST_AGENTS)/*.wasm
 
 # A new agent crate, a copy of the echo example: make new-agent NAME=my-agent
 new-agent:
@@ -130,8 +145,10 @@ lint:
 clean-agents:
 	rm -rf $(AGENTS_OUT)
 
-# The isolation suite against any running server (with the hostile
-# fixture loaded): make test-isolation URL=http://127.0.0.1:8080
+# The isolation and tenancy report against any running server with the
+# hostile fixture loaded (serve build/test-agents, or add
+# build/fixtures/hostile.wasm to its agents directory):
+#   make test-isolation URL=http://127.0.0.1:8080
 test-isolation:
 	@test -n "$(URL)" || { echo "usage: make test-isolation URL=http://HOST:PORT"; exit 2; }
 	$(CARGO) run --release -q -p a2a-sandbox-tests --bin isolation -- $(URL)

@@ -66,13 +66,12 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         let digits = &s[start..i.min(start + 3)];
         millis = digits.parse::<i64>().ok()? * 10i64.pow(3 - digits.len() as u32);
     }
-    let offset_minutes = match &s[i..] {
-        "Z" | "z" => 0,
-        rest if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
-        {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
+    // Byte-wise: the rest may hold any characters, and slicing a str
+    // inside one panics.
+    let offset_minutes = match s.get(i..)?.as_bytes() {
+        b"Z" | b"z" => 0,
+        rest if rest.len() == 6 && matches!(rest[0], b'+' | b'-') && rest[3] == b':' => {
+            let sign = if rest[0] == b'-' { -1 } else { 1 };
             sign * (num(i + 1, 2)? * 60 + num(i + 4, 2)?)
         }
         _ => return None,
@@ -137,6 +136,24 @@ mod tests {
             "2024-01-01T00:00:00.Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn any_text_is_refused_without_panicking() {
+        assert_eq!(parse_rfc3339("2026-11-24T17:05:00+0\u{20ac}x"), None);
+        assert_eq!(parse_rfc3339("2026-11-24T17:05:00\u{20ac}+00:00"), None);
+        assert_eq!(parse_rfc3339("2026-11-24T17:05:0\u{e9}Z"), None);
+        // Every multi-byte character at every position of a valid stamp.
+        let valid = "2026-11-24T17:05:00.123+01:00";
+        for at in 0..=valid.len() {
+            for c in ['\u{e9}', '\u{20ac}', '\u{1f600}'] {
+                let mut s = valid.to_string();
+                s.insert(at, c);
+                let _ = parse_rfc3339(&s);
+                s.truncate(at + c.len_utf8());
+                let _ = parse_rfc3339(&s);
+            }
         }
     }
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::a2a::PushPolicy;
+use crate::budget::BudgetLimits;
+use crate::egress::{AddressPolicy, OutboundSettings};
 use crate::runtime::GuestLimits;
 
 /// The prefix of every environment variable the server reads.
@@ -48,7 +49,9 @@ pub struct Config {
     pub sessions: SessionLimits,
     pub http: HttpLimits,
     pub limits: AgentLimits,
+    pub budgets: Budgets,
     pub push: PushSettings,
+    pub outbound: OutboundConfig,
 }
 
 /// How a session's agents are reached.
@@ -102,6 +105,11 @@ pub struct HttpLimits {
     pub agent_rate_per_session: u32,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_grace_secs: u64,
+    /// Client connections open at once, all listeners together; lowered
+    /// at start to fit `ulimit -n`. More get one 429 and are closed.
+    pub max_connections: usize,
+    /// Connections one address may hold open to the control listener.
+    pub max_connections_per_ip: usize,
 }
 
 /// What each agent instance may use.
@@ -118,13 +126,44 @@ pub struct AgentLimits {
     pub log_lines_per_second: u32,
 }
 
+/// What each session may make the host hold on its behalf (see
+/// `budget::BudgetLimits`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budgets {
+    /// Calls that may wait per agent while it runs one; more get 429.
+    pub queued_calls_per_agent: usize,
+    /// Memory of task content across the session's agents, in bytes.
+    pub store_bytes: usize,
+    /// Push notification configs alive at once.
+    pub push_configs: usize,
+    /// Webhook connections open at once.
+    pub outbound_connections: usize,
+    /// Open streams (SSE).
+    pub streams: usize,
+    /// Open client connections to the session's agent ports.
+    pub connections: usize,
+}
+
 /// Push notification webhooks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushSettings {
     pub enabled: bool,
+}
+
+/// Every connection the host opens on a tenant's behalf.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Loopback destinations (127/8, ::1), for tests and sidecars.
     pub allow_loopback: bool,
+    /// Private-network destinations (10/8, 172.16/12, 192.168/16, fc00::/7).
     pub allow_private: bool,
+    /// Time to open a TCP connection, apart from the request's time.
+    pub connect_timeout_ms: u64,
+    /// Outbound connections open at once, across all sessions.
+    pub max_connections: usize,
 }
 
 /// An inclusive port range, written `LO-HI`.
@@ -180,7 +219,9 @@ impl Default for Config {
             sessions: SessionLimits::default(),
             http: HttpLimits::default(),
             limits: AgentLimits::default(),
+            budgets: Budgets::default(),
             push: PushSettings::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -205,6 +246,8 @@ impl Default for HttpLimits {
             control_rate_per_ip: 100,
             agent_rate_per_session: 2000,
             shutdown_grace_secs: 10,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -224,13 +267,33 @@ impl Default for AgentLimits {
     }
 }
 
+impl Default for Budgets {
+    fn default() -> Self {
+        let b = BudgetLimits::default();
+        Budgets {
+            queued_calls_per_agent: b.queued_calls_per_agent,
+            store_bytes: b.store_bytes,
+            push_configs: b.push_configs,
+            outbound_connections: b.outbound_connections,
+            streams: b.streams,
+            connections: b.connections,
+        }
+    }
+}
+
 impl Default for PushSettings {
     fn default() -> Self {
-        let p = PushPolicy::default();
-        PushSettings {
-            enabled: p.enabled,
-            allow_loopback: p.allow_loopback,
-            allow_private: p.allow_private,
+        PushSettings { enabled: true }
+    }
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            allow_loopback: false,
+            allow_private: false,
+            connect_timeout_ms: 3000,
+            max_connections: 256,
         }
     }
 }
@@ -390,6 +453,29 @@ impl Config {
         if l.table_elements < 1000 {
             return Err(invalid("limits.table_elements", "must be at least 1000"));
         }
+        let b = &self.budgets;
+        if b.store_bytes < 1 << 16 {
+            return Err(invalid("budgets.store_bytes", "must be at least 65536"));
+        }
+        for (key, value) in [
+            ("http.max_connections", self.http.max_connections),
+            (
+                "http.max_connections_per_ip",
+                self.http.max_connections_per_ip,
+            ),
+            ("budgets.streams", b.streams),
+            ("budgets.connections", b.connections),
+            ("budgets.push_configs", b.push_configs),
+            ("budgets.outbound_connections", b.outbound_connections),
+            ("outbound.max_connections", self.outbound.max_connections),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.outbound.connect_timeout_ms == 0 {
+            return Err(invalid("outbound.connect_timeout_ms", "must be at least 1"));
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }
@@ -450,12 +536,35 @@ impl Config {
         }
     }
 
-    /// The push policy.
-    pub fn push_policy(&self) -> PushPolicy {
-        PushPolicy {
-            enabled: self.push.enabled,
-            allow_loopback: self.push.allow_loopback,
-            allow_private: self.push.allow_private,
+    /// The budgets every session is held to.
+    pub fn budget_limits(&self) -> BudgetLimits {
+        let b = &self.budgets;
+        BudgetLimits {
+            queued_calls_per_agent: b.queued_calls_per_agent,
+            store_bytes: b.store_bytes,
+            push_configs: b.push_configs,
+            outbound_connections: b.outbound_connections,
+            streams: b.streams,
+            connections: b.connections,
+        }
+    }
+
+    /// Outbound connection settings; `control_port` is the control
+    /// listener's port (as bound), refused as a destination with the
+    /// agent port range.
+    pub fn outbound_settings(&self, control_port: u16) -> OutboundSettings {
+        let o = &self.outbound;
+        OutboundSettings {
+            policy: AddressPolicy {
+                allow_loopback: o.allow_loopback,
+                allow_private: o.allow_private,
+                own_ports: vec![
+                    control_port..=control_port,
+                    self.port_range.0..=self.port_range.1,
+                ],
+            },
+            connect_timeout: Duration::from_millis(o.connect_timeout_ms),
+            max_connections: o.max_connections,
         }
     }
 }

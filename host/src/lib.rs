@@ -4,9 +4,11 @@
 //! Dependencies point one way: `server -> session -> {runtime, a2a} -> config`.
 
 pub mod a2a;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod draft;
+pub mod egress;
 pub mod metrics;
 pub mod ports;
 pub mod rate;

@@ -182,10 +182,14 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.load()?;
             init_logs(config.log_format);
-            tokio::runtime::Builder::new_multi_thread()
+            let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?
-                .block_on(serve(config))
+                .build()?;
+            let served = runtime.block_on(serve(config));
+            // Work still running after the drain (a guest blocked in a
+            // host call) is abandoned, not waited for.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            served
         }
     }
 }
@@ -200,13 +204,32 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// Serves until SIGTERM or Ctrl-C, then drains. Whatever guests do, the
+/// process ends within `http.shutdown_grace_secs` + 1 s of the signal:
+/// a watchdog exits if the drain has not finished by then, and a signal
+/// during start-up (components still loading) ends it at once.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = Server::bind(&config).await?;
-    let stop = server.shutdown_handle();
+    let grace = std::time::Duration::from_secs(config.http.shutdown_grace_secs);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signalled = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown signal received; draining");
-        stop.cancel();
+        signalled.cancel();
+        std::thread::spawn(move || {
+            std::thread::sleep(grace + std::time::Duration::from_millis(800));
+            eprintln!("a2a-sandbox: the drain outlived the grace period; exiting");
+            std::process::exit(0);
+        });
+    });
+    let server = tokio::select! {
+        server = Server::bind(&config) => server?,
+        _ = stop.cancelled() => return Ok(()),
+    };
+    let server_stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        server_stop.cancel();
     });
     server.run().await;
     Ok(())

@@ -16,6 +16,14 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+impl KindLabel {
+    pub fn new(kind: &str) -> Self {
+        KindLabel {
+            kind: kind.to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     pub component: String,
@@ -58,6 +66,12 @@ pub struct Metrics {
     /// Component loads after start-up (reload, upload), by outcome:
     /// loaded, refused, removed.
     pub component_reloads: Family<KindLabel, Counter>,
+    /// What sessions hold of their budgets now, summed over sessions, by
+    /// kind: store_bytes, push_configs, outbound_connections, streams,
+    /// connections, queued_calls.
+    pub budget_used: Family<KindLabel, Gauge>,
+    /// Work refused because a budget or cap was spent, by kind.
+    pub budget_refusals: Family<KindLabel, Counter>,
 }
 
 fn call_latency() -> Histogram {
@@ -84,6 +98,8 @@ impl Metrics {
             sessions_refused: Family::default(),
             open_fds: Gauge::default(),
             component_reloads: Family::default(),
+            budget_used: Family::default(),
+            budget_refusals: Family::default(),
         };
         registry.register(
             "sessions_active",
@@ -159,6 +175,16 @@ impl Metrics {
             "sessions_refused",
             "Session creates refused with 503, by reason",
             m.sessions_refused.clone(),
+        );
+        registry.register(
+            "budget_used",
+            "What sessions hold of their budgets now, by kind",
+            m.budget_used.clone(),
+        );
+        registry.register(
+            "budget_refusals",
+            "Work refused because a session budget or a server cap was spent, by kind",
+            m.budget_refusals.clone(),
         );
         Metrics { registry, ..m }
     }

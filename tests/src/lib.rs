@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,13 +49,15 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     pub ports: (u16, u16),
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Starts a server with a fresh range of `ports` agent ports and any
-    /// extra flags.
+    /// extra flags, serving the product agents and the test fixtures
+    /// (`build/test-agents`).
     pub fn start(ports: u16, extra: &[&str]) -> Server {
-        Server::start_in(&repo_root().join("build/agents"), ports, extra)
+        Server::start_in(&repo_root().join("build/test-agents"), ports, extra)
     }
 
     /// [`Server::start`] with the components in `agents_dir`.
@@ -72,6 +75,9 @@ impl Server {
             .args(["--set", "sessions.max_sessions_per_ip=100000"])
             .args(["--set", "sessions.max_sessions=100000"])
             .args(["--set", "http.agent_rate_per_session=1000000"])
+            .args(["--set", "http.max_connections_per_ip=100000"])
+            // Webhooks in the suites listen on loopback.
+            .args(["--set", "outbound.allow_loopback=true"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -79,10 +85,13 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", server_bin().display()));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&log);
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_string();
                     if let Some(tx) = tx.take() {
@@ -101,6 +110,33 @@ impl Server {
             child,
             addr: addr.parse().expect("a socket address"),
             ports: range,
+            log,
+        }
+    }
+
+    /// The server's log lines so far that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits up to `secs` for a log line containing `needle`.
+    pub async fn wait_for_log(&self, needle: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(line) = self.log_lines(needle).pop() {
+                return line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {needle:?} within {secs} s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 fn built(name: &str) -> PathBuf {
     repo_root()
-        .join("build/agents")
+        .join("build/test-agents")
         .join(format!("{name}.wasm"))
 }
 
@@ -107,23 +107,54 @@ fn validate_passes_every_agent_and_refuses_each_bad_kind_in_one_line() {
     );
 }
 
-#[test]
-fn the_server_refuses_a_bad_component_at_start_with_the_same_message() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_skips_bad_components_at_start_with_the_same_message_and_serves_the_rest() {
     let dir = scratch("start");
-    std::fs::copy(built("echo"), dir.join("echo.wasm")).unwrap();
     std::fs::copy(refused("escape"), dir.join("escape.wasm")).unwrap();
+    std::fs::copy(refused("stalls"), dir.join("stalls.wasm")).unwrap();
+    // Nothing that loads: the server does not start, and says why.
     let out = Command::new(server_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--agents-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--call-timeout-ms",
+            "300",
+        ])
+        .arg("--agents-dir")
         .arg(&dir)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("could be loaded"), "{stderr}");
     assert!(
         stderr.contains("escape.wasm: imports wasi:filesystem"),
         "{stderr}"
     );
-    assert!(stderr.contains("(agents get no network)"), "{stderr}");
+
+    // Beside a good one, each bad component is skipped with its reason,
+    // a blocking `init` within the call deadline.
+    std::fs::copy(built("echo"), dir.join("echo.wasm")).unwrap();
+    let started = Instant::now();
+    let server = Server::start_in(&dir, 10, &["--call-timeout-ms", "300"]);
+    let took = started.elapsed();
+    let names: Vec<Value> = components(&server)
+        .await
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, vec![Value::from("echo")]);
+    let escape = server
+        .wait_for_log("escape.wasm: imports wasi:filesystem", 5)
+        .await;
+    assert!(escape.contains("(agents get no network)"), "{escape}");
+    let stalls = server.wait_for_log("stalls.wasm", 5).await;
+    assert!(
+        stalls.contains("init did not return within 300ms"),
+        "{stalls}"
+    );
+    assert!(took < Duration::from_secs(20), "start-up took {took:?}");
 }
 
 async fn components(server: &Server) -> Vec<Value> {

@@ -145,7 +145,16 @@ async fn wrong_types_in_every_field_are_invalid_params() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_subscribers_all_get_the_update() {
     const SUBSCRIBERS: usize = 1000;
-    let server = Server::start(5, &[]);
+    // Far past the default budgets of a session (see tenancy.rs).
+    let server = Server::start(
+        5,
+        &[
+            "--set",
+            "budgets.streams=1000",
+            "--set",
+            "budgets.connections=1100",
+        ],
+    );
     let (url, token) = conformance_agent(&server).await;
     let r = rpc(&url, &token, "SendMessage", text_message("fan out")).await;
     let id = r["result"]["task"]["id"].as_str().unwrap().to_string();

@@ -4,6 +4,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
+/// The JSON-RPC server-error code of a refusal for budget: the request
+/// did nothing and can be retried later.
+pub const OVER_BUDGET: i32 = -32000;
+
 /// A JSON-RPC error as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RpcError {
@@ -74,6 +78,19 @@ impl RpcError {
     pub fn extended_card_not_configured() -> Self {
         Self::new(-32007, "this agent has no extended agent card")
     }
+    /// The session's budget (or the agent's call queue) is spent: the
+    /// request was refused before anything was done, and may be retried.
+    /// Answered with HTTP 429 and `Retry-After`.
+    pub fn over_budget(why: impl std::fmt::Display, budget: &str) -> Self {
+        Self::new(OVER_BUDGET, format!("over budget: {why}"))
+            .with_data(serde_json::json!({"budget": budget}))
+    }
+
+    /// True for [`over_budget`](Self::over_budget) refusals.
+    pub fn is_over_budget(&self) -> bool {
+        self.code == OVER_BUDGET
+    }
+
     pub fn version_not_supported(asked: &str) -> Self {
         Self::new(
             -32009,

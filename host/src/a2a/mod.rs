@@ -3,6 +3,7 @@
 //! a request body and an [`AgentBackend`], and gives back a reply.
 
 pub mod card;
+mod cost;
 pub mod error;
 pub mod jsonrpc;
 pub mod push;
@@ -11,7 +12,6 @@ pub mod tasks;
 pub mod types;
 
 pub use card::{AgentInfo, Skill, agent_card};
-pub use push::PushPolicy;
 pub use service::{
     A2aService, AgentBackend, AgentFailure, AgentRequest, Capabilities, EmitSink, INPUT_MODES,
     Reply,

@@ -14,18 +14,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
 use super::error::RpcError;
 use super::jsonrpc::{self, RequestId};
-use super::push::{PushPolicy, PushQueue};
-use super::tasks::{
-    Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id, with_history,
-};
+use super::push::{PushQueue, Webhook};
+use super::tasks::{Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id};
 use super::types::{
     GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, Part, PushConfig,
     PushConfigRef, Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
 };
+use crate::budget::{Held, Kind, SessionBudget};
+use crate::egress::Outbound;
+use crate::metrics::{KindLabel, Metrics, metrics};
 
 /// Media types every agent takes; a part declaring another is refused.
 pub const INPUT_MODES: [&str; 2] = ["text/plain", "application/json"];
@@ -80,6 +81,9 @@ pub trait AgentBackend: Send + Sync + 'static {
 pub enum Reply {
     /// A JSON-RPC response body.
     Json(Vec<u8>),
+    /// A JSON-RPC error body refusing the request for budget: sent with
+    /// HTTP 429 and `Retry-After`. Nothing was done.
+    OverBudget(Vec<u8>),
     /// An SSE stream: each item is one complete `data:` event.
     Stream(mpsc::Receiver<Bytes>),
     /// A notification was processed: nothing to send.
@@ -142,8 +146,8 @@ impl Method {
 pub struct Capabilities {
     /// SendStreamingMessage and SubscribeToTask work.
     pub streaming: bool,
-    /// Which push webhooks are allowed (and whether push works at all).
-    pub push: PushPolicy,
+    /// Push notification configs are accepted.
+    pub push: bool,
 }
 
 /// The A2A server of one agent instance: its task store and its backend.
@@ -151,8 +155,33 @@ pub struct A2aService<B> {
     backend: Arc<B>,
     tasks: Arc<TaskStore>,
     capabilities: Capabilities,
-    /// Who owns this agent (a session id), for log lines.
-    owner: Arc<str>,
+    /// The owning session's budget; also names it in log lines.
+    budget: Arc<SessionBudget>,
+    /// How webhooks are reached.
+    outbound: Arc<Outbound>,
+    /// Calls this agent may hold at once: the one running and the few
+    /// allowed to wait. A call that finds none free is refused.
+    calls: Arc<Semaphore>,
+}
+
+/// A call's place with its agent: running, or waiting to run.
+struct CallSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl CallSlot {
+    fn queued_calls() -> prometheus_client::metrics::gauge::Gauge {
+        metrics()
+            .budget_used
+            .get_or_create(&KindLabel::new("queued_calls"))
+            .clone()
+    }
+}
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        Self::queued_calls().dec();
+    }
 }
 
 fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
@@ -177,8 +206,8 @@ fn page_size(n: Option<i32>) -> Result<usize, RpcError> {
     }
 }
 
-fn task_result(task: Task, history: Option<usize>) -> Value {
-    serde_json::to_value(with_history(task, history)).expect("tasks serialise")
+fn task_result(task: Task) -> Value {
+    serde_json::to_value(task).expect("tasks serialise")
 }
 
 /// A task that was created or continued, ready for the agent.
@@ -190,14 +219,40 @@ struct Prepared {
 }
 
 impl<B: AgentBackend> A2aService<B> {
-    /// The server of one agent; `owner` names it in log lines.
-    pub fn new(backend: B, capabilities: Capabilities, owner: Arc<str>) -> Self {
+    /// The server of one agent of the session `budget` belongs to. Its
+    /// content, calls, streams and webhooks are charged to that budget.
+    pub fn new(
+        backend: B,
+        capabilities: Capabilities,
+        budget: Arc<SessionBudget>,
+        outbound: Arc<Outbound>,
+    ) -> Self {
+        let calls = Arc::new(Semaphore::new(budget.limits().queued_calls_per_agent + 1));
         A2aService {
             backend: Arc::new(backend),
-            tasks: Arc::new(TaskStore::default()),
+            tasks: Arc::new(TaskStore::new(Arc::clone(&budget))),
             capabilities,
-            owner,
+            budget,
+            outbound,
+            calls,
         }
+    }
+
+    /// Takes a place in this agent's call queue, or refuses at once.
+    fn call_slot(&self) -> Result<CallSlot, RpcError> {
+        let permit = Arc::clone(&self.calls).try_acquire_owned().map_err(|_| {
+            Metrics::count(&metrics().budget_refusals, "queued_calls");
+            let waiting = self.budget.limits().queued_calls_per_agent;
+            RpcError::over_budget(
+                format!(
+                    "this agent is busy and {waiting} calls already wait for it \
+                     (budgets.queued_calls_per_agent); retry when one has finished"
+                ),
+                "queued_calls",
+            )
+        })?;
+        CallSlot::queued_calls().inc();
+        Ok(CallSlot { _permit: permit })
     }
 
     /// What this agent's server offers (for its card).
@@ -219,21 +274,25 @@ impl<B: AgentBackend> A2aService<B> {
         };
         let outcome = match method {
             Ok(m) if m.streams() => {
-                let stream = self.stream(m, reply_id, request.params).await;
-                return match request.id {
-                    Some(_) => Reply::Stream(stream),
-                    None => Reply::Nothing,
+                let stream = self.stream(m, reply_id.clone(), request.params).await;
+                return match (request.id, stream) {
+                    (None, _) => Reply::Nothing,
+                    (Some(_), Ok(stream)) => Reply::Stream(stream),
+                    (Some(_), Err(refused)) => {
+                        Reply::OverBudget(jsonrpc::error_body(&reply_id, &refused))
+                    }
                 };
             }
             Ok(m) => self.dispatch(m, request.params).await,
             Err(e) => Err(e),
         };
-        match request.id {
-            None => Reply::Nothing,
-            Some(id) => Reply::Json(match outcome {
-                Ok(result) => jsonrpc::result_body(&id, &result),
-                Err(e) => jsonrpc::error_body(&id, &e),
-            }),
+        match (request.id, outcome) {
+            (None, _) => Reply::Nothing,
+            (Some(id), Ok(result)) => Reply::Json(jsonrpc::result_body(&id, &result)),
+            (Some(id), Err(e)) if e.is_over_budget() => {
+                Reply::OverBudget(jsonrpc::error_body(&id, &e))
+            }
+            (Some(id), Err(e)) => Reply::Json(jsonrpc::error_body(&id, &e)),
         }
     }
 
@@ -243,7 +302,7 @@ impl<B: AgentBackend> A2aService<B> {
             Method::GetTask => self.get_task(params(p)?),
             Method::ListTasks => self.list_tasks(params(p)?),
             Method::CancelTask => self.cancel_task(params(p)?),
-            Method::CreatePushConfig => self.create_push_config(params(p)?).await,
+            Method::CreatePushConfig => self.create_push_config(params(p)?),
             Method::GetPushConfig => {
                 self.push_enabled()?;
                 let r: PushConfigRef = params(p)?;
@@ -296,28 +355,24 @@ impl<B: AgentBackend> A2aService<B> {
             }
         }
         let push = match config.task_push_notification_config {
-            Some(push) => Some(self.checked_push_config(push, None).await?),
+            Some(push) => Some(self.checked_push_config(push, None)?),
             None => None,
         };
         let (task_id, context_id, new_task) = match message.task_id.clone() {
             Some(id) => {
-                let task = self
+                let (context, state) = self
                     .tasks
-                    .get(&id)
+                    .state(&id)
                     .ok_or_else(|| RpcError::task_not_found(&id))?;
-                if task.status.state.is_terminal() {
-                    return Err(terminal(&id, task.status.state));
+                if state.is_terminal() {
+                    return Err(terminal(&id, state));
                 }
-                if message
-                    .context_id
-                    .as_ref()
-                    .is_some_and(|c| *c != task.context_id)
-                {
+                if message.context_id.as_ref().is_some_and(|c| *c != context) {
                     return Err(RpcError::invalid_params(format!(
                         "message.contextId does not match task {id}'s context"
                     )));
                 }
-                (id, task.context_id, false)
+                (id, context, false)
             }
             None => (
                 new_id(),
@@ -328,9 +383,11 @@ impl<B: AgentBackend> A2aService<B> {
         message.task_id = Some(task_id.clone());
         message.context_id = Some(context_id.clone());
         let snapshot = if new_task {
-            self.tasks.create(&task_id, &context_id, message.clone())
+            self.tasks
+                .create(&task_id, &context_id, message.clone(), history)
         } else {
-            self.tasks.append_user_message(&task_id, message.clone())
+            self.tasks
+                .append_user_message(&task_id, message.clone(), history)
         }
         .map_err(store_error)?;
         if let Some((mut config, queue)) = push {
@@ -355,10 +412,16 @@ impl<B: AgentBackend> A2aService<B> {
     /// Runs the agent on a request in a task of its own and records the
     /// outcome. The handle yields the task afterwards, or `-32006` if the
     /// agent crashed or answered something invalid.
+    ///
+    /// The call holds `slot` until it is done; when the session ends it
+    /// is dropped, waiting or running, and the agent with it.
     fn start_agent(
         &self,
         request: AgentRequest,
+        slot: CallSlot,
+        history: Option<usize>,
     ) -> tokio::task::JoinHandle<Result<Task, RpcError>> {
+        let ended = self.budget.ended().clone();
         let (backend, tasks) = (Arc::clone(&self.backend), Arc::clone(&self.tasks));
         let emit_tasks = Arc::clone(&self.tasks);
         let emit: EmitSink = Arc::new(move |task_id: &str, update: TaskUpdate| {
@@ -369,8 +432,14 @@ impl<B: AgentBackend> A2aService<B> {
             }
         });
         tokio::spawn(async move {
+            let _slot = slot;
             let task_id = request.task_id.clone();
-            let outcome = backend.handle(request, emit).await;
+            let outcome = tokio::select! {
+                outcome = backend.handle(request, emit) => outcome,
+                _ = ended.cancelled() => {
+                    return Err(RpcError::unsupported_operation("the session ended"));
+                }
+            };
             let crash = match outcome {
                 Ok(update) => match valid_update(&update) {
                     Ok(()) => {
@@ -393,31 +462,32 @@ impl<B: AgentBackend> A2aService<B> {
             }
             // A task canceled while the agent worked stays canceled.
             tasks
-                .get(&task_id)
+                .get(&task_id, history)
                 .ok_or_else(|| RpcError::task_not_found(&task_id))
         })
     }
 
     async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Value, RpcError> {
+        let slot = self.call_slot()?;
         let prepared = self.prepare(p).await?;
-        let run = self.start_agent(prepared.request);
+        let run = self.start_agent(prepared.request, slot, prepared.history);
         if prepared.return_immediately {
-            return Ok(json!({"task": task_result(prepared.snapshot, prepared.history)}));
+            return Ok(json!({"task": task_result(prepared.snapshot)}));
         }
         let task = run.await.map_err(|e| {
-            tracing::error!(session = %self.owner, error = %e, "agent task panicked");
+            tracing::error!(session = %self.budget.session(), error = %e, "agent task panicked");
             RpcError::internal()
         })??;
-        Ok(json!({"task": task_result(task, prepared.history)}))
+        Ok(json!({"task": task_result(task)}))
     }
 
     fn get_task(&self, p: GetTaskParams) -> Result<Value, RpcError> {
         let history = history_length(p.history_length)?;
         let task = self
             .tasks
-            .get(&p.id)
+            .get(&p.id, history)
             .ok_or_else(|| RpcError::task_not_found(&p.id))?;
-        Ok(task_result(task, history))
+        Ok(task_result(task))
     }
 
     fn list_tasks(&self, p: ListTasksParams) -> Result<Value, RpcError> {
@@ -443,6 +513,7 @@ impl<B: AgentBackend> A2aService<B> {
             since_ms,
             page_size,
             after,
+            history,
         });
         let include_artifacts = p.include_artifacts.unwrap_or(false);
         let tasks: Vec<Value> = page
@@ -452,7 +523,7 @@ impl<B: AgentBackend> A2aService<B> {
                 if !include_artifacts {
                     t.artifacts = None;
                 }
-                task_result(t, history)
+                task_result(t)
             })
             .collect();
         Ok(json!({
@@ -471,22 +542,32 @@ impl<B: AgentBackend> A2aService<B> {
             other => store_error(other),
         })?;
         // The task is canceled now; the agent hears of it when its
-        // current call (if any) is done.
-        let backend = Arc::clone(&self.backend);
-        tokio::spawn(async move { backend.cancel(p.id).await });
-        Ok(task_result(task, None))
+        // current call (if any) is done, if its queue has room.
+        if let Ok(slot) = self.call_slot() {
+            let backend = Arc::clone(&self.backend);
+            let ended = self.budget.ended().clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                tokio::select! {
+                    _ = backend.cancel(p.id) => {}
+                    _ = ended.cancelled() => {}
+                }
+            });
+        }
+        Ok(task_result(task))
     }
 
     fn push_enabled(&self) -> Result<(), RpcError> {
-        if self.capabilities.push.enabled {
+        if self.capabilities.push {
             Ok(())
         } else {
             Err(RpcError::push_not_supported())
         }
     }
 
-    /// Validates a push config and starts its delivery queue.
-    async fn checked_push_config(
+    /// Validates a push config and starts its delivery queue, charged to
+    /// the session's push budget.
+    fn checked_push_config(
         &self,
         mut config: PushConfig,
         task_id: Option<&str>,
@@ -498,26 +579,32 @@ impl<B: AgentBackend> A2aService<B> {
         if config.id.is_empty() {
             config.id = new_id();
         }
-        let webhook = self
-            .capabilities
-            .push
-            .resolve(&config.url)
-            .await
+        let webhook = Webhook::parse(&config.url, self.outbound.policy())
             .map_err(RpcError::invalid_params)?;
-        let queue = PushQueue::start(&config, webhook, Arc::clone(&self.owner));
+        let held = self
+            .budget
+            .try_take(Kind::PushConfigs, 1)
+            .map_err(|e| RpcError::over_budget(&e, Kind::PushConfigs.name()))?;
+        let queue = PushQueue::start(
+            &config,
+            webhook,
+            Arc::clone(&self.budget),
+            Arc::clone(&self.outbound),
+            held,
+        );
         Ok((config, queue))
     }
 
-    async fn create_push_config(&self, config: PushConfig) -> Result<Value, RpcError> {
+    fn create_push_config(&self, config: PushConfig) -> Result<Value, RpcError> {
         self.push_enabled()?;
         if config.task_id.is_empty() {
             return Err(RpcError::invalid_params("taskId is required"));
         }
         let task_id = config.task_id.clone();
-        if self.tasks.get(&task_id).is_none() {
+        if self.tasks.state(&task_id).is_none() {
             return Err(RpcError::task_not_found(&task_id));
         }
-        let (config, queue) = self.checked_push_config(config, Some(&task_id)).await?;
+        let (config, queue) = self.checked_push_config(config, Some(&task_id))?;
         let stored = self
             .tasks
             .set_push_config(config, queue)
@@ -551,14 +638,21 @@ impl<B: AgentBackend> A2aService<B> {
         Ok(json!({"configs": configs, "nextPageToken": next}))
     }
 
-    /// Answers a streaming method: one SSE event per StreamResponse.
+    /// Answers a streaming method: one SSE event per StreamResponse. A
+    /// stream is charged to the session's stream budget while it is open;
+    /// a refusal for budget comes back as an error, anything else as an
+    /// error event on the stream.
     async fn stream(
         self: &Arc<Self>,
         method: Method,
         id: RequestId,
         p: Value,
-    ) -> mpsc::Receiver<Bytes> {
+    ) -> Result<mpsc::Receiver<Bytes>, RpcError> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let held = self
+            .budget
+            .try_take(Kind::Streams, 1)
+            .map_err(|e| RpcError::over_budget(&e, Kind::Streams.name()))?;
         let started = match method {
             _ if !self.capabilities.streaming => Err(RpcError::unsupported_operation(
                 "this agent does not stream (its card says streaming: false)",
@@ -570,33 +664,38 @@ impl<B: AgentBackend> A2aService<B> {
             Ok((snapshot, events)) => {
                 let first =
                     serde_json::to_vec(&StreamResponse::Task(snapshot)).expect("tasks serialise");
-                tokio::spawn(forward(id, first, events, tx));
+                let ends = Ends {
+                    session: self.budget.ended().clone(),
+                    server: self.budget.streams_closing().clone(),
+                };
+                tokio::spawn(forward(id, first, events, tx, held, ends));
             }
+            Err(e) if e.is_over_budget() => return Err(e),
             Err(e) => {
                 let _ = tx.try_send(jsonrpc::sse_error(&id, &e));
             }
         }
-        rx
+        Ok(rx)
     }
 
     async fn start_stream(
         &self,
         p: Value,
     ) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
+        let slot = self.call_slot()?;
         let prepared = self.prepare(params(p)?).await?;
         // Subscribe before the agent starts, so no event is missed.
         let (_, events) = self
             .tasks
-            .subscribe(&prepared.request.task_id)
+            .subscribe(&prepared.request.task_id, Some(0))
             .map_err(store_error)?;
-        let snapshot = with_history(prepared.snapshot, prepared.history);
-        drop(self.start_agent(prepared.request));
-        Ok((snapshot, events))
+        drop(self.start_agent(prepared.request, slot, prepared.history));
+        Ok((prepared.snapshot, events))
     }
 
     fn resubscribe(&self, p: Value) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
         let p: TaskIdParams = params(p)?;
-        self.tasks.subscribe(&p.id).map_err(|e| match e {
+        self.tasks.subscribe(&p.id, None).map_err(|e| match e {
             StoreError::Terminal { id, state } => RpcError::unsupported_operation(format!(
                 "task {id} is {state:?}; there is nothing left to subscribe to"
             )),
@@ -605,13 +704,24 @@ impl<B: AgentBackend> A2aService<B> {
     }
 }
 
+/// What ends a stream from outside: the session ending, and the server
+/// shutting down (which says so in a last event).
+struct Ends {
+    session: tokio_util::sync::CancellationToken,
+    server: tokio_util::sync::CancellationToken,
+}
+
 /// Sends the first event and then every task event until one ends the
-/// stream, the client goes away, or the client falls too far behind.
+/// stream, the client goes away, the client falls too far behind, or the
+/// session or the server ends. The stream's share of the budget is held
+/// until then.
 async fn forward(
     id: RequestId,
     first: Vec<u8>,
     mut events: broadcast::Receiver<TaskEvent>,
     tx: mpsc::Sender<Bytes>,
+    _held: Held,
+    ends: Ends,
 ) {
     if tx.send(jsonrpc::sse_result(&id, &first)).await.is_err() {
         return;
@@ -619,6 +729,16 @@ async fn forward(
     loop {
         let event = tokio::select! {
             _ = tx.closed() => return,
+            _ = ends.session.cancelled() => return,
+            _ = ends.server.cancelled() => {
+                let e = RpcError::unsupported_operation(
+                    "the server is shutting down; this stream ends here: \
+                     subscribe again (SubscribeToTask) on another instance or later",
+                )
+                .with_data(json!({"reason": "shutting_down"}));
+                let _ = tx.send(jsonrpc::sse_error(&id, &e)).await;
+                return;
+            }
             event = events.recv() => event,
         };
         match event {
@@ -686,5 +806,6 @@ fn store_error(e: StoreError) -> RpcError {
         e @ (StoreError::Full | StoreError::TooManyConfigs(_)) => {
             RpcError::unsupported_operation(e.to_string())
         }
+        StoreError::OverBudget(e) => RpcError::over_budget(&e, e.kind.name()),
     }
 }

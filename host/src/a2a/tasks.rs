@@ -3,18 +3,20 @@
 //! and push configs. A terminal task never changes again.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use super::cost;
 use super::push::PushQueue;
 use super::types::{
     Artifact, Message, PushConfig, Role, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState,
     TaskStatus, TaskStatusUpdateEvent,
 };
+use crate::budget::{Kind, OverBudget, SessionBudget};
 use crate::clock::{now_ms, rfc3339};
 
 /// Tasks kept per agent. Past this, the oldest finished task is dropped
@@ -28,10 +30,6 @@ pub const SUBSCRIBER_BUFFER: usize = 256;
 pub const MAX_HISTORY: usize = 100;
 /// Artifacts kept per task; older ones are dropped.
 pub const MAX_ARTIFACTS: usize = 100;
-/// Content bytes an agent's store may hold. Past this, finished tasks
-/// are dropped oldest first, then the oldest history of the task being
-/// changed, and new tasks are refused while working ones fill it.
-pub const MAX_STORE_BYTES: usize = 32 << 20;
 
 /// A change the agent made to a task.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,11 +62,16 @@ pub enum StoreError {
     ConfigNotFound { task: String, config: String },
     #[error("task {0} already has {MAX_PUSH_CONFIGS} push configs")]
     TooManyConfigs(String),
+    /// The session's content budget is spent: new content is refused
+    /// (content already accepted is kept).
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
 }
 
 struct Entry {
     task: Task,
-    /// Content bytes of the task, as [`content_bytes`] counts them.
+    /// Memory the task's content takes, as [`cost`] counts it; kept up
+    /// to date change by change, so a change costs its own size.
     bytes: usize,
     /// Status timestamp, ms since the epoch: the ListTasks sort key.
     updated_ms: u64,
@@ -117,42 +120,28 @@ fn event(response: &StreamResponse, ends_stream: bool) -> TaskEvent {
     }
 }
 
-/// Bytes of content in a task: parts of its history, status message and
-/// artifacts, plus a fixed overhead per message.
-fn content_bytes(task: &Task) -> usize {
-    fn parts(parts: &[super::types::Part]) -> usize {
-        use super::types::PartContent;
-        parts
-            .iter()
-            .map(|p| match &p.content {
-                PartContent::Text(t) | PartContent::Url(t) => t.len(),
-                PartContent::Raw(r) => r.len(),
-                PartContent::Data(d) => d.to_string().len(),
-            })
-            .sum::<usize>()
-            + 64
-    }
-    let history: usize = task.history.iter().flatten().map(|m| parts(&m.parts)).sum();
-    let artifacts: usize = task
-        .artifacts
-        .iter()
-        .flatten()
-        .map(|a| parts(&a.parts))
-        .sum();
-    let status = task.status.message.as_ref().map_or(0, |m| parts(&m.parts));
-    256 + history + artifacts + status
-}
-
-#[derive(Default)]
 struct Tasks {
     by_id: HashMap<String, Entry>,
     /// Ids, oldest first.
     order: VecDeque<String>,
-    /// Sum of every entry's `bytes`.
+    /// Sum of every entry's `bytes`, charged to the session's budget.
     bytes: usize,
+    budget: Arc<SessionBudget>,
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.budget.charge(Kind::StoreBytes, -(self.bytes as isize));
+    }
 }
 
 impl Tasks {
+    /// Moves the store's count (and the session's) by `delta`.
+    fn charge(&mut self, delta: isize) {
+        self.bytes = self.bytes.saturating_add_signed(delta);
+        self.budget.charge(Kind::StoreBytes, delta);
+    }
+
     /// Drops the oldest finished task other than `keep`. False if there
     /// is none.
     fn drop_oldest_finished(&mut self, keep: Option<&str>) -> bool {
@@ -162,38 +151,59 @@ impl Tasks {
         let Some(i) = oldest_done else { return false };
         let id = self.order.remove(i).expect("position is in range");
         if let Some(entry) = self.by_id.remove(&id) {
-            self.bytes -= entry.bytes;
+            self.charge(-(entry.bytes as isize));
         }
         true
     }
 
-    /// Makes room for one more task within the count and byte limits.
-    fn make_room(&mut self) -> bool {
-        while self.by_id.len() >= MAX_TASKS || self.bytes > MAX_STORE_BYTES {
-            if !self.drop_oldest_finished(None) {
-                return false;
+    /// Makes room for `bytes` more content (and, for a new task, one more
+    /// task) by dropping finished tasks other than `keep`, oldest first.
+    fn make_room(
+        &mut self,
+        bytes: usize,
+        new_task: bool,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        while new_task && self.by_id.len() >= MAX_TASKS {
+            if !self.drop_oldest_finished(keep) {
+                return Err(StoreError::Full);
             }
         }
-        true
+        let limit = self.budget.limits().store_bytes;
+        while self.budget.used(Kind::StoreBytes) + bytes > limit {
+            if !self.drop_oldest_finished(keep) {
+                return Err(self.budget.refusal(Kind::StoreBytes).into());
+            }
+        }
+        Ok(())
     }
 
-    /// Re-counts an entry after a change and brings the store back under
-    /// its byte budget.
-    fn settle(&mut self, id: &str) {
+    /// Charges an entry's change (its count moved from `before`) and
+    /// brings the store back within the session's budget: finished tasks
+    /// go first, then the oldest history of the task being changed. The
+    /// change itself is kept: it was accepted.
+    fn settle(&mut self, id: &str, before: usize) {
         let Some(entry) = self.by_id.get_mut(id) else {
             return;
         };
+        let mut removed = 0;
         let task = &mut entry.task;
         if let Some(h) = task.history.as_mut().filter(|h| h.len() > MAX_HISTORY) {
-            h.drain(..h.len() - MAX_HISTORY);
+            removed += h
+                .drain(..h.len() - MAX_HISTORY)
+                .map(|m| cost::message(&m))
+                .sum::<usize>();
         }
         if let Some(a) = task.artifacts.as_mut().filter(|a| a.len() > MAX_ARTIFACTS) {
-            a.drain(..a.len() - MAX_ARTIFACTS);
+            removed += a
+                .drain(..a.len() - MAX_ARTIFACTS)
+                .map(|a| cost::artifact(&a))
+                .sum::<usize>();
         }
-        let before = entry.bytes;
-        entry.bytes = content_bytes(&entry.task);
-        self.bytes = self.bytes - before + entry.bytes;
-        while self.bytes > MAX_STORE_BYTES {
+        entry.bytes -= removed.min(entry.bytes);
+        let after = entry.bytes;
+        self.charge(after as isize - before as isize);
+        while !self.budget.within(Kind::StoreBytes) {
             // Never the task being changed: its caller reads it next.
             if self.drop_oldest_finished(Some(id)) {
                 continue;
@@ -204,10 +214,9 @@ impl Tasks {
             let Some(history) = entry.task.history.as_mut().filter(|h| h.len() > 1) else {
                 break;
             };
-            history.remove(0);
-            let before = entry.bytes;
-            entry.bytes = content_bytes(&entry.task);
-            self.bytes = self.bytes - before + entry.bytes;
+            let freed = cost::message(&history.remove(0)).min(entry.bytes);
+            entry.bytes -= freed;
+            self.charge(-(freed as isize));
         }
     }
 
@@ -239,6 +248,8 @@ pub struct TaskQuery {
     pub since_ms: Option<i64>,
     pub page_size: usize,
     pub after: Option<Cursor>,
+    /// History kept in each task of the page.
+    pub history: Option<usize>,
 }
 
 /// A position in the ListTasks order (newest first), as an opaque token.
@@ -280,8 +291,8 @@ pub struct TaskPage {
 }
 
 /// Tasks of one agent instance, by id. Short critical sections only: the
-/// lock is never held across a guest call or a network write.
-#[derive(Default)]
+/// lock is never held across a guest call or a network write, and no
+/// change copies more than it adds.
 pub struct TaskStore {
     inner: Mutex<Tasks>,
 }
@@ -292,12 +303,26 @@ pub(crate) fn new_id() -> String {
 }
 
 impl TaskStore {
-    /// Starts a task from the user's first message and returns it.
+    /// An empty store whose content is charged to `budget`.
+    pub fn new(budget: Arc<SessionBudget>) -> Self {
+        TaskStore {
+            inner: Mutex::new(Tasks {
+                by_id: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+                budget,
+            }),
+        }
+    }
+
+    /// Starts a task from the user's first message and returns it, its
+    /// history clipped to `history`.
     pub fn create(
         &self,
         task_id: &str,
         context_id: &str,
         first: Message,
+        history: Option<usize>,
     ) -> Result<Task, StoreError> {
         let now = std::time::SystemTime::now();
         let task = Task {
@@ -312,41 +337,65 @@ impl TaskStore {
             history: Some(vec![first]),
             metadata: None,
         };
+        let bytes = cost::task(&task);
+        let copy = clipped(&task, history);
         let mut tasks = self.lock();
-        if !tasks.make_room() {
-            return Err(StoreError::Full);
-        }
+        tasks.make_room(bytes, true, None)?;
         tasks.order.push_back(task.id.clone());
-        let bytes = content_bytes(&task);
-        tasks.bytes += bytes;
+        tasks.charge(bytes as isize);
         tasks.by_id.insert(
             task.id.clone(),
             Entry {
-                task: task.clone(),
+                task,
                 bytes,
                 updated_ms: now_ms(),
                 events: None,
                 push: BTreeMap::new(),
             },
         );
-        Ok(task)
+        Ok(copy)
     }
 
-    /// A copy of the task.
-    pub fn get(&self, id: &str) -> Option<Task> {
-        self.lock().by_id.get(id).map(|e| e.task.clone())
+    /// A copy of the task with its history clipped to `history`.
+    pub fn get(&self, id: &str, history: Option<usize>) -> Option<Task> {
+        self.lock().by_id.get(id).map(|e| clipped(&e.task, history))
     }
 
-    /// Adds a user message to a task that is not terminal.
-    pub fn append_user_message(&self, id: &str, message: Message) -> Result<Task, StoreError> {
-        self.modify(id, |entry| {
-            entry
-                .task
-                .history
-                .get_or_insert_with(Vec::new)
-                .push(message);
-            Vec::new()
-        })
+    /// The task's context and state, without copying the task.
+    pub fn state(&self, id: &str) -> Option<(String, TaskState)> {
+        self.lock()
+            .by_id
+            .get(id)
+            .map(|e| (e.task.context_id.clone(), e.task.status.state))
+    }
+
+    /// Adds a user message to a task that is not terminal and returns the
+    /// task, its history clipped to `history`. Refused when the session's
+    /// content budget has no room for the message.
+    pub fn append_user_message(
+        &self,
+        id: &str,
+        message: Message,
+        history: Option<usize>,
+    ) -> Result<Task, StoreError> {
+        let bytes = cost::message(&message);
+        let mut tasks = self.lock();
+        tasks.live_entry(id)?;
+        tasks.make_room(bytes, false, Some(id))?;
+        drop(tasks);
+        self.modify_then(
+            id,
+            |entry| {
+                entry
+                    .task
+                    .history
+                    .get_or_insert_with(Vec::new)
+                    .push(message);
+                entry.bytes += bytes;
+                Vec::new()
+            },
+            |task| clipped(task, history),
+        )
     }
 
     /// Applies an agent update: new state, the agent's status message
@@ -375,6 +424,7 @@ impl TaskStore {
     pub fn subscribe(
         &self,
         id: &str,
+        history: Option<usize>,
     ) -> Result<(Task, broadcast::Receiver<TaskEvent>), StoreError> {
         let mut tasks = self.lock();
         let entry = tasks.live_entry(id)?;
@@ -386,7 +436,7 @@ impl TaskStore {
                 rx
             }
         };
-        Ok((entry.task.clone(), rx))
+        Ok((clipped(&entry.task, history), rx))
     }
 
     /// One page of tasks matching `query`, newest status first.
@@ -426,7 +476,10 @@ impl TaskStore {
             }
         });
         TaskPage {
-            tasks: page.into_iter().map(|e| e.task.clone()).collect(),
+            tasks: page
+                .into_iter()
+                .map(|e| clipped(&e.task, query.history))
+                .collect(),
             next,
             total,
         }
@@ -498,7 +551,7 @@ impl TaskStore {
         id: &str,
         change: impl FnOnce(&mut Entry) -> Vec<TaskEvent>,
     ) -> Result<Task, StoreError> {
-        self.modify_then(id, change, Task::clone)
+        self.modify_then(id, change, |task| clipped(task, None))
     }
 
     /// Changes a live task, publishes the change, and returns `result` of
@@ -511,9 +564,10 @@ impl TaskStore {
     ) -> Result<R, StoreError> {
         let mut tasks = self.lock();
         let entry = tasks.live_entry(id)?;
+        let before = entry.bytes;
         let events = change(entry);
         entry.publish(events);
-        tasks.settle(id);
+        tasks.settle(id, before);
         Ok(result(&tasks.by_id[id].task))
     }
 
@@ -526,6 +580,7 @@ impl TaskStore {
 /// filled in, added to history), new artifacts, the new state. Returns
 /// the events to publish: one per artifact, then the status.
 fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
+    let mut added = 0;
     let task = &mut entry.task;
     let message = update.message.map(|mut m| {
         if m.message_id.is_empty() {
@@ -537,6 +592,8 @@ fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
         m
     });
     if let Some(m) = &message {
+        // Held twice: in the history and as the status message.
+        added += 2 * cost::message(m);
         task.history.get_or_insert_with(Vec::new).push(m.clone());
     }
     let mut events = Vec::new();
@@ -555,8 +612,10 @@ fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
             }),
             false,
         ));
+        added += cost::artifact(&artifact);
         task.artifacts.get_or_insert_with(Vec::new).push(artifact);
     }
+    entry.bytes += added;
     set_status(entry, update.state, message);
     events.push(entry.status_event());
     events
@@ -574,6 +633,9 @@ fn set_status(entry: &mut Entry, state: TaskState, message: Option<Message>) {
     // skips a task updated twice within one millisecond.
     let ms = now_ms().max(entry.updated_ms + 1);
     entry.updated_ms = ms;
+    if let Some(old) = &entry.task.status.message {
+        entry.bytes -= cost::message(old).min(entry.bytes);
+    }
     entry.task.status = TaskStatus {
         state,
         message,
@@ -583,26 +645,41 @@ fn set_status(entry: &mut Entry, state: TaskState, message: Option<Message>) {
     };
 }
 
-/// A copy of `task` trimmed to the last `history_length` messages
-/// (`None` = all, 0 = no history); empty artifact lists are left out.
-pub fn with_history(mut task: Task, history_length: Option<usize>) -> Task {
-    match (history_length, task.history.as_mut()) {
-        (Some(0), _) => task.history = None,
-        (Some(n), Some(h)) if h.len() > n => {
-            h.drain(..h.len() - n);
-        }
-        _ => {}
+/// A copy of `task` with only the last `history` messages (`None` = all,
+/// 0 = no history) and without an empty artifact list. Only what is kept
+/// is copied.
+pub fn clipped(task: &Task, history: Option<usize>) -> Task {
+    let history = match (history, &task.history) {
+        (Some(0), _) | (_, None) => None,
+        (Some(n), Some(h)) => Some(h[h.len().saturating_sub(n)..].to_vec()),
+        (None, Some(h)) => Some(h.clone()),
+    };
+    Task {
+        id: task.id.clone(),
+        context_id: task.context_id.clone(),
+        status: task.status.clone(),
+        artifacts: task.artifacts.clone().filter(|a| !a.is_empty()),
+        history,
+        metadata: task.metadata.clone(),
     }
-    if task.artifacts.as_ref().is_some_and(Vec::is_empty) {
-        task.artifacts = None;
-    }
-    task
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::a2a::types::Part;
+    use crate::budget::BudgetLimits;
+
+    /// The session budget the tests' stores are held to.
+    const BUDGET: usize = 32 << 20;
+
+    fn store_with(store_bytes: usize) -> TaskStore {
+        let limits = BudgetLimits {
+            store_bytes,
+            ..BudgetLimits::default()
+        };
+        TaskStore::new(SessionBudget::new(Arc::from("test"), limits))
+    }
 
     fn msg(text: &str) -> Message {
         Message {
@@ -619,7 +696,7 @@ mod tests {
 
     /// Creates task `id` and completes it with `text` as the answer.
     fn finished_with(store: &TaskStore, id: &str, text: &str) {
-        store.create(id, "c", msg("go")).unwrap();
+        store.create(id, "c", msg("go"), None).unwrap();
         let done = TaskUpdate {
             state: TaskState::Completed,
             message: Some(msg(text)),
@@ -638,8 +715,8 @@ mod tests {
 
     #[test]
     fn terminal_tasks_never_change() {
-        let store = TaskStore::default();
-        store.create("t", "c", msg("hi")).unwrap();
+        let store = store_with(BUDGET);
+        store.create("t", "c", msg("hi"), None).unwrap();
         let done = TaskUpdate {
             state: TaskState::Completed,
             message: Some(msg("bye")),
@@ -654,7 +731,7 @@ mod tests {
             Err(StoreError::Terminal { .. })
         ));
         assert!(matches!(
-            store.append_user_message("t", msg("more")),
+            store.append_user_message("t", msg("more"), None),
             Err(StoreError::Terminal { .. })
         ));
         assert!(matches!(
@@ -662,7 +739,7 @@ mod tests {
             Err(StoreError::Terminal { .. })
         ));
         assert!(matches!(
-            store.subscribe("t"),
+            store.subscribe("t", None),
             Err(StoreError::Terminal { .. })
         ));
         assert_eq!(
@@ -673,9 +750,9 @@ mod tests {
 
     #[test]
     fn the_store_is_bounded_and_drops_the_oldest_finished_task() {
-        let store = TaskStore::default();
+        let store = store_with(BUDGET);
         for i in 0..MAX_TASKS {
-            store.create(&i.to_string(), "c", msg("x")).unwrap();
+            store.create(&i.to_string(), "c", msg("x"), None).unwrap();
             let state = if i == 5 {
                 TaskState::Completed
             } else {
@@ -683,20 +760,29 @@ mod tests {
             };
             store.apply(&i.to_string(), update(state)).unwrap();
         }
-        store.create("new", "c", msg("x")).unwrap();
-        assert!(store.get("5").is_none(), "the finished task made room");
-        assert!(store.get("0").is_some(), "working tasks are kept");
-        assert_eq!(store.create("newer", "c", msg("x")), Err(StoreError::Full));
+        store.create("new", "c", msg("x"), None).unwrap();
+        assert!(
+            store.get("5", None).is_none(),
+            "the finished task made room"
+        );
+        assert!(store.get("0", None).is_some(), "working tasks are kept");
+        assert_eq!(
+            store.create("newer", "c", msg("x"), None),
+            Err(StoreError::Full)
+        );
     }
 
     #[test]
     fn history_and_bytes_stay_within_bounds() {
-        let store = TaskStore::default();
-        store.create("t", "c", msg("first")).unwrap();
+        let store = store_with(BUDGET);
+        store.create("t", "c", msg("first"), None).unwrap();
         for _ in 0..MAX_HISTORY + 20 {
-            store.append_user_message("t", msg("more")).unwrap();
+            store.append_user_message("t", msg("more"), None).unwrap();
         }
-        assert_eq!(store.get("t").unwrap().history.unwrap().len(), MAX_HISTORY);
+        assert_eq!(
+            store.get("t", None).unwrap().history.unwrap().len(),
+            MAX_HISTORY
+        );
         // Finished tasks of 1 MiB each: the store keeps about its budget.
         let big = "x".repeat(1 << 20);
         for i in 0..100 {
@@ -704,26 +790,26 @@ mod tests {
             finished_with(&store, &id, &big);
         }
         let held = store.lock().bytes;
+        assert!(held <= BUDGET + (2 << 20), "store holds {held} bytes");
+        assert!(store.get("big0", None).is_none() && store.get("big99", None).is_some());
+        // A working task cannot grow past the budget: its new messages are
+        // refused once the finished tasks are gone.
+        store.create("w", "c", msg("start"), None).unwrap();
+        let refused = (0..40).find_map(|_| store.append_user_message("w", msg(&big), None).err());
         assert!(
-            held <= MAX_STORE_BYTES + (2 << 20),
-            "store holds {held} bytes"
+            matches!(refused, Some(StoreError::OverBudget(_))),
+            "{refused:?}"
         );
-        assert!(store.get("big0").is_none() && store.get("big99").is_some());
-        // A working task that grows past the budget loses its oldest history.
-        store.create("w", "c", msg("start")).unwrap();
-        for _ in 0..40 {
-            store.append_user_message("w", msg(&big)).unwrap();
-        }
-        assert!(store.lock().bytes <= MAX_STORE_BYTES + (2 << 20));
-        assert!(store.get("w").is_some(), "the working task is kept");
+        assert!(store.lock().bytes <= BUDGET);
+        assert!(store.get("w", None).is_some(), "the working task is kept");
     }
 
     #[test]
     fn the_task_being_finished_is_never_the_one_evicted() {
-        let store = TaskStore::default();
+        let store = store_with(BUDGET);
         let big = "x".repeat(1 << 20);
         // The oldest task finishes last, with the store over its budget.
-        store.create("first", "c", msg("go")).unwrap();
+        store.create("first", "c", msg("go"), None).unwrap();
         for i in 0..40 {
             let id = format!("t{i}");
             finished_with(&store, &id, &big);
@@ -739,27 +825,83 @@ mod tests {
             )
             .unwrap();
         assert_eq!(done.status.state, TaskState::Completed);
-        assert!(store.get("first").is_some());
+        assert!(store.get("first", None).is_some());
     }
 
     #[test]
     fn history_length_trims_from_the_front() {
-        let store = TaskStore::default();
-        let t = store.create("t", "c", msg("1")).unwrap();
-        store.append_user_message("t", msg("2")).unwrap();
-        let t2 = store.append_user_message("t", msg("3")).unwrap();
-        assert!(with_history(t.clone(), Some(0)).history.is_none());
-        let last = with_history(t2.clone(), Some(1)).history.unwrap();
+        let store = store_with(BUDGET);
+        let t = store.create("t", "c", msg("1"), Some(0)).unwrap();
+        assert!(t.history.is_none());
+        store.append_user_message("t", msg("2"), None).unwrap();
+        let last = store
+            .append_user_message("t", msg("3"), Some(1))
+            .unwrap()
+            .history
+            .unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].parts[0], Part::text("3"));
-        assert_eq!(with_history(t2, None).history.unwrap().len(), 3);
+        assert_eq!(store.get("t", None).unwrap().history.unwrap().len(), 3);
+        assert_eq!(store.get("t", Some(2)).unwrap().history.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn new_content_past_the_budget_is_refused_and_accepted_content_kept() {
+        let store = store_with(4 << 20);
+        let big = "x".repeat(1 << 20);
+        store.create("w", "c", msg("start"), None).unwrap();
+        let mut refused = None;
+        for i in 0..10 {
+            if let Err(e) = store.append_user_message("w", msg(&big), None) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = refused.expect("the budget refuses at some point");
+        assert!(i >= 2, "room for a few MiB first ({i})");
+        assert!(matches!(e, StoreError::OverBudget(_)), "{e}");
+        assert_eq!(store.get("w", None).unwrap().history.unwrap().len(), i + 1);
+        // The agent's answer is accepted even over budget.
+        let answer = TaskUpdate {
+            state: TaskState::Completed,
+            message: Some(msg(&big)),
+            artifacts: vec![],
+        };
+        assert_eq!(
+            store.apply("w", answer).unwrap().status.state,
+            TaskState::Completed
+        );
+    }
+
+    #[test]
+    fn the_count_follows_every_change_and_goes_to_zero_with_the_store() {
+        let budget = SessionBudget::new(Arc::from("test"), BudgetLimits::default());
+        let store = TaskStore::new(Arc::clone(&budget));
+        let data: serde_json::Value =
+            serde_json::from_str(&format!("[{}0]", "0,".repeat(9999))).unwrap();
+        let mut m = msg("x");
+        m.parts.push(Part {
+            content: crate::a2a::types::PartContent::Data(data),
+            media_type: None,
+            filename: None,
+            metadata: None,
+        });
+        store.create("t", "c", m.clone(), None).unwrap();
+        let one = budget.used(Kind::StoreBytes);
+        assert!(one > 10_000 * 32, "parsed cost counted: {one}");
+        store.append_user_message("t", m, None).unwrap();
+        assert!(budget.used(Kind::StoreBytes) > 2 * one - 1000);
+        store.cancel("t").unwrap();
+        assert_eq!(budget.used(Kind::StoreBytes), store.lock().bytes);
+        drop(store);
+        assert_eq!(budget.used(Kind::StoreBytes), 0);
     }
 
     #[test]
     fn subscribers_see_artifacts_then_status_and_the_stream_ends_at_terminal() {
-        let store = TaskStore::default();
-        store.create("t", "c", msg("1")).unwrap();
-        let (snapshot, mut rx) = store.subscribe("t").unwrap();
+        let store = store_with(BUDGET);
+        store.create("t", "c", msg("1"), None).unwrap();
+        let (snapshot, mut rx) = store.subscribe("t", None).unwrap();
         assert_eq!(snapshot.status.state, TaskState::Submitted);
         let artifact = Artifact {
             artifact_id: String::new(),
@@ -801,10 +943,10 @@ mod tests {
 
     #[test]
     fn listing_pages_newest_first_with_opaque_cursors() {
-        let store = TaskStore::default();
+        let store = store_with(BUDGET);
         for i in 0..7 {
             let ctx = if i % 2 == 0 { "even" } else { "odd" };
-            store.create(&format!("t{i}"), ctx, msg("x")).unwrap();
+            store.create(&format!("t{i}"), ctx, msg("x"), None).unwrap();
             store
                 .apply(&format!("t{i}"), update(TaskState::Working))
                 .unwrap();

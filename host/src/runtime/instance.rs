@@ -342,19 +342,34 @@ impl AgentInstance {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut ctx| fair_share(ctx.data_mut()));
-        arm(&mut store, self.limits.call_timeout);
-        let agent = match self.pre.instantiate_async(&mut store).await {
-            Ok(agent) => agent,
-            Err(e) => return Err(self.classify(e)),
+        let timeout = self.limits.call_timeout;
+        arm(&mut store, timeout);
+        // Instantiation and `init` run under the same deadline as any
+        // call: the epoch callback traps a guest that computes too long,
+        // and the timeout ends one that blocks in a host call (a sleep).
+        let started = tokio::time::timeout(timeout + EPOCH_SLACK, async {
+            let agent = self.pre.instantiate_async(&mut store).await?;
+            let init = agent.call_init(&mut store, &self.config).await?;
+            Ok::<_, wasmtime::Error>((agent, init))
+        })
+        .await;
+        let stalled = || {
+            CallError::Init(format!(
+                "init did not return within {timeout:?}: the agent blocks or computes \
+                 too long when it starts"
+            ))
         };
-        let init = agent.call_init(&mut store, &self.config).await;
-        match init {
-            Ok(Ok(())) => {
+        match started {
+            Ok(Ok((agent, Ok(())))) => {
                 self.live = Some((store, agent));
                 Ok(())
             }
-            Ok(Err(refusal)) => Err(CallError::Init(refusal)),
-            Err(e) => Err(self.classify(e)),
+            Ok(Ok((_, Err(refusal)))) => Err(CallError::Init(refusal)),
+            Ok(Err(e)) => match self.classify(e) {
+                CallError::DeadlineExceeded(_) => Err(stalled()),
+                other => Err(other),
+            },
+            Err(_elapsed) => Err(stalled()),
         }
     }
 

@@ -77,6 +77,11 @@ pub enum RuntimeError {
     },
     #[error("no agent components (*.wasm) in {0}; build them with `make agents`")]
     NoComponents(PathBuf),
+    #[error("no component in {dir} could be loaded; the first refusal: {first}")]
+    NothingLoaded {
+        dir: PathBuf,
+        first: Box<RuntimeError>,
+    },
     #[error("{path}: {source}")]
     Component {
         path: PathBuf,
@@ -190,18 +195,30 @@ impl Runtime {
     }
 
     /// Compiles and registers every `*.wasm` in `dir`. A component that
-    /// does not fit the contract stops the load with an error naming the
-    /// file and what to change.
-    pub async fn load_dir(&self, dir: &Path) -> Result<(), RuntimeError> {
+    /// does not fit the contract (or whose `init` blocks) is skipped with
+    /// an error log line naming the file and what to change, and the rest
+    /// are served, as hot reload does; the refusals are returned. A
+    /// directory where nothing loads is an error.
+    pub async fn load_dir(&self, dir: &Path) -> Result<Vec<RuntimeError>, RuntimeError> {
         let paths = component_files(dir)?;
         if paths.is_empty() {
             return Err(RuntimeError::NoComponents(dir.to_path_buf()));
         }
+        let mut refused = Vec::new();
         for path in paths {
-            self.load_file(&path).await?;
+            if let Err(e) = self.load_file(&path).await {
+                tracing::error!("component skipped: {e}");
+                refused.push(e);
+            }
+        }
+        if self.components().is_empty() {
+            return Err(RuntimeError::NothingLoaded {
+                dir: dir.to_path_buf(),
+                first: Box::new(refused.swap_remove(0)),
+            });
         }
         self.prune_cache();
-        Ok(())
+        Ok(refused)
     }
 
     /// Deletes precompiled code for components no longer in the

@@ -51,7 +51,15 @@ impl DirWatch {
     /// Looks for changes once and applies them to `runtime`.
     pub async fn poll(&mut self, runtime: &Runtime) -> Vec<Reload> {
         let mut outcomes = Vec::new();
-        let files = component_files(&self.dir).unwrap_or_default();
+        // A directory that cannot be read now (descriptors exhausted, a
+        // mount gone) says nothing about its files: change nothing.
+        let files = match component_files(&self.dir) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!("hot reload skipped this round: {e}");
+                return outcomes;
+            }
+        };
         for path in &files {
             let Some(now) = stamp(path) else { continue };
             if self.seen.get(path) == Some(&now) {

@@ -15,10 +15,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::http::{
-    Body, error_response, full, host_header, json_bytes, json_response, method_not_allowed,
-    read_body, spawn_connection, sse_response, too_many_requests,
+    Body, answer_even_on_panic, draining, error_response, full, host_header, json_bytes,
+    json_response, method_not_allowed, read_body, refuse_connection, spawn_connection,
+    sse_response, too_many_requests, with_retry_after,
 };
 use crate::a2a::{Reply, agent_card};
+use crate::budget::Kind;
 use crate::metrics::{Metrics, metrics};
 use crate::session::{Access, Session, SlotAgent};
 
@@ -42,6 +44,7 @@ pub fn spawn(
     listener: std::net::TcpListener,
     limits: PortLimits,
     drain: Arc<super::Drain>,
+    admission: Arc<super::admission::Admission>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let listener = match TcpListener::from_std(listener) {
@@ -67,24 +70,51 @@ pub fn spawn(
                     }
                 },
             };
+            let held = match session.budget.try_take(Kind::Connections, 1) {
+                Ok(held) => held,
+                Err(e) => {
+                    refuse_connection(stream, e.to_string());
+                    continue;
+                }
+            };
+            let admitted = match admission.admit(None) {
+                Ok(admitted) => admitted,
+                Err(why) => {
+                    refuse_connection(stream, why);
+                    continue;
+                }
+            };
             let (session, agent, drain) =
                 (Arc::clone(&session), Arc::clone(&agent), Arc::clone(&drain));
             let local = stream.local_addr().ok();
             let service = hyper::service::service_fn(move |req| {
                 let (session, agent) = (Arc::clone(&session), Arc::clone(&agent));
                 let in_flight = drain.request();
+                let drain = Arc::clone(&drain);
                 async move {
                     let _in_flight = in_flight;
                     let base = port_base_url(&req, local);
-                    Ok::<_, Infallible>(handle(&session, &agent, req, &base, limits).await)
+                    Ok::<_, Infallible>(
+                        answer_even_on_panic(handle(&session, &agent, req, &base, limits, &drain))
+                            .await,
+                    )
                 }
             });
-            spawn_connection(stream, service, shutdown.clone(), limits.header_timeout);
+            spawn_connection(
+                stream,
+                service,
+                shutdown.clone(),
+                limits.header_timeout,
+                (held, admitted),
+            );
         }
         // The listener drops here: the port is closed before the session
         // is reported deleted.
     })
 }
+
+/// What a request refused for budget is told to wait before retrying.
+const BUDGET_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 const CARD_PATHS: [&str; 2] = ["/.well-known/agent-card.json", "/.well-known/agent.json"];
 
@@ -108,6 +138,7 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
     base_url: &str,
     limits: PortLimits,
+    drain: &super::Drain,
 ) -> Response<Body> {
     let rest = match req.uri().path().find("/.well-known/") {
         Some(i) => req.uri().path()[i..].to_string(),
@@ -133,6 +164,9 @@ pub(crate) async fn handle(
     }
     if req.method() != Method::POST {
         return method_not_allowed("POST");
+    }
+    if drain.is_draining() {
+        return draining();
     }
     match session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
         Access::Granted => {}
@@ -166,6 +200,13 @@ pub(crate) async fn handle(
     };
     match agent.service.call(version.as_deref(), &body).await {
         Reply::Json(bytes) => json_bytes(StatusCode::OK, bytes),
+        Reply::OverBudget(bytes) => {
+            Metrics::count(&metrics().rate_limited, "budget");
+            with_retry_after(
+                json_bytes(StatusCode::TOO_MANY_REQUESTS, bytes),
+                BUDGET_RETRY_AFTER,
+            )
+        }
         Reply::Stream(events) => sse_response(events),
         Reply::Nothing => {
             let mut r = Response::new(full(""));
@@ -187,7 +228,7 @@ fn a2a_version(req: &Request<Incoming>) -> Option<String> {
 }
 
 fn card(session: &Session, agent: &SlotAgent, url: &str) -> Response<Body> {
-    let push = agent.service.capabilities().push.enabled;
+    let push = agent.service.capabilities().push;
     let card = agent_card(&agent.info, Some(url), session.token().is_some(), push);
     let mut r = json_response(StatusCode::OK, &card);
     r.headers_mut()

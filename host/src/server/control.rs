@@ -82,6 +82,9 @@ impl ControlApi {
             (Method::GET, [] | ["draft.js" | "draft.css"]) => {
                 draft_api::asset(segments.first().copied().unwrap_or(""))
             }
+            // Cleaning up is never refused for rate: a client that
+            // deletes quickly must not leak what it meant to free.
+            (Method::DELETE, ["v1", "drafts", _]) => self.drafts(req, &segments, peer).await,
             (_, ["v1", "drafts", ..]) => match self.rate_limit(peer) {
                 Some(refused) => refused,
                 None => self.drafts(req, &segments, peer).await,
@@ -90,7 +93,11 @@ impl ControlApi {
                 if let Some(refused) = self.check_admin(&req) {
                     return refused;
                 }
-                if let Some(refused) = self.rate_limit(peer) {
+                let cleanup = matches!(
+                    (req.method(), segments.as_slice()),
+                    (&Method::DELETE, ["v1", "sessions", _])
+                );
+                if !cleanup && let Some(refused) = self.rate_limit(peer) {
                     return refused;
                 }
                 self.api(req, &segments, &origin, peer).await
@@ -181,7 +188,7 @@ impl ControlApi {
         let given = req
             .headers()
             .get(AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+            .and_then(|v| crate::session::bearer_token(v.as_bytes()));
         match given {
             None => {
                 let mut r = error_response(
@@ -246,7 +253,7 @@ impl ControlApi {
             session.id,
             agent.slot
         );
-        agent_port::handle(&session, &agent, req, &base, self.limits).await
+        agent_port::handle(&session, &agent, req, &base, self.limits, &self.drain).await
     }
 
     /// The base URL of the gateway as the client should use it.
@@ -258,7 +265,7 @@ impl ControlApi {
     }
 
     fn components(&self) -> Response<Body> {
-        let push = self.registry.settings().push.enabled;
+        let push = self.registry.settings().push;
         let components: Vec<Value> = self
             .registry
             .runtime()
@@ -325,7 +332,7 @@ impl ControlApi {
         runtime.install(std::sync::Arc::clone(&loaded));
         tracing::info!(component = %name, hash = %&loaded.hash[..12], "component uploaded");
         Metrics::count(&metrics().component_reloads, "loaded");
-        let push = self.registry.settings().push.enabled;
+        let push = self.registry.settings().push;
         let info = crate::session::info_from_guest(loaded.info.clone());
         json_response(
             if replaced {

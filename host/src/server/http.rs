@@ -106,6 +106,42 @@ pub fn with_retry_after(mut r: Response<Body>, wait: Duration) -> Response<Body>
     r
 }
 
+/// Runs a handler; if it panics, answers 500 with a JSON error and logs
+/// the panic, so a bug never leaves a client with an empty reply.
+pub async fn answer_even_on_panic(
+    handler: impl std::future::Future<Output = Response<Body>>,
+) -> Response<Body> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "a request handler panicked; answered 500");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the server hit a bug answering this request; it has been logged",
+            )
+        }
+    }
+}
+
+/// 503 for new work while the server shuts down.
+pub fn draining() -> Response<Body> {
+    with_retry_after(
+        error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "the server is shutting down and takes no new work; retry on another instance",
+        ),
+        Duration::from_secs(5),
+    )
+}
+
 /// 405 with the methods the path takes.
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut r = error_response(
@@ -193,15 +229,36 @@ pub fn host_without_port(host: &str) -> &str {
     }
 }
 
+/// Answers a connection over its cap with one 429 and closes it, without
+/// reading its request: the descriptor is back within a second.
+pub fn refuse_connection(mut stream: TcpStream, why: String) {
+    use tokio::io::AsyncWriteExt;
+    let body = json!({"error": {"code": "too_many_connections", "message": why}}).to_string();
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
+}
+
 /// Serves HTTP/1.1 on one connection until the client leaves or
 /// `shutdown` fires, whichever comes first. A client that takes longer
 /// than `header_timeout` to send a request's headers (or idles that long
-/// between requests) is disconnected.
+/// between requests) is disconnected. `held` (the connection's place in
+/// a cap) is kept until the connection ends.
 pub fn spawn_connection<S>(
     stream: TcpStream,
     service: S,
     shutdown: CancellationToken,
     header_timeout: Duration,
+    held: impl Send + 'static,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Send
@@ -218,5 +275,6 @@ pub fn spawn_connection<S>(
             _ = conn => {}
             _ = shutdown.cancelled() => {}
         }
+        drop(held);
     });
 }

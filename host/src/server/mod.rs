@@ -2,6 +2,7 @@
 //! server per agent port, the session reaper, and graceful shutdown.
 //! Routing lives here; protocol and sandbox do not.
 
+mod admission;
 mod agent_port;
 mod control;
 mod draft_api;
@@ -20,15 +21,19 @@ pub use agent_port::PortLimits;
 pub use control::ControlApi;
 
 use crate::config::{Config, Mode};
+use crate::egress::Outbound;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
 use crate::rate::KeyedLimiter;
 use crate::runtime::reload::{DirWatch, Reload};
 use crate::runtime::{Dropped, Hooks, Runtime};
 use crate::session::{RegistrySettings, ServePort, SessionRegistry};
+use admission::Admission;
 
 /// How often expired sessions are looked for.
 const REAP_EVERY: Duration = Duration::from_millis(250);
+/// Longest a shutdown waits for open streams to send their last event.
+const STREAMS_CLOSE_WITHIN: Duration = Duration::from_millis(500);
 /// How often the agents directory is checked for changed components.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 
@@ -111,6 +116,7 @@ pub struct Server {
     api: Arc<ControlApi>,
     shutdown: CancellationToken,
     grace: Duration,
+    admission: Arc<Admission>,
 }
 
 impl Server {
@@ -119,6 +125,7 @@ impl Server {
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
         let runtime = Runtime::new(config.guest_limits(), metric_hooks())?
             .with_cache(config.agents_dir.join(".precompiled"));
+        // Refused components are logged and skipped; the rest are served.
         runtime.load_dir(&config.agents_dir).await?;
         let runtime = Arc::new(runtime);
         let listener = TcpListener::bind(config.listen)
@@ -133,8 +140,22 @@ impl Server {
         };
         let drain = Arc::new(Drain::default());
         let port_drain = Arc::clone(&drain);
+        let ports = usize::from(config.port_range.1 - config.port_range.0) + 1;
+        let admission = Admission::new(
+            config.http.max_connections,
+            config.http.max_connections_per_ip,
+            ports + config.outbound.max_connections,
+        );
+        let port_admission = Arc::clone(&admission);
         let serve_port: ServePort = Arc::new(move |session, agent, listener| {
-            agent_port::spawn(session, agent, listener, limits, Arc::clone(&port_drain))
+            agent_port::spawn(
+                session,
+                agent,
+                listener,
+                limits,
+                Arc::clone(&port_drain),
+                Arc::clone(&port_admission),
+            )
         });
         let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         let registry = Arc::new(SessionRegistry::new(
@@ -142,7 +163,9 @@ impl Server {
             pool,
             RegistrySettings {
                 allow_open_sessions: config.allow_open_sessions,
-                push: config.push_policy(),
+                push: config.push.enabled,
+                budgets: config.budget_limits(),
+                outbound: Arc::new(Outbound::new(config.outbound_settings(addr.port()))),
                 mode: config.mode,
                 max_sessions: config.sessions.max_sessions,
                 max_sessions_per_ip: config.sessions.max_sessions_per_ip,
@@ -171,6 +194,7 @@ impl Server {
             api,
             shutdown: CancellationToken::new(),
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            admission,
         })
     }
 
@@ -240,12 +264,21 @@ impl Server {
                     }
                 },
             };
+            let admitted = match self.admission.admit(Some(peer.ip())) {
+                Ok(admitted) => admitted,
+                Err(why) => {
+                    http::refuse_connection(stream, why);
+                    continue;
+                }
+            };
             let api = Arc::clone(&self.api);
             let service = hyper::service::service_fn(move |req| {
                 let api = Arc::clone(&api);
                 async move {
                     let _in_flight = api.drain.request();
-                    Ok::<_, Infallible>(api.handle(req, peer.ip()).await)
+                    Ok::<_, Infallible>(
+                        http::answer_even_on_panic(api.handle(req, peer.ip())).await,
+                    )
                 }
             });
             // Connections end with the server, after the grace period.
@@ -254,11 +287,19 @@ impl Server {
                 service,
                 drain.close_connections.clone(),
                 header_timeout,
+                admitted,
             );
         }
         drop(self.listener);
         drain.draining.store(true, Ordering::Relaxed);
         drain.stop_accepting.cancel();
+        // Streams get their last event out before anything is closed.
+        self.registry.close_streams();
+        let streams_closed = Instant::now() + STREAMS_CLOSE_WITHIN;
+        while self.registry.open_streams() > 0 && Instant::now() < streams_closed {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = reaper.await;
         let _ = watcher.await;
         let deadline = Instant::now() + self.grace;

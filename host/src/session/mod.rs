@@ -21,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 pub use agent::{SlotService, WasmAgent, info_from_guest};
 pub use spec::{SessionRequest, SessionSpec, SlotSpec};
 
-use crate::a2a::{A2aService, AgentInfo, Capabilities, PushPolicy};
+use crate::a2a::{A2aService, AgentInfo, Capabilities};
+use crate::budget::{BudgetLimits, SessionBudget};
 use crate::config::Mode as ServeMode;
+use crate::egress::Outbound;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::rate::TokenBucket;
@@ -70,6 +72,8 @@ pub struct Session {
     /// When the session ends regardless of traffic.
     pub expires_at: Option<SystemTime>,
     idle_timeout: Option<Duration>,
+    /// What the session may make the host hold, and what it holds now.
+    pub budget: Arc<SessionBudget>,
 }
 
 /// The result of checking a request's credentials against a session.
@@ -126,7 +130,7 @@ impl Session {
         let Some(token) = &self.token else {
             return Access::Granted;
         };
-        let Some(given) = authorization.and_then(|h| h.strip_prefix(b"Bearer ")) else {
+        let Some(given) = authorization.and_then(bearer_token) else {
             return Access::Missing;
         };
         if constant_time_eq(given, token.as_bytes()) {
@@ -146,14 +150,27 @@ impl Session {
         &self.shutdown
     }
 
-    /// Stops the port servers and waits until their listeners are closed.
+    /// Ends the session's work (queued calls, deliveries, streams), stops
+    /// the port servers and waits until their listeners are closed.
     async fn stop_servers(&self) {
+        self.budget.end();
         self.shutdown.cancel();
         let servers = std::mem::take(&mut *self.servers.lock().unwrap_or_else(|e| e.into_inner()));
         for server in servers {
             let _ = server.await;
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// matched without regard to case (RFC 7235), spaces after it skipped.
+pub fn bearer_token(header: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = header.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
 }
 
 /// Compares secrets in time that does not depend on where they differ.
@@ -201,8 +218,12 @@ pub type ServePort = Arc<
 pub struct RegistrySettings {
     /// Whether `auth: "none"` is accepted.
     pub allow_open_sessions: bool,
-    /// Push notification webhooks allowed (and whether push works).
-    pub push: PushPolicy,
+    /// Whether push notifications are offered.
+    pub push: bool,
+    /// What each session may make the host hold.
+    pub budgets: BudgetLimits,
+    /// The one way out, for webhooks.
+    pub outbound: Arc<Outbound>,
     /// Ports, gateway, or ports while they last.
     pub mode: ServeMode,
     pub max_sessions: usize,
@@ -220,6 +241,41 @@ pub struct RegistrySettings {
 struct Reservations {
     total: usize,
     by_ip: HashMap<IpAddr, usize>,
+}
+
+/// Content a session must have held for its end to hand memory back to
+/// the system.
+const TRIM_AFTER_BYTES: usize = 4 << 20;
+
+/// Hands freed heap back to the system once a large session's memory has
+/// been dropped (its last references go with its connections and calls,
+/// just after it ends), so RSS returns to where it was.
+fn give_back_memory() {
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only walks the allocator's own free
+            // lists; it is safe to call at any time from any thread.
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        })
+        .await;
+    });
+}
+
+/// A place counted against the session limits for a create in progress;
+/// dropping it gives the place back.
+struct Reservation<'a> {
+    registry: &'a SessionRegistry,
+    ip: IpAddr,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.registry.unreserve(self.ip);
+    }
 }
 
 /// Every live session, by id.
@@ -304,9 +360,15 @@ impl SessionRegistry {
         client_ip: IpAddr,
     ) -> Result<Arc<Session>, CreateError> {
         self.reserve(client_ip)?;
+        // Given back unless the session is made, including when this
+        // future is dropped half-way (the client left during `init`).
+        let reservation = Reservation {
+            registry: self,
+            ip: client_ip,
+        };
         let created = self.create_reserved(spec, client_ip).await;
-        if created.is_err() {
-            self.unreserve(client_ip);
+        if created.is_ok() {
+            std::mem::forget(reservation);
         }
         created
     }
@@ -375,6 +437,7 @@ impl SessionRegistry {
             Mode::Ports
         };
         let now = SystemTime::now();
+        let budget = SessionBudget::new(Arc::clone(&session_tag), self.settings.budgets);
         let session = Arc::new(Session {
             id: id.clone(),
             token: spec.secured.then(new_token),
@@ -404,13 +467,15 @@ impl SessionRegistry {
                         service: Arc::new(A2aService::new(
                             WasmAgent::new(instance, &component.name),
                             capabilities,
-                            Arc::clone(&session_tag),
+                            Arc::clone(&budget),
+                            Arc::clone(&self.settings.outbound),
                         )),
                     })
                 })
                 .collect(),
             shutdown: CancellationToken::new(),
             servers: Mutex::new(Vec::new()),
+            budget,
         });
         let servers: Vec<JoinHandle<()>> = leases
             .into_iter()
@@ -480,6 +545,22 @@ impl SessionRegistry {
         expired.len()
     }
 
+    /// Tells every open stream the server is shutting down; they send a
+    /// last event and close. Calls in flight go on.
+    pub fn close_streams(&self) {
+        for session in self.read().values() {
+            session.budget.close_streams();
+        }
+    }
+
+    /// Streams open now, over all sessions.
+    pub fn open_streams(&self) -> usize {
+        self.read()
+            .values()
+            .map(|s| s.budget.used(crate::budget::Kind::Streams))
+            .sum()
+    }
+
     /// Ends every session (server shutdown).
     pub async fn delete_all(&self) {
         let all: Vec<_> = self.write().drain().map(|(_, s)| s).collect();
@@ -491,7 +572,11 @@ impl SessionRegistry {
     /// Frees what a session holds; the one path for every reason a
     /// session ends.
     async fn release(&self, session: &Session, reason: &str) {
+        let held = session.budget.used(crate::budget::Kind::StoreBytes);
         session.stop_servers().await;
+        if held >= TRIM_AFTER_BYTES {
+            give_back_memory();
+        }
         self.pool
             .release(session.agents.iter().filter_map(|a| a.port));
         self.unreserve(session.client_ip);
@@ -515,5 +600,24 @@ impl SessionRegistry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Session>>> {
         self.sessions.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR  abc "] {
+            assert_eq!(
+                bearer_token(header.as_bytes()),
+                Some(&b"abc"[..]),
+                "{header}"
+            );
+        }
+        for header in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "Bear abc"] {
+            assert_eq!(bearer_token(header.as_bytes()), None, "{header}");
+        }
     }
 }

@@ -1,0 +1,603 @@
+//! The tenancy suite: a hostile tenant tries to exhaust the host (not its
+//! own sandbox) and each bound is shown to hold. Every case drives the
+//! real binary over loopback and prints its figures.
+
+use std::time::{Duration, Instant};
+
+use a2a_sandbox_tests::*;
+use serde_json::{Value, json};
+
+/// Descriptors the process holds.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A JSON-RPC request body.
+fn rpc_body(method: &str, params: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
+}
+
+/// A metric sample whose line starts with `prefix` (labels included).
+async fn sample(server: &Server, prefix: &str) -> f64 {
+    let text = http("GET", &format!("{}/metrics", server.base()), &[], "")
+        .await
+        .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Waits up to `secs` for `check` to hold; returns how long it took.
+async fn within<F: AsyncFnMut() -> bool>(secs: f64, mut check: F) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs_f64(secs) {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_flood_is_refused_at_the_queue_and_freed_by_delete() {
+    let server = Server::start(
+        10,
+        &[
+            "--call-timeout-ms",
+            "3000",
+            "--set",
+            "budgets.queued_calls_per_agent=2",
+        ],
+    );
+    let pid = server.pid();
+    let quiet = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "echo"}]})))
+            .await,
+    );
+    let s = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "hostile"}]})))
+            .await,
+    );
+    let auth = format!("Bearer {}", s.token);
+    let (rss0, fds0) = (rss_kib(pid), fds(pid));
+    // Each call sleeps in the guest until the deadline and carries 512 KiB.
+    let filler = "z".repeat(512 << 10);
+    let mut accepted = 0;
+    let mut refused = 0;
+    let mut client = Client::connect(&s.urls[0]["http://".len()..s.urls[0].len() - 1]).await;
+    for _ in 0..300 {
+        let mut params = message(json!([{"text": format!("sleep {filler}")}]));
+        params["configuration"] = json!({"returnImmediately": true});
+        let r = client
+            .request(
+                "POST",
+                "/",
+                &[("authorization", &auth)],
+                rpc_body("SendMessage", params),
+            )
+            .await;
+        match r.status {
+            200 => accepted += 1,
+            429 => {
+                refused += 1;
+                assert!(r.headers.contains_key("retry-after"));
+                let e = r.json();
+                assert_eq!(e["error"]["code"], -32000, "{e}");
+                assert!(
+                    e["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("budgets.queued_calls_per_agent"),
+                    "{e}"
+                );
+            }
+            other => panic!("HTTP {other}: {}", r.text()),
+        }
+    }
+    let rss_peak = rss_kib(pid);
+    assert_eq!(accepted, 3, "one running and two waiting");
+    assert_eq!(refused, 297);
+    // The quiet session is not held up.
+    let r = rpc(
+        &quiet.urls[0],
+        &quiet.token,
+        "SendMessage",
+        text_message("still here?"),
+    )
+    .await;
+    assert_eq!(
+        r["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{r}"
+    );
+    drop(client);
+    assert_eq!(server.delete(&s.id).await, 204);
+    let freed = within(1.0, async || {
+        sample(&server, "a2a_sandbox_budget_used{kind=\"queued_calls\"}").await == 0.0
+            && fds(pid) <= fds0
+    })
+    .await;
+    let rss_after = rss_kib(pid);
+    println!(
+        "call flood: 300 calls of 512 KiB, {accepted} accepted, {refused} refused; RSS {rss0} -> {rss_peak} -> {rss_after} KiB; descriptors {fds0} -> {}; freed in {freed:?}",
+        fds(pid)
+    );
+    assert!(
+        freed.is_some(),
+        "queued calls and descriptors back within 1 s"
+    );
+    assert!(
+        rss_peak < rss0 + 64 * 1024,
+        "RSS grew {} KiB",
+        rss_peak - rss0
+    );
+}
+
+/// Sends content shaped by `part` until the store refuses it; returns
+/// (accounted bytes, RSS growth in bytes).
+async fn fill_store(server: &Server, part: Value) -> (f64, f64) {
+    let s = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "hostile"}]})))
+            .await,
+    );
+    let pid = server.pid();
+    let mut client = Client::connect(&s.urls[0]["http://".len()..s.urls[0].len() - 1]).await;
+    let auth = format!("Bearer {}", s.token);
+    // Warm the allocator and the instance with one message, then measure.
+    let warm = rpc_body("SendMessage", message(json!([{"text": "warm"}])));
+    client
+        .request("POST", "/", &[("authorization", &auth)], warm)
+        .await;
+    let accounted0 = sample(server, "a2a_sandbox_budget_used{kind=\"store_bytes\"}").await;
+    let rss0 = rss_kib(pid);
+    for i in 0..500 {
+        let body = rpc_body("SendMessage", message(json!([part])));
+        let r = client
+            .request("POST", "/", &[("authorization", &auth)], body)
+            .await;
+        if r.status == 429 {
+            assert!(i > 2, "room for a few messages first");
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let accounted =
+        sample(server, "a2a_sandbox_budget_used{kind=\"store_bytes\"}").await - accounted0;
+    let grown = (rss_kib(pid) as f64 - rss0 as f64) * 1024.0;
+    assert_eq!(server.delete(&s.id).await, 204);
+    // The freed memory goes back to the system before the next shape.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    (accounted, grown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_counts_content_by_the_memory_it_takes() {
+    let server = Server::start(10, &["--set", "budgets.store_bytes=67108864"]);
+    let numbers: Vec<u8> = vec![0; 300_000];
+    let nested: Vec<Value> = (0..12_000)
+        .map(|i| json!({"id": i, "name": "player", "tags": ["a", "b"], "stats": {"x": 1.5, "y": null}}))
+        .collect();
+    let shapes = [
+        // Content in data parts: the hostile agent keeps none of it.
+        ("text", json!({"data": "t".repeat(600_000)})),
+        ("nested objects", json!({"data": nested})),
+        ("number array", json!({"data": numbers})),
+    ];
+    for (shape, part) in shapes {
+        let wire = part.to_string().len();
+        let (accounted, grown) = fill_store(&server, part).await;
+        let ratio = grown / accounted;
+        println!(
+            "store amplification, {shape}: {wire} bytes a message on the wire; accounted {:.1} MiB, RSS grew {:.1} MiB (RSS / accounted {ratio:.2})",
+            accounted / 1048576.0,
+            grown / 1048576.0
+        );
+        assert!(
+            accounted > 32.0 * 1048576.0,
+            "{shape}: the budget filled ({accounted})"
+        );
+        assert!(
+            accounted <= 68.0 * 1048576.0,
+            "{shape}: within the budget ({accounted})"
+        );
+        // Text is held as it arrived. Parsed JSON also leaves transient
+        // copies (the request's parse, the typed params) in the
+        // allocator's arenas, which RSS counts too: up to about 4x today.
+        let bound = if shape == "text" { 2.0 } else { 5.0 };
+        assert!(
+            ratio <= bound,
+            "{shape}: RSS / accounted {ratio:.2}, bound {bound}"
+        );
+        assert!(
+            ratio >= 0.5,
+            "{shape}: not counted far above its cost ({ratio:.2})"
+        );
+    }
+}
+
+/// A TCP listener that accepts connections and never answers.
+async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    (url, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn black_hole_webhooks_hold_few_descriptors_and_none_after_delete() {
+    let server = Server::start(10, &["--set", "budgets.push_configs=50"]);
+    let pid = server.pid();
+    let (hook, _hole) = black_hole().await;
+    let s = SessionInfo::from(
+        &server
+            .session(Some(
+                json!({"agents": [{"component": "conformance", "config": {"interval_ms": 20}}]}),
+            ))
+            .await,
+    );
+    let fds0 = fds(pid);
+    let mut configs = 0;
+    for _ in 0..40 {
+        let mut params = message(json!([{"text": "complete"}]));
+        params["configuration"] = json!({"taskPushNotificationConfig": {"url": hook}});
+        let r = rpc(&s.urls[0], &s.token, "SendMessage", params).await;
+        if r.get("result").is_some() {
+            configs += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let peak = fds(pid);
+    let outbound = sample(
+        &server,
+        "a2a_sandbox_budget_used{kind=\"outbound_connections\"}",
+    )
+    .await;
+    assert_eq!(server.delete(&s.id).await, 204);
+    let freed = within(1.0, async || fds(pid) < fds0).await;
+    println!(
+        "black-hole webhooks: {configs} configs; descriptors {fds0} -> {peak} (outbound open {outbound}) -> {} after DELETE, in {freed:?}",
+        fds(pid)
+    );
+    assert_eq!(configs, 40);
+    assert!(outbound <= 4.0, "the session's cap of 4 holds ({outbound})");
+    assert!(peak <= fds0 + 4 + 2, "descriptors {fds0} -> {peak}");
+    assert!(
+        freed.is_some(),
+        "the session's listeners and webhook connections closed within 1 s"
+    );
+    assert!(
+        http("GET", &format!("{}/healthz", server.base()), &[], "")
+            .await
+            .status
+            == 200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ssrf_form_is_refused_and_anonymous_drafts_reach_nothing() {
+    // Defaults: loopback and private destinations refused.
+    let server = Server::start(10, &["--set", "outbound.allow_loopback=false"]);
+    let control = server.addr.port();
+    let draft = http("POST", &format!("{}/v1/drafts", server.base()), &[], "").await;
+    assert_eq!(draft.status, 201, "{}", draft.text());
+    let draft = draft.json();
+    let token = draft["token"].as_str().unwrap().to_string();
+    let session = server.get_session(draft["id"].as_str().unwrap()).await;
+    let agent = session.json()["agents"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let task =
+        rpc(&agent, &token, "SendMessage", text_message("hello")).await["result"]["task"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let forms = [
+        format!("http://127.0.0.1:{control}/v1/sessions/x/keepalive"),
+        "http://127.0.0.1:9/hook".to_string(),
+        "http://[::1]:9/hook".to_string(),
+        "http://[::ffff:127.0.0.1]:9/".to_string(),
+        "http://[::169.254.169.254]/".to_string(),
+        "http://[64:ff9b::a9fe:a9fe]/".to_string(),
+        "http://[2002:a9fe:a9fe::]/".to_string(),
+        "http://100.64.0.1/".to_string(),
+        "http://[fec0::1]/".to_string(),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "http://192.168.1.1/".to_string(),
+        "http://0.0.0.0:9/".to_string(),
+        "http://metadata.google.internal/".to_string(),
+        "http://198.18.0.1/".to_string(),
+    ];
+    for url in &forms {
+        let r = rpc(
+            &agent,
+            &token,
+            "CreateTaskPushNotificationConfig",
+            json!({"taskId": task, "url": url}),
+        )
+        .await;
+        assert_eq!(r["error"]["code"], -32602, "{url} must be refused: {r}");
+        println!("refused {url}: {}", r["error"]["message"]);
+    }
+    // A name that resolves to loopback is refused when it is resolved, at
+    // delivery: nothing reaches the control API.
+    let before = sample(
+        &server,
+        "a2a_sandbox_budget_refusals_total{kind=\"outbound_connections\"}",
+    )
+    .await;
+    let r = rpc(
+        &agent,
+        &token,
+        "CreateTaskPushNotificationConfig",
+        json!({"taskId": task, "url": format!("http://localhost:{control}/v1/sessions")}),
+    )
+    .await;
+    assert!(
+        r.get("result").is_some(),
+        "a name is accepted and checked at delivery: {r}"
+    );
+    let _ = before;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_init_is_refused_within_the_deadline_everywhere() {
+    let dir = repo_root()
+        .join("target/test-agents")
+        .join(format!("tenancy-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let built = |name: &str| {
+        repo_root()
+            .join("build/test-agents")
+            .join(format!("{name}.wasm"))
+    };
+    std::fs::copy(built("echo"), dir.join("echo.wasm")).unwrap();
+    std::fs::copy(built("hostile"), dir.join("hostile.wasm")).unwrap();
+    let admin = "tenancy-admin-token-0123";
+    let server = Server::start_in(
+        &dir,
+        10,
+        &[
+            "--call-timeout-ms",
+            "500",
+            "--set",
+            &format!("admin_token={admin}"),
+            "--set",
+            "sessions.max_sessions_per_ip=5",
+        ],
+    );
+    let with_admin = [("authorization", &*format!("Bearer {admin}"))];
+    let stalls = std::fs::read(repo_root().join("build/refused/stalls.wasm")).unwrap();
+
+    // Upload: 422 within the deadline, naming the cause.
+    let started = Instant::now();
+    let r = http(
+        "PUT",
+        &format!("{}/v1/components/stalls", server.base()),
+        &with_admin,
+        stalls.clone(),
+    )
+    .await;
+    let upload = started.elapsed();
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains("init did not return within 500ms"),
+        "{}",
+        r.text()
+    );
+
+    // Reload: the file is skipped with a log line; the rest are served.
+    std::fs::write(dir.join("stalls.wasm"), &stalls).unwrap();
+    let line = server.wait_for_log("changed component refused", 15).await;
+    assert!(
+        line.contains("stalls") && line.contains("init did not return"),
+        "{line}"
+    );
+    let s = server
+        .create_with(
+            Some(json!({"agents": [{"component": "echo"}]})),
+            &with_admin,
+        )
+        .await;
+    assert_eq!(s.status, 201, "the server still serves: {}", s.text());
+    let id = s.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        http(
+            "DELETE",
+            &format!("{}/v1/sessions/{id}", server.base()),
+            &with_admin,
+            ""
+        )
+        .await
+        .status,
+        204
+    );
+
+    // Creates whose agent blocks in init fail in time and leave no count.
+    let body = json!({"agents": [{"component": "hostile", "config": {"init": "sleep"}}]});
+    let started = Instant::now();
+    for _ in 0..8 {
+        let r = server.create_with(Some(body.clone()), &with_admin).await;
+        assert!(r.status >= 400, "{}", r.text());
+        assert!(r.text().contains("init did not return"), "{}", r.text());
+    }
+    let creates = started.elapsed();
+    // Clients that give up half-way leave no count behind either.
+    for _ in 0..8 {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(100),
+            server.create_with(Some(body.clone()), &with_admin),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let r = server
+            .create_with(
+                Some(json!({"agents": [{"component": "echo"}]})),
+                &with_admin,
+            )
+            .await;
+        assert_eq!(r.status, 201, "no leaked count: {}", r.text());
+    }
+    println!("blocking init: upload refused in {upload:?}; 8 creates refused in {creates:?}");
+    assert!(upload < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_never_panics_cleanup_is_never_refused_and_bearer_is_any_case() {
+    let server = Server::start(10, &["--set", "http.control_rate_per_ip=2"]);
+    let s = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "echo"}]})))
+            .await,
+    );
+    for stamp in [
+        "2026-11-24T17:05:00+0\u{20ac}x",
+        "2026-11-24T17:05:0\u{e9}Z",
+        "\u{1f600}",
+    ] {
+        let r = http(
+            "POST",
+            &s.urls[0],
+            &[("authorization", &format!("bearer {}", s.token))],
+            rpc_body("ListTasks", json!({"statusTimestampAfter": stamp})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "lower-case bearer is accepted: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], -32602, "{}", r.text());
+    }
+    // Spend the control rate, then clean up anyway.
+    let mut limited = false;
+    for _ in 0..10 {
+        limited |= server.get_session(&s.id).await.status == 429;
+    }
+    assert!(limited, "the control rate applies to reads");
+    assert_eq!(server.delete(&s.id).await, 204, "DELETE is exempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_and_connection_floods_are_capped_per_session() {
+    let server = Server::start(
+        10,
+        &[
+            "--set",
+            "budgets.streams=3",
+            "--set",
+            "budgets.connections=8",
+        ],
+    );
+    let (url, token) = conformance_agent(&server).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut s = EventStream::open(
+            &url,
+            &token,
+            "SendStreamingMessage",
+            text_message("stream 50"),
+        )
+        .await;
+        assert_eq!(s.status, 200);
+        s.expect(5).await;
+        streams.push(s);
+    }
+    let fourth = EventStream::open(
+        &url,
+        &token,
+        "SendStreamingMessage",
+        text_message("stream 50"),
+    )
+    .await;
+    assert_eq!(fourth.status, 429, "the fourth stream is over budget");
+    drop(streams);
+    drop(fourth);
+
+    let authority = &url["http://".len()..url.len() - 1];
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..20 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(authority).await.unwrap();
+        let request =
+            format!("GET /.well-known/agent-card.json HTTP/1.1\r\nhost: {authority}\r\n\r\n");
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut head))
+            .await
+            .expect("an answer")
+            .unwrap_or(0);
+        let text = String::from_utf8_lossy(&head[..n]).to_string();
+        if text.starts_with("HTTP/1.1 200") {
+            open.push(c);
+        } else {
+            assert!(text.starts_with("HTTP/1.1 429"), "{text}");
+            assert!(text.contains("budgets.connections"), "{text}");
+            refused += 1;
+        }
+    }
+    println!("connection flood: {} kept, {refused} refused", open.len());
+    assert!(open.len() <= 8 && refused >= 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_streams_with_a_last_event_and_the_process_within_the_grace() {
+    let mut server = Server::start(
+        10,
+        &[
+            "--call-timeout-ms",
+            "60000",
+            "--set",
+            "http.shutdown_grace_secs=2",
+        ],
+    );
+    let (url, token) = conformance_agent(&server).await;
+    let mut stream = EventStream::open(
+        &url,
+        &token,
+        "SendStreamingMessage",
+        text_message("stream 1000"),
+    )
+    .await;
+    stream.expect(5).await;
+    let s = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "hostile"}]})))
+            .await,
+    );
+    // A guest blocked in a host call for a minute.
+    let mut params = text_message("sleep");
+    params["configuration"] = json!({"returnImmediately": true});
+    rpc(&s.urls[0], &s.token, "SendMessage", params).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(10);
+        (status, server)
+    });
+    let events = stream.rest(5).await;
+    let last = events.last().cloned().unwrap_or(Value::Null);
+    let (status, _server) = exit.await.unwrap();
+    let took = started.elapsed();
+    println!(
+        "SIGTERM with a blocked guest and an open stream: exit after {took:?}; last event {last}"
+    );
+    assert!(status.is_some(), "the process exited");
+    assert_eq!(last["error"]["data"]["reason"], "shutting_down", "{last}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "grace 2 s + 1 s, took {took:?}"
+    );
+}
