@@ -5,15 +5,20 @@
 //! given back when released, and all of it when the session ends.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Metrics, metrics};
+use prometheus_client::metrics::gauge::Gauge;
 
-/// The budgets, one set for every session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::metrics::{KindLabel, Metrics, metrics};
+
+/// The budgets, one set for every session; the `[budgets]` section of
+/// the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BudgetLimits {
     /// Calls that may wait for one agent while it runs another; more are
     /// refused at once.
@@ -75,17 +80,6 @@ impl Kind {
         }
     }
 
-    /// The config key that sets this budget.
-    pub fn key(self) -> &'static str {
-        match self {
-            Kind::StoreBytes => "budgets.store_bytes",
-            Kind::PushConfigs => "budgets.push_configs",
-            Kind::OutboundConnections => "budgets.outbound_connections",
-            Kind::Streams => "budgets.streams",
-            Kind::Connections => "budgets.connections",
-        }
-    }
-
     fn index(self) -> usize {
         self as usize
     }
@@ -102,10 +96,9 @@ impl fmt::Display for OverBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "this session's {} budget ({} = {}) is used up; finish or delete some of its work first",
-            self.kind.name(),
-            self.kind.key(),
-            self.limit
+            "this session's {name} budget (budgets.{name} = {}) is used up; finish or delete some of its work first",
+            self.limit,
+            name = self.kind.name(),
         )
     }
 }
@@ -246,11 +239,22 @@ fn refused(kind: Kind, limit: usize) -> OverBudget {
     OverBudget { kind, limit }
 }
 
+/// Moves the `budget_used` gauge of `kind`; the gauges are looked up
+/// once, not at every take and release.
 fn gauge(kind: Kind, delta: i64) {
-    metrics()
-        .budget_used
-        .get_or_create(&crate::metrics::KindLabel::new(kind.name()))
-        .inc_by(delta);
+    static GAUGES: OnceLock<Vec<Gauge>> = OnceLock::new();
+    let gauges = GAUGES.get_or_init(|| {
+        Kind::ALL
+            .iter()
+            .map(|k| {
+                metrics()
+                    .budget_used
+                    .get_or_create(&KindLabel::new(k.name()))
+                    .clone()
+            })
+            .collect()
+    });
+    gauges[kind.index()].inc_by(delta);
 }
 
 /// A share of a session's budget, given back when dropped.

@@ -49,7 +49,8 @@ pub struct Config {
     pub sessions: SessionLimits,
     pub http: HttpLimits,
     pub limits: AgentLimits,
-    pub budgets: Budgets,
+    /// What each session may make the host hold on its behalf.
+    pub budgets: BudgetLimits,
     pub push: PushSettings,
     pub outbound: OutboundConfig,
 }
@@ -126,25 +127,6 @@ pub struct AgentLimits {
     pub log_lines_per_second: u32,
 }
 
-/// What each session may make the host hold on its behalf (see
-/// `budget::BudgetLimits`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Budgets {
-    /// Calls that may wait per agent while it runs one; more get 429.
-    pub queued_calls_per_agent: usize,
-    /// Memory of task content across the session's agents, in bytes.
-    pub store_bytes: usize,
-    /// Push notification configs alive at once.
-    pub push_configs: usize,
-    /// Webhook connections open at once.
-    pub outbound_connections: usize,
-    /// Open streams (SSE).
-    pub streams: usize,
-    /// Open client connections to the session's agent ports.
-    pub connections: usize,
-}
-
 /// Push notification webhooks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -219,7 +201,7 @@ impl Default for Config {
             sessions: SessionLimits::default(),
             http: HttpLimits::default(),
             limits: AgentLimits::default(),
-            budgets: Budgets::default(),
+            budgets: BudgetLimits::default(),
             push: PushSettings::default(),
             outbound: OutboundConfig::default(),
         }
@@ -263,20 +245,6 @@ impl Default for AgentLimits {
             table_elements: g.table_elements,
             max_emits_per_call: g.max_emits_per_call,
             log_lines_per_second: g.log_lines_per_second,
-        }
-    }
-}
-
-impl Default for Budgets {
-    fn default() -> Self {
-        let b = BudgetLimits::default();
-        Budgets {
-            queued_calls_per_agent: b.queued_calls_per_agent,
-            store_bytes: b.store_bytes,
-            push_configs: b.push_configs,
-            outbound_connections: b.outbound_connections,
-            streams: b.streams,
-            connections: b.connections,
         }
     }
 }
@@ -533,19 +501,6 @@ impl Config {
             max_emits_per_call: l.max_emits_per_call,
             log_lines_per_second: l.log_lines_per_second,
             ..GuestLimits::default()
-        }
-    }
-
-    /// The budgets every session is held to.
-    pub fn budget_limits(&self) -> BudgetLimits {
-        let b = &self.budgets;
-        BudgetLimits {
-            queued_calls_per_agent: b.queued_calls_per_agent,
-            store_bytes: b.store_bytes,
-            push_configs: b.push_configs,
-            outbound_connections: b.outbound_connections,
-            streams: b.streams,
-            connections: b.connections,
         }
     }
 

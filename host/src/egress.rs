@@ -181,9 +181,11 @@ fn is_own_address(ip: IpAddr) -> bool {
 }
 
 impl AddressPolicy {
-    /// Checks one address the host is about to connect to.
+    /// Checks one address the host is about to connect to. Refusals are
+    /// counted (`outbound_refused`).
     pub fn check(&self, addr: SocketAddr) -> Result<(), Refused> {
         let refuse = |why| {
+            metrics().outbound_refused.inc();
             Err(Refused {
                 addr: addr.to_string(),
                 why,
@@ -213,6 +215,7 @@ impl AddressPolicy {
     pub fn check_name(&self, host: &str) -> Result<(), Refused> {
         let lower = host.trim_end_matches('.').to_ascii_lowercase();
         if METADATA_HOSTS.contains(&lower.as_str()) {
+            metrics().outbound_refused.inc();
             return Err(Refused {
                 addr: host.to_string(),
                 why: "cloud-metadata host names",

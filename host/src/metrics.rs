@@ -72,6 +72,9 @@ pub struct Metrics {
     pub budget_used: Family<KindLabel, Gauge>,
     /// Work refused because a budget or cap was spent, by kind.
     pub budget_refusals: Family<KindLabel, Counter>,
+    /// Outbound destinations refused by the address policy, at creation
+    /// or at connect.
+    pub outbound_refused: Counter,
 }
 
 fn call_latency() -> Histogram {
@@ -100,6 +103,7 @@ impl Metrics {
             component_reloads: Family::default(),
             budget_used: Family::default(),
             budget_refusals: Family::default(),
+            outbound_refused: Counter::default(),
         };
         registry.register(
             "sessions_active",
@@ -185,6 +189,11 @@ impl Metrics {
             "budget_refusals",
             "Work refused because a session budget or a server cap was spent, by kind",
             m.budget_refusals.clone(),
+        );
+        registry.register(
+            "outbound_refused",
+            "Outbound destinations refused by the address policy",
+            m.outbound_refused.clone(),
         );
         Metrics { registry, ..m }
     }

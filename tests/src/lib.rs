@@ -215,12 +215,18 @@ impl Server {
     /// A metric's value from `/metrics` (the first sample whose line
     /// starts with `name`).
     pub async fn metric(&self, name: &str) -> f64 {
+        self.metric_if_any(name)
+            .await
+            .unwrap_or_else(|| panic!("no metric {name} in /metrics"))
+    }
+
+    /// [`Server::metric`], or `None` when no sample has been recorded.
+    pub async fn metric_if_any(&self, name: &str) -> Option<f64> {
         let text = http("GET", &format!("{}/metrics", self.base()), &[], "")
             .await
             .text();
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("metric {name} in:\n{text}"))
     }
 
     /// Process id, for /proc reads.

@@ -19,14 +19,24 @@ fn rpc_body(method: &str, params: Value) -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
 }
 
-/// A metric sample whose line starts with `prefix` (labels included).
+/// A metric sample whose line starts with `prefix` (labels included); 0
+/// before anything was recorded.
 async fn sample(server: &Server, prefix: &str) -> f64 {
-    let text = http("GET", &format!("{}/metrics", server.base()), &[], "")
-        .await
-        .text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    server.metric_if_any(prefix).await.unwrap_or(0.0)
+}
+
+/// A session of one agent of `component`.
+async fn one_agent(server: &Server, component: &str) -> SessionInfo {
+    SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": component}]})))
+            .await,
+    )
+}
+
+/// `host:port` of an agent URL (`http://host:port/`).
+fn authority(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_end_matches('/')
 }
 
 /// Waits up to `secs` for `check` to hold; returns how long it took.
@@ -53,23 +63,15 @@ async fn a_call_flood_is_refused_at_the_queue_and_freed_by_delete() {
         ],
     );
     let pid = server.pid();
-    let quiet = SessionInfo::from(
-        &server
-            .session(Some(json!({"agents": [{"component": "echo"}]})))
-            .await,
-    );
-    let s = SessionInfo::from(
-        &server
-            .session(Some(json!({"agents": [{"component": "hostile"}]})))
-            .await,
-    );
+    let quiet = one_agent(&server, "echo").await;
+    let s = one_agent(&server, "hostile").await;
     let auth = format!("Bearer {}", s.token);
     let (rss0, fds0) = (rss_kib(pid), fds(pid));
     // Each call sleeps in the guest until the deadline and carries 512 KiB.
     let filler = "z".repeat(512 << 10);
     let mut accepted = 0;
     let mut refused = 0;
-    let mut client = Client::connect(&s.urls[0]["http://".len()..s.urls[0].len() - 1]).await;
+    let mut client = Client::connect(authority(&s.urls[0])).await;
     for _ in 0..300 {
         let mut params = message(json!([{"text": format!("sleep {filler}")}]));
         params["configuration"] = json!({"returnImmediately": true});
@@ -140,13 +142,9 @@ async fn a_call_flood_is_refused_at_the_queue_and_freed_by_delete() {
 /// Sends content shaped by `part` until the store refuses it; returns
 /// (accounted bytes, RSS growth in bytes).
 async fn fill_store(server: &Server, part: Value) -> (f64, f64) {
-    let s = SessionInfo::from(
-        &server
-            .session(Some(json!({"agents": [{"component": "hostile"}]})))
-            .await,
-    );
+    let s = one_agent(server, "hostile").await;
     let pid = server.pid();
-    let mut client = Client::connect(&s.urls[0]["http://".len()..s.urls[0].len() - 1]).await;
+    let mut client = Client::connect(authority(&s.urls[0])).await;
     let auth = format!("Bearer {}", s.token);
     // Warm the allocator and the instance with one message, then measure.
     let warm = rpc_body("SendMessage", message(json!([{"text": "warm"}])));
@@ -330,25 +328,31 @@ async fn every_ssrf_form_is_refused_and_anonymous_drafts_reach_nothing() {
         assert_eq!(r["error"]["code"], -32602, "{url} must be refused: {r}");
         println!("refused {url}: {}", r["error"]["message"]);
     }
-    // A name that resolves to loopback is refused when it is resolved, at
-    // delivery: nothing reaches the control API.
-    let before = sample(
-        &server,
-        "a2a_sandbox_budget_refusals_total{kind=\"outbound_connections\"}",
-    )
-    .await;
-    let r = rpc(
-        &agent,
-        &token,
-        "CreateTaskPushNotificationConfig",
-        json!({"taskId": task, "url": format!("http://localhost:{control}/v1/sessions")}),
-    )
-    .await;
+    // A name that resolves to loopback is accepted, then refused when it
+    // is resolved, at each delivery: nothing reaches the control API.
+    let refused = sample(&server, "a2a_sandbox_outbound_refused_total").await;
+    let keepalives = sample(&server, "a2a_sandbox_rate_limited_total").await;
+    let mut params = text_message("hello again");
+    params["configuration"] = json!({"taskPushNotificationConfig": {
+        "url": format!("http://localhost:{control}/v1/sessions/{}/keepalive", draft["id"].as_str().unwrap()),
+    }});
+    let r = rpc(&agent, &token, "SendMessage", params).await;
     assert!(
         r.get("result").is_some(),
-        "a name is accepted and checked at delivery: {r}"
+        "a name is accepted at creation: {r}"
     );
-    let _ = before;
+    let checked = within(5.0, async || {
+        sample(&server, "a2a_sandbox_outbound_refused_total").await > refused
+    })
+    .await;
+    assert!(
+        checked.is_some(),
+        "the delivery to localhost was refused at connect"
+    );
+    assert_eq!(
+        sample(&server, "a2a_sandbox_rate_limited_total").await,
+        keepalives
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,11 +463,7 @@ async fn a_blocking_init_is_refused_within_the_deadline_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_never_panics_cleanup_is_never_refused_and_bearer_is_any_case() {
     let server = Server::start(10, &["--set", "http.control_rate_per_ip=2"]);
-    let s = SessionInfo::from(
-        &server
-            .session(Some(json!({"agents": [{"component": "echo"}]})))
-            .await,
-    );
+    let s = one_agent(&server, "echo").await;
     for stamp in [
         "2026-11-24T17:05:00+0\u{20ac}x",
         "2026-11-24T17:05:0\u{e9}Z",
@@ -524,7 +524,7 @@ async fn stream_and_connection_floods_are_capped_per_session() {
     drop(streams);
     drop(fourth);
 
-    let authority = &url["http://".len()..url.len() - 1];
+    let authority = authority(&url);
     let mut open = Vec::new();
     let mut refused = 0;
     for _ in 0..20 {
@@ -571,11 +571,7 @@ async fn sigterm_ends_streams_with_a_last_event_and_the_process_within_the_grace
     )
     .await;
     stream.expect(5).await;
-    let s = SessionInfo::from(
-        &server
-            .session(Some(json!({"agents": [{"component": "hostile"}]})))
-            .await,
-    );
+    let s = one_agent(&server, "hostile").await;
     // A guest blocked in a host call for a minute.
     let mut params = text_message("sleep");
     params["configuration"] = json!({"returnImmediately": true});

@@ -27,6 +27,7 @@ use super::types::{
 use crate::budget::{Held, Kind, SessionBudget};
 use crate::egress::Outbound;
 use crate::metrics::{KindLabel, Metrics, metrics};
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Media types every agent takes; a part declaring another is refused.
 pub const INPUT_MODES: [&str; 2] = ["text/plain", "application/json"];
@@ -162,25 +163,19 @@ pub struct A2aService<B> {
     /// Calls this agent may hold at once: the one running and the few
     /// allowed to wait. A call that finds none free is refused.
     calls: Arc<Semaphore>,
+    /// The `budget_used{kind="queued_calls"}` gauge, looked up once.
+    queued: Gauge,
 }
 
 /// A call's place with its agent: running, or waiting to run.
 struct CallSlot {
     _permit: OwnedSemaphorePermit,
-}
-
-impl CallSlot {
-    fn queued_calls() -> prometheus_client::metrics::gauge::Gauge {
-        metrics()
-            .budget_used
-            .get_or_create(&KindLabel::new("queued_calls"))
-            .clone()
-    }
+    queued: Gauge,
 }
 
 impl Drop for CallSlot {
     fn drop(&mut self) {
-        Self::queued_calls().dec();
+        self.queued.dec();
     }
 }
 
@@ -235,6 +230,10 @@ impl<B: AgentBackend> A2aService<B> {
             budget,
             outbound,
             calls,
+            queued: metrics()
+                .budget_used
+                .get_or_create(&KindLabel::new("queued_calls"))
+                .clone(),
         }
     }
 
@@ -251,8 +250,11 @@ impl<B: AgentBackend> A2aService<B> {
                 "queued_calls",
             )
         })?;
-        CallSlot::queued_calls().inc();
-        Ok(CallSlot { _permit: permit })
+        self.queued.inc();
+        Ok(CallSlot {
+            _permit: permit,
+            queued: self.queued.clone(),
+        })
     }
 
     /// What this agent's server offers (for its card).

@@ -382,20 +382,16 @@ impl TaskStore {
         let mut tasks = self.lock();
         tasks.live_entry(id)?;
         tasks.make_room(bytes, false, Some(id))?;
-        drop(tasks);
-        self.modify_then(
-            id,
-            |entry| {
-                entry
-                    .task
-                    .history
-                    .get_or_insert_with(Vec::new)
-                    .push(message);
-                entry.bytes += bytes;
-                Vec::new()
-            },
-            |task| clipped(task, history),
-        )
+        let entry = tasks.live_entry(id)?;
+        let before = entry.bytes;
+        entry
+            .task
+            .history
+            .get_or_insert_with(Vec::new)
+            .push(message);
+        entry.bytes += bytes;
+        tasks.settle(id, before);
+        Ok(clipped(&tasks.by_id[id].task, history))
     }
 
     /// Applies an agent update: new state, the agent's status message

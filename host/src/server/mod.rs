@@ -164,7 +164,7 @@ impl Server {
             RegistrySettings {
                 allow_open_sessions: config.allow_open_sessions,
                 push: config.push.enabled,
-                budgets: config.budget_limits(),
+                budgets: config.budgets,
                 outbound: Arc::new(Outbound::new(config.outbound_settings(addr.port()))),
                 mode: config.mode,
                 max_sessions: config.sessions.max_sessions,
