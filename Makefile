@@ -15,7 +15,7 @@ HOST_BIN := target/release/a2a-sandbox
 # Agent crates' unit and doc tests run natively, on the machine's target.
 HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
 
-.PHONY: all setup agents test-agents new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
+.PHONY: all setup agents test-agents fuzz fuzz-deps new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
 
 all: agents host
 
@@ -152,6 +152,22 @@ clean-agents:
 test-isolation:
 	@test -n "$(URL)" || { echo "usage: make test-isolation URL=http://HOST:PORT"; exit 2; }
 	$(CARGO) run --release -q -p a2a-sandbox-tests --bin isolation -- $(URL)
+
+# Fuzz targets (host/fuzz): timestamps, page tokens, the control
+# listener's every path and body, JSON-RPC bodies into an agent. Each runs
+# FUZZ_SECS seconds; a panic anywhere stops it with the input saved under
+# host/fuzz/artifacts. cargo-fuzz needs the nightly toolchain.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := rfc3339 page_token control jsonrpc
+fuzz-deps:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+
+fuzz: precompile fuzz-deps
+	cd host && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t && \
+	  cargo +nightly fuzz run -s none $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECS) || exit 1; \
+	done
 
 # Debian's wrk drives the throughput part of the benchmark.
 bench-deps:

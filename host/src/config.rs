@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::BudgetLimits;
 use crate::egress::{AddressPolicy, OutboundSettings};
+use crate::forwarded::TrustedProxies;
 use crate::runtime::GuestLimits;
 
 /// The prefix of every environment variable the server reads.
@@ -111,6 +112,10 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Connections one address may hold open to the control listener.
     pub max_connections_per_ip: usize,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` decide the client's
+    /// address for per-address quotas: comma-separated CIDRs. Empty: the
+    /// peer's address is the client's.
+    pub trusted_proxies: String,
 }
 
 /// What each agent instance may use.
@@ -230,6 +235,7 @@ impl Default for HttpLimits {
             shutdown_grace_secs: 10,
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -440,6 +446,9 @@ impl Config {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        if let Err(why) = self.http.trusted_proxies.parse::<TrustedProxies>() {
+            return Err(invalid("http.trusted_proxies", why));
         }
         if self.outbound.connect_timeout_ms == 0 {
             return Err(invalid("outbound.connect_timeout_ms", "must be at least 1"));

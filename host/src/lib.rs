@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod draft;
 pub mod egress;
+pub mod forwarded;
 pub mod metrics;
 pub mod ports;
 pub mod rate;

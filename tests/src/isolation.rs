@@ -287,10 +287,151 @@ pub async fn run(base: &str) -> Result<Report, String> {
         other.status == 403 && other.text().contains("not this session's"),
     );
 
+    tenancy(base, &a, &mut report).await?;
+
     for s in [&a, &b] {
         http("DELETE", &format!("{base}/v1/sessions/{}", s.id), &[], "").await;
     }
     Ok(report)
+}
+
+/// A JSON-RPC call with any `Authorization` value; the raw response.
+async fn call_as(url: &str, authorization: &str, method: &str, params: Value) -> crate::Response {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    http(
+        "POST",
+        url,
+        &[("authorization", authorization)],
+        body.to_string(),
+    )
+    .await
+}
+
+/// Attacks on the host's own resources rather than the sandbox: the call
+/// queue, outbound addresses, malformed input, a blocking `init`.
+async fn tenancy(base: &str, a: &SessionInfo, report: &mut Report) -> Result<(), String> {
+    let (url, token) = (a.urls[0].as_str(), a.token.as_str());
+    let bearer = format!("Bearer {token}");
+
+    // A flood of calls that each hold the agent until its deadline.
+    let c = create(base, json!({"agents": [{"component": "hostile"}]})).await?;
+    let c_bearer = format!("Bearer {}", c.token);
+    let mut accepted = 0;
+    let mut refusal = None;
+    for _ in 0..64 {
+        let mut params = text_message("sleep");
+        params["configuration"] = json!({"returnImmediately": true});
+        let r = call_as(&c.urls[0], &c_bearer, "SendMessage", params).await;
+        if r.status == 429 {
+            refusal = Some(r);
+            break;
+        }
+        accepted += 1;
+    }
+    let deleted = http("DELETE", &format!("{base}/v1/sessions/{}", c.id), &[], "").await;
+    let observed = match &refusal {
+        Some(r) => format!(
+            "{accepted} accepted, then HTTP 429 (Retry-After {:?}): {}; DELETE {}",
+            r.headers.get("retry-after"),
+            r.text(),
+            deleted.status
+        ),
+        None => format!("all {accepted} accepted"),
+    };
+    let passed = refusal.as_ref().is_some_and(|r| {
+        r.headers.contains_key("retry-after") && r.json()["error"]["code"] == -32000
+    }) && deleted.status == 204;
+    report.record(
+        "call flood",
+        "a few calls wait per agent; the rest get 429 with Retry-After and -32000; DELETE frees them",
+        observed,
+        passed,
+    );
+
+    // Addresses no webhook may reach, whatever the server allows.
+    let task = rpc(url, token, "SendMessage", text_message("note")).await["result"]["task"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let control = base
+        .rsplit(':')
+        .next()
+        .unwrap_or("8080")
+        .trim_end_matches('/');
+    let forms = [
+        format!("http://127.0.0.1:{control}/v1/sessions"),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        "http://[::169.254.169.254]/".to_string(),
+        "http://[::ffff:169.254.169.254]/".to_string(),
+        "http://[64:ff9b::a9fe:a9fe]/".to_string(),
+        "http://[2002:a9fe:a9fe::]/".to_string(),
+        "http://100.64.0.1/".to_string(),
+        "http://[fec0::1]/".to_string(),
+        "http://0.0.0.0/".to_string(),
+        "http://metadata.google.internal/".to_string(),
+    ];
+    let mut accepted = Vec::new();
+    for form in &forms {
+        let r = rpc(
+            url,
+            token,
+            "CreateTaskPushNotificationConfig",
+            json!({"taskId": task, "url": form}),
+        )
+        .await;
+        // -32602: refused; -32003: the server offers no push at all.
+        if !(r["error"]["code"] == -32602 || r["error"]["code"] == -32003) {
+            accepted.push(form.clone());
+        }
+    }
+    report.record(
+        "SSRF forms",
+        "own listeners, metadata, link-local, CGNAT, site-local and IPv4-in-IPv6 webhooks refused",
+        if accepted.is_empty() {
+            format!("all {} refused", forms.len())
+        } else {
+            format!("ACCEPTED: {}", accepted.join(", "))
+        },
+        accepted.is_empty(),
+    );
+
+    let r = call_as(
+        url,
+        &bearer.replacen("Bearer", "bearer", 1),
+        "ListTasks",
+        json!({"statusTimestampAfter": "2026-11-24T17:05:00+0\u{20ac}x"}),
+    )
+    .await;
+    report.record(
+        "malformed timestamp, lower-case bearer",
+        "accepted token; -32602 in a JSON body",
+        format!("HTTP {} {}", r.status, r.text()),
+        r.status == 200 && r.json()["error"]["code"] == -32602,
+    );
+
+    let started = Instant::now();
+    let r = http(
+        "POST",
+        &format!("{base}/v1/sessions"),
+        &[],
+        json!({"agents": [{"component": "hostile", "config": {"init": "sleep"}}]}).to_string(),
+    )
+    .await;
+    let took = started.elapsed();
+    report.record(
+        "init that blocks",
+        "the create is refused within the call deadline, naming the cause",
+        format!(
+            "HTTP {} in {:.2}s: {}",
+            r.status,
+            took.as_secs_f64(),
+            r.text()
+        ),
+        r.status >= 400
+            && r.text().contains("init did not return")
+            && took < Duration::from_secs(60),
+    );
+    Ok(())
 }
 
 fn text_static(text: &str) -> &'static str {

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+pub mod attacks;
 pub mod isolation;
 
 /// The repository root.
@@ -448,6 +449,35 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("a VmRSS line")
+}
+
+/// p99 of `n` sequential SendMessage calls (text `memory`) to an agent.
+pub async fn p99_of_sendmessage(authority: &str, token: &str, n: usize) -> Duration {
+    p99_until(authority, token, n, || true).await
+}
+
+/// p99 of sequential SendMessage calls: at least `n` of them, and on
+/// until `done()` says so.
+pub async fn p99_until(
+    authority: &str,
+    token: &str,
+    n: usize,
+    done: impl Fn() -> bool,
+) -> Duration {
+    let mut client = Client::connect(authority).await;
+    let auth = format!("Bearer {token}");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("memory")}).to_string();
+    let mut samples = Vec::with_capacity(n);
+    while samples.len() < n || !done() {
+        let t0 = std::time::Instant::now();
+        let r = client
+            .request("POST", "/", &[("authorization", &auth)], body.clone())
+            .await;
+        samples.push(t0.elapsed());
+        assert_eq!(r.status, 200);
+    }
+    samples.sort();
+    percentile(&samples, 99.0)
 }
 
 /// The p-th percentile (0-100) of sorted samples.

@@ -2,7 +2,7 @@
 //! local run can measure: idle memory per session and the noisy
 //! neighbour.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use a2a_sandbox_tests::*;
 use serde_json::json;
@@ -73,29 +73,6 @@ async fn idle_sessions_cost_under_a_mebibyte_each() {
         per_session <= 1024.0,
         "{per_session:.1} KiB per idle session"
     );
-}
-
-async fn p99_of_sendmessage(authority: &str, token: &str, n: usize) -> Duration {
-    p99_until(authority, token, n, || true).await
-}
-
-/// p99 of sequential SendMessage calls: at least `n` of them, and on
-/// until `done()` says so.
-async fn p99_until(authority: &str, token: &str, n: usize, done: impl Fn() -> bool) -> Duration {
-    let mut client = Client::connect(authority).await;
-    let auth = format!("Bearer {token}");
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("memory")}).to_string();
-    let mut samples = Vec::with_capacity(n);
-    while samples.len() < n || !done() {
-        let t0 = Instant::now();
-        let r = client
-            .request("POST", "/", &[("authorization", &auth)], body.clone())
-            .await;
-        samples.push(t0.elapsed());
-        assert_eq!(r.status, 200);
-    }
-    samples.sort();
-    percentile(&samples, 99.0)
 }
 
 /// Four sessions run the hostile fixture's attacks in a loop (spin,

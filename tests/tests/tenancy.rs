@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use a2a_sandbox_tests::attacks::{self, authority, one_agent};
 use a2a_sandbox_tests::*;
 use serde_json::{Value, json};
 
@@ -23,20 +24,6 @@ fn rpc_body(method: &str, params: Value) -> String {
 /// before anything was recorded.
 async fn sample(server: &Server, prefix: &str) -> f64 {
     server.metric_if_any(prefix).await.unwrap_or(0.0)
-}
-
-/// A session of one agent of `component`.
-async fn one_agent(server: &Server, component: &str) -> SessionInfo {
-    SessionInfo::from(
-        &server
-            .session(Some(json!({"agents": [{"component": component}]})))
-            .await,
-    )
-}
-
-/// `host:port` of an agent URL (`http://host:port/`).
-fn authority(url: &str) -> &str {
-    url.trim_start_matches("http://").trim_end_matches('/')
 }
 
 /// Waits up to `secs` for `check` to hold; returns how long it took.
@@ -139,9 +126,19 @@ async fn a_call_flood_is_refused_at_the_queue_and_freed_by_delete() {
     );
 }
 
-/// Sends content shaped by `part` until the store refuses it; returns
-/// (accounted bytes, RSS growth in bytes).
-async fn fill_store(server: &Server, part: Value) -> (f64, f64) {
+/// What filling a session's store did.
+struct Filled {
+    /// Bytes the store accounted.
+    accounted: f64,
+    /// RSS growth while it filled, in bytes.
+    grown: f64,
+    /// RSS 1 s after the session's DELETE, less RSS before it filled.
+    left: f64,
+}
+
+/// Sends content shaped by `part` until the store refuses it, then
+/// deletes the session.
+async fn fill_store(server: &Server, part: Value) -> Filled {
     let s = one_agent(server, "hostile").await;
     let pid = server.pid();
     let mut client = Client::connect(authority(&s.urls[0])).await;
@@ -168,9 +165,13 @@ async fn fill_store(server: &Server, part: Value) -> (f64, f64) {
         sample(server, "a2a_sandbox_budget_used{kind=\"store_bytes\"}").await - accounted0;
     let grown = (rss_kib(pid) as f64 - rss0 as f64) * 1024.0;
     assert_eq!(server.delete(&s.id).await, 204);
-    // The freed memory goes back to the system before the next shape.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    (accounted, grown)
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let left = (rss_kib(pid) as f64 - rss0 as f64) * 1024.0;
+    Filled {
+        accounted,
+        grown,
+        left,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,12 +189,22 @@ async fn the_store_counts_content_by_the_memory_it_takes() {
     ];
     for (shape, part) in shapes {
         let wire = part.to_string().len();
-        let (accounted, grown) = fill_store(&server, part).await;
+        let Filled {
+            accounted,
+            grown,
+            left,
+        } = fill_store(&server, part).await;
         let ratio = grown / accounted;
         println!(
-            "store amplification, {shape}: {wire} bytes a message on the wire; accounted {:.1} MiB, RSS grew {:.1} MiB (RSS / accounted {ratio:.2})",
+            "store amplification, {shape}: {wire} bytes a message on the wire; accounted {:.1} MiB, RSS grew {:.1} MiB (RSS / accounted {ratio:.2}); 1 s after DELETE {:+.1} MiB",
             accounted / 1048576.0,
-            grown / 1048576.0
+            grown / 1048576.0,
+            left / 1048576.0
+        );
+        assert!(
+            left < 8.0 * 1048576.0,
+            "{shape}: RSS back near where it was 1 s after DELETE ({:+.1} MiB)",
+            left / 1048576.0
         );
         assert!(
             accounted > 32.0 * 1048576.0,
@@ -203,10 +214,11 @@ async fn the_store_counts_content_by_the_memory_it_takes() {
             accounted <= 68.0 * 1048576.0,
             "{shape}: within the budget ({accounted})"
         );
-        // Text is held as it arrived. Parsed JSON also leaves transient
-        // copies (the request's parse, the typed params) in the
-        // allocator's arenas, which RSS counts too: up to about 4x today.
-        let bound = if shape == "text" { 2.0 } else { 5.0 };
+        // Many small objects also leave the request's transient copies
+        // (the parse, the typed params, the copy for the agent) in the
+        // allocator's arenas, which RSS counts while the session lives:
+        // about 2.8x today, against a target of 2.
+        let bound = if shape == "nested objects" { 5.0 } else { 2.0 };
         assert!(
             ratio <= bound,
             "{shape}: RSS / accounted {ratio:.2}, bound {bound}"
@@ -596,4 +608,53 @@ async fn sigterm_ends_streams_with_a_last_event_and_the_process_within_the_grace
         took < Duration::from_millis(3500),
         "grace 2 s + 1 s, took {took:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_user_has_their_own_quota() {
+    let create = async |server: &Server, user: &str| {
+        server
+            .create_with(None, &[("x-forwarded-for", user)])
+            .await
+            .status
+    };
+    let behind = Server::start(
+        10,
+        &[
+            "--set",
+            "sessions.max_sessions_per_ip=1",
+            "--set",
+            "http.trusted_proxies=127.0.0.0/8",
+        ],
+    );
+    assert_eq!(create(&behind, "198.51.100.1").await, 201);
+    assert_eq!(create(&behind, "198.51.100.1").await, 429, "the same user");
+    assert_eq!(create(&behind, "198.51.100.2").await, 201, "another user");
+    // A forged hop in front of the user's own address gains nothing.
+    assert_eq!(create(&behind, "203.0.113.5, 198.51.100.2").await, 429);
+
+    // Without the setting the header is not believed: one address, one quota.
+    let direct = Server::start(10, &["--set", "sessions.max_sessions_per_ip=1"]);
+    assert_eq!(create(&direct, "198.51.100.1").await, 201);
+    assert_eq!(create(&direct, "198.51.100.2").await, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_history_costs_its_own_follow_ups_and_not_other_sessions() {
+    let server = Server::start(10, &["--set", "budgets.store_bytes=48000000"]);
+    let figures = attacks::big_history(&server).await;
+    println!("{figures}");
+    assert!(
+        figures.history_bytes > 20 << 20,
+        "the history grew ({} bytes)",
+        figures.history_bytes
+    );
+    // Targets 1x and 3x (make bench); bounds for a busy machine.
+    let growth = figures.follow_up_growth();
+    assert!(
+        growth <= 10.0,
+        "a follow-up's cost grew {growth:.2}x with the history"
+    );
+    let ratio = figures.quiet_ratio();
+    assert!(ratio <= 10.0, "quiet p99 ratio {ratio:.2}");
 }

@@ -85,9 +85,10 @@ fn strings(list: &Option<Vec<String>>) -> usize {
     })
 }
 
-/// What a message costs, itself included.
+/// What a message costs, itself included (with its reference counts).
 pub fn message(m: &Message) -> usize {
     size_of::<Message>()
+        + 2 * size_of::<usize>()
         + string(&m.message_id)
         + heap(m.parts.capacity() * size_of::<Part>())
         + m.parts.iter().map(part).sum::<usize>()
@@ -108,10 +109,11 @@ pub fn artifact(a: &Artifact) -> usize {
         + metadata(&a.metadata)
 }
 
-/// What a task costs in the store, itself included.
+/// What a task costs in the store, itself included. Its status message
+/// is one of its history's, counted there.
 pub fn task(t: &Task) -> usize {
     let history = t.history.as_ref().map_or(0, |h| {
-        heap(h.capacity() * size_of::<Message>()) + h.iter().map(message).sum::<usize>()
+        heap(h.capacity() * size_of::<usize>()) + h.iter().map(|m| message(m)).sum::<usize>()
     });
     let artifacts = t.artifacts.as_ref().map_or(0, |a| {
         heap(a.capacity() * size_of::<Artifact>()) + a.iter().map(artifact).sum::<usize>()
@@ -119,7 +121,6 @@ pub fn task(t: &Task) -> usize {
     size_of::<Task>()
         + string(&t.id)
         + string(&t.context_id)
-        + t.status.message.as_ref().map_or(0, message)
         + opt_string(&t.status.timestamp)
         + history
         + artifacts

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
+use super::cost;
 use super::error::RpcError;
 use super::jsonrpc::{self, RequestId};
 use super::push::{PushQueue, Webhook};
@@ -45,7 +47,8 @@ pub struct AgentRequest {
     pub context_id: String,
     /// True when this message starts the task.
     pub new_task: bool,
-    pub message: Message,
+    /// Shared with the task store, which keeps it in the history.
+    pub message: Arc<Message>,
 }
 
 /// Why the agent did not produce an update.
@@ -201,8 +204,47 @@ fn page_size(n: Option<i32>) -> Result<usize, RpcError> {
     }
 }
 
-fn task_result(task: Task) -> Value {
-    serde_json::to_value(task).expect("tasks serialise")
+/// Answers whose content weighs this much are serialised off the async
+/// threads.
+const LARGE_ANSWER: usize = 1 << 20;
+
+/// A method's result, typed, serialised once into the response.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Answer {
+    /// SendMessage: `{"task": Task}`.
+    Sent { task: Task },
+    /// GetTask, CancelTask.
+    Task(Task),
+    /// ListTasks.
+    #[serde(rename_all = "camelCase")]
+    Page {
+        tasks: Vec<Task>,
+        next_page_token: String,
+        page_size: usize,
+        total_size: usize,
+    },
+    /// Create and GetTaskPushNotificationConfig.
+    Config(PushConfig),
+    /// ListTaskPushNotificationConfigs.
+    #[serde(rename_all = "camelCase")]
+    Configs {
+        configs: Vec<PushConfig>,
+        next_page_token: String,
+    },
+    /// DeleteTaskPushNotificationConfig: `{}`.
+    Empty {},
+}
+
+impl Answer {
+    /// The memory the answer's tasks hold: about what it takes to write.
+    fn weight(&self) -> usize {
+        match self {
+            Answer::Sent { task } | Answer::Task(task) => cost::task(task),
+            Answer::Page { tasks, .. } => tasks.iter().map(cost::task).sum(),
+            Answer::Config(_) | Answer::Configs { .. } | Answer::Empty {} => 0,
+        }
+    }
 }
 
 /// A task that was created or continued, ready for the agent.
@@ -290,6 +332,18 @@ impl<B: AgentBackend> A2aService<B> {
         };
         match (request.id, outcome) {
             (None, _) => Reply::Nothing,
+            (Some(id), Ok(result)) if result.weight() >= LARGE_ANSWER => {
+                // Tens of MiB of history take milliseconds to write out:
+                // on the blocking pool, so the threads that serve every
+                // other session's requests are not held up by it.
+                tokio::task::spawn_blocking(move || jsonrpc::result_body(&id, &result))
+                    .await
+                    .map(Reply::Json)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "serialising an answer panicked");
+                        Reply::Json(jsonrpc::error_body(&reply_id, &RpcError::internal()))
+                    })
+            }
             (Some(id), Ok(result)) => Reply::Json(jsonrpc::result_body(&id, &result)),
             (Some(id), Err(e)) if e.is_over_budget() => {
                 Reply::OverBudget(jsonrpc::error_body(&id, &e))
@@ -298,7 +352,7 @@ impl<B: AgentBackend> A2aService<B> {
         }
     }
 
-    async fn dispatch(self: &Arc<Self>, method: Method, p: Value) -> Result<Value, RpcError> {
+    async fn dispatch(self: &Arc<Self>, method: Method, p: Value) -> Result<Answer, RpcError> {
         match method {
             Method::SendMessage => self.send_message(params(p)?).await,
             Method::GetTask => self.get_task(params(p)?),
@@ -312,7 +366,7 @@ impl<B: AgentBackend> A2aService<B> {
                     .tasks
                     .push_config(&r.task_id, &r.id)
                     .map_err(store_error)?;
-                Ok(serde_json::to_value(config).expect("configs serialise"))
+                Ok(Answer::Config(config))
             }
             Method::ListPushConfigs => self.list_push_configs(params(p)?),
             Method::DeletePushConfig => {
@@ -321,7 +375,7 @@ impl<B: AgentBackend> A2aService<B> {
                 self.tasks
                     .delete_push_config(&r.task_id, &r.id)
                     .map_err(store_error)?;
-                Ok(json!({}))
+                Ok(Answer::Empty {})
             }
             Method::GetExtendedAgentCard => Err(RpcError::extended_card_not_configured()),
             Method::SendStreamingMessage | Method::SubscribeToTask => {
@@ -384,12 +438,14 @@ impl<B: AgentBackend> A2aService<B> {
         };
         message.task_id = Some(task_id.clone());
         message.context_id = Some(context_id.clone());
+        // One copy of the message, shared by the store and the agent call.
+        let message = Arc::new(message);
         let snapshot = if new_task {
             self.tasks
-                .create(&task_id, &context_id, message.clone(), history)
+                .create(&task_id, &context_id, Arc::clone(&message), history)
         } else {
             self.tasks
-                .append_user_message(&task_id, message.clone(), history)
+                .append_user_message(&task_id, Arc::clone(&message), history)
         }
         .map_err(store_error)?;
         if let Some((mut config, queue)) = push {
@@ -469,30 +525,32 @@ impl<B: AgentBackend> A2aService<B> {
         })
     }
 
-    async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Value, RpcError> {
+    async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Answer, RpcError> {
         let slot = self.call_slot()?;
         let prepared = self.prepare(p).await?;
         let run = self.start_agent(prepared.request, slot, prepared.history);
         if prepared.return_immediately {
-            return Ok(json!({"task": task_result(prepared.snapshot)}));
+            return Ok(Answer::Sent {
+                task: prepared.snapshot,
+            });
         }
         let task = run.await.map_err(|e| {
             tracing::error!(session = %self.budget.session(), error = %e, "agent task panicked");
             RpcError::internal()
         })??;
-        Ok(json!({"task": task_result(task)}))
+        Ok(Answer::Sent { task })
     }
 
-    fn get_task(&self, p: GetTaskParams) -> Result<Value, RpcError> {
+    fn get_task(&self, p: GetTaskParams) -> Result<Answer, RpcError> {
         let history = history_length(p.history_length)?;
         let task = self
             .tasks
             .get(&p.id, history)
             .ok_or_else(|| RpcError::task_not_found(&p.id))?;
-        Ok(task_result(task))
+        Ok(Answer::Task(task))
     }
 
-    fn list_tasks(&self, p: ListTasksParams) -> Result<Value, RpcError> {
+    fn list_tasks(&self, p: ListTasksParams) -> Result<Answer, RpcError> {
         let history = history_length(p.history_length)?;
         let page_size = page_size(p.page_size)?;
         let after = match p.page_token.as_deref().filter(|t| !t.is_empty()) {
@@ -518,25 +576,25 @@ impl<B: AgentBackend> A2aService<B> {
             history,
         });
         let include_artifacts = p.include_artifacts.unwrap_or(false);
-        let tasks: Vec<Value> = page
+        let tasks: Vec<Task> = page
             .tasks
             .into_iter()
             .map(|mut t| {
                 if !include_artifacts {
                     t.artifacts = None;
                 }
-                task_result(t)
+                t
             })
             .collect();
-        Ok(json!({
-            "tasks": tasks,
-            "nextPageToken": page.next.map(|c| c.token()).unwrap_or_default(),
-            "pageSize": page_size,
-            "totalSize": page.total,
-        }))
+        Ok(Answer::Page {
+            tasks,
+            next_page_token: page.next.map(|c| c.token()).unwrap_or_default(),
+            page_size,
+            total_size: page.total,
+        })
     }
 
-    fn cancel_task(&self, p: TaskIdParams) -> Result<Value, RpcError> {
+    fn cancel_task(&self, p: TaskIdParams) -> Result<Answer, RpcError> {
         let task = self.tasks.cancel(&p.id).map_err(|e| match e {
             StoreError::Terminal { id, state } => {
                 RpcError::task_not_cancelable(&id, &format!("{state:?}"))
@@ -556,7 +614,7 @@ impl<B: AgentBackend> A2aService<B> {
                 }
             });
         }
-        Ok(task_result(task))
+        Ok(Answer::Task(task))
     }
 
     fn push_enabled(&self) -> Result<(), RpcError> {
@@ -597,7 +655,7 @@ impl<B: AgentBackend> A2aService<B> {
         Ok((config, queue))
     }
 
-    fn create_push_config(&self, config: PushConfig) -> Result<Value, RpcError> {
+    fn create_push_config(&self, config: PushConfig) -> Result<Answer, RpcError> {
         self.push_enabled()?;
         if config.task_id.is_empty() {
             return Err(RpcError::invalid_params("taskId is required"));
@@ -611,10 +669,10 @@ impl<B: AgentBackend> A2aService<B> {
             .tasks
             .set_push_config(config, queue)
             .map_err(store_error)?;
-        Ok(serde_json::to_value(stored).expect("configs serialise"))
+        Ok(Answer::Config(stored))
     }
 
-    fn list_push_configs(&self, p: ListPushConfigsParams) -> Result<Value, RpcError> {
+    fn list_push_configs(&self, p: ListPushConfigsParams) -> Result<Answer, RpcError> {
         self.push_enabled()?;
         let limit = page_size(p.page_size.filter(|n| *n != 0))?;
         let after = match p.page_token.as_deref().filter(|t| !t.is_empty()) {
@@ -637,7 +695,10 @@ impl<B: AgentBackend> A2aService<B> {
             (true, Some(last)) => URL_SAFE_NO_PAD.encode(&last.id),
             _ => String::new(),
         };
-        Ok(json!({"configs": configs, "nextPageToken": next}))
+        Ok(Answer::Configs {
+            configs,
+            next_page_token: next,
+        })
     }
 
     /// Answers a streaming method: one SSE event per StreamResponse. A

@@ -321,7 +321,7 @@ impl TaskStore {
         &self,
         task_id: &str,
         context_id: &str,
-        first: Message,
+        first: Arc<Message>,
         history: Option<usize>,
     ) -> Result<Task, StoreError> {
         let now = std::time::SystemTime::now();
@@ -375,7 +375,7 @@ impl TaskStore {
     pub fn append_user_message(
         &self,
         id: &str,
-        message: Message,
+        message: Arc<Message>,
         history: Option<usize>,
     ) -> Result<Task, StoreError> {
         let bytes = cost::message(&message);
@@ -585,12 +585,14 @@ fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
         m.role = Role::Agent;
         m.task_id = Some(task.id.clone());
         m.context_id = Some(task.context_id.clone());
-        m
+        Arc::new(m)
     });
     if let Some(m) = &message {
-        // Held twice: in the history and as the status message.
-        added += 2 * cost::message(m);
-        task.history.get_or_insert_with(Vec::new).push(m.clone());
+        // One copy, in the history and as the status message.
+        added += cost::message(m);
+        task.history
+            .get_or_insert_with(Vec::new)
+            .push(Arc::clone(m));
     }
     let mut events = Vec::new();
     for mut artifact in update.artifacts {
@@ -624,14 +626,12 @@ fn config_not_found(task: &str, config: &str) -> StoreError {
     }
 }
 
-fn set_status(entry: &mut Entry, state: TaskState, message: Option<Message>) {
+/// Sets the task's status; `message` is already in the history.
+fn set_status(entry: &mut Entry, state: TaskState, message: Option<Arc<Message>>) {
     // Status times are strictly increasing per task, so a cursor never
     // skips a task updated twice within one millisecond.
     let ms = now_ms().max(entry.updated_ms + 1);
     entry.updated_ms = ms;
-    if let Some(old) = &entry.task.status.message {
-        entry.bytes -= cost::message(old).min(entry.bytes);
-    }
     entry.task.status = TaskStatus {
         state,
         message,
@@ -692,7 +692,7 @@ mod tests {
 
     /// Creates task `id` and completes it with `text` as the answer.
     fn finished_with(store: &TaskStore, id: &str, text: &str) {
-        store.create(id, "c", msg("go"), None).unwrap();
+        store.create(id, "c", Arc::new(msg("go")), None).unwrap();
         let done = TaskUpdate {
             state: TaskState::Completed,
             message: Some(msg(text)),
@@ -712,7 +712,7 @@ mod tests {
     #[test]
     fn terminal_tasks_never_change() {
         let store = store_with(BUDGET);
-        store.create("t", "c", msg("hi"), None).unwrap();
+        store.create("t", "c", Arc::new(msg("hi")), None).unwrap();
         let done = TaskUpdate {
             state: TaskState::Completed,
             message: Some(msg("bye")),
@@ -727,7 +727,7 @@ mod tests {
             Err(StoreError::Terminal { .. })
         ));
         assert!(matches!(
-            store.append_user_message("t", msg("more"), None),
+            store.append_user_message("t", Arc::new(msg("more")), None),
             Err(StoreError::Terminal { .. })
         ));
         assert!(matches!(
@@ -748,7 +748,9 @@ mod tests {
     fn the_store_is_bounded_and_drops_the_oldest_finished_task() {
         let store = store_with(BUDGET);
         for i in 0..MAX_TASKS {
-            store.create(&i.to_string(), "c", msg("x"), None).unwrap();
+            store
+                .create(&i.to_string(), "c", Arc::new(msg("x")), None)
+                .unwrap();
             let state = if i == 5 {
                 TaskState::Completed
             } else {
@@ -756,14 +758,14 @@ mod tests {
             };
             store.apply(&i.to_string(), update(state)).unwrap();
         }
-        store.create("new", "c", msg("x"), None).unwrap();
+        store.create("new", "c", Arc::new(msg("x")), None).unwrap();
         assert!(
             store.get("5", None).is_none(),
             "the finished task made room"
         );
         assert!(store.get("0", None).is_some(), "working tasks are kept");
         assert_eq!(
-            store.create("newer", "c", msg("x"), None),
+            store.create("newer", "c", Arc::new(msg("x")), None),
             Err(StoreError::Full)
         );
     }
@@ -771,9 +773,13 @@ mod tests {
     #[test]
     fn history_and_bytes_stay_within_bounds() {
         let store = store_with(BUDGET);
-        store.create("t", "c", msg("first"), None).unwrap();
+        store
+            .create("t", "c", Arc::new(msg("first")), None)
+            .unwrap();
         for _ in 0..MAX_HISTORY + 20 {
-            store.append_user_message("t", msg("more"), None).unwrap();
+            store
+                .append_user_message("t", Arc::new(msg("more")), None)
+                .unwrap();
         }
         assert_eq!(
             store.get("t", None).unwrap().history.unwrap().len(),
@@ -790,8 +796,14 @@ mod tests {
         assert!(store.get("big0", None).is_none() && store.get("big99", None).is_some());
         // A working task cannot grow past the budget: its new messages are
         // refused once the finished tasks are gone.
-        store.create("w", "c", msg("start"), None).unwrap();
-        let refused = (0..40).find_map(|_| store.append_user_message("w", msg(&big), None).err());
+        store
+            .create("w", "c", Arc::new(msg("start")), None)
+            .unwrap();
+        let refused = (0..40).find_map(|_| {
+            store
+                .append_user_message("w", Arc::new(msg(&big)), None)
+                .err()
+        });
         assert!(
             matches!(refused, Some(StoreError::OverBudget(_))),
             "{refused:?}"
@@ -805,7 +817,9 @@ mod tests {
         let store = store_with(BUDGET);
         let big = "x".repeat(1 << 20);
         // The oldest task finishes last, with the store over its budget.
-        store.create("first", "c", msg("go"), None).unwrap();
+        store
+            .create("first", "c", Arc::new(msg("go")), None)
+            .unwrap();
         for i in 0..40 {
             let id = format!("t{i}");
             finished_with(&store, &id, &big);
@@ -827,11 +841,13 @@ mod tests {
     #[test]
     fn history_length_trims_from_the_front() {
         let store = store_with(BUDGET);
-        let t = store.create("t", "c", msg("1"), Some(0)).unwrap();
+        let t = store.create("t", "c", Arc::new(msg("1")), Some(0)).unwrap();
         assert!(t.history.is_none());
-        store.append_user_message("t", msg("2"), None).unwrap();
+        store
+            .append_user_message("t", Arc::new(msg("2")), None)
+            .unwrap();
         let last = store
-            .append_user_message("t", msg("3"), Some(1))
+            .append_user_message("t", Arc::new(msg("3")), Some(1))
             .unwrap()
             .history
             .unwrap();
@@ -845,10 +861,12 @@ mod tests {
     fn new_content_past_the_budget_is_refused_and_accepted_content_kept() {
         let store = store_with(4 << 20);
         let big = "x".repeat(1 << 20);
-        store.create("w", "c", msg("start"), None).unwrap();
+        store
+            .create("w", "c", Arc::new(msg("start")), None)
+            .unwrap();
         let mut refused = None;
         for i in 0..10 {
-            if let Err(e) = store.append_user_message("w", msg(&big), None) {
+            if let Err(e) = store.append_user_message("w", Arc::new(msg(&big)), None) {
                 refused = Some((i, e));
                 break;
             }
@@ -882,10 +900,10 @@ mod tests {
             filename: None,
             metadata: None,
         });
-        store.create("t", "c", m.clone(), None).unwrap();
+        store.create("t", "c", Arc::new(m.clone()), None).unwrap();
         let one = budget.used(Kind::StoreBytes);
         assert!(one > 10_000 * 32, "parsed cost counted: {one}");
-        store.append_user_message("t", m, None).unwrap();
+        store.append_user_message("t", Arc::new(m), None).unwrap();
         assert!(budget.used(Kind::StoreBytes) > 2 * one - 1000);
         store.cancel("t").unwrap();
         assert_eq!(budget.used(Kind::StoreBytes), store.lock().bytes);
@@ -896,7 +914,7 @@ mod tests {
     #[test]
     fn subscribers_see_artifacts_then_status_and_the_stream_ends_at_terminal() {
         let store = store_with(BUDGET);
-        store.create("t", "c", msg("1"), None).unwrap();
+        store.create("t", "c", Arc::new(msg("1")), None).unwrap();
         let (snapshot, mut rx) = store.subscribe("t", None).unwrap();
         assert_eq!(snapshot.status.state, TaskState::Submitted);
         let artifact = Artifact {
@@ -942,7 +960,9 @@ mod tests {
         let store = store_with(BUDGET);
         for i in 0..7 {
             let ctx = if i % 2 == 0 { "even" } else { "odd" };
-            store.create(&format!("t{i}"), ctx, msg("x"), None).unwrap();
+            store
+                .create(&format!("t{i}"), ctx, Arc::new(msg("x")), None)
+                .unwrap();
             store
                 .apply(&format!("t{i}"), update(TaskState::Working))
                 .unwrap();

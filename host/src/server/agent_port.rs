@@ -8,15 +8,14 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::http::{
-    Body, answer_even_on_panic, draining, error_response, full, host_header, json_bytes,
-    json_response, method_not_allowed, read_body, refuse_connection, spawn_connection,
+    Body, RequestBody, answer_even_on_panic, boxed, draining, error_response, full, host_header,
+    json_bytes, json_response, method_not_allowed, read_body, refuse_connection, spawn_connection,
     sse_response, too_many_requests, with_retry_after,
 };
 use crate::a2a::{Reply, agent_card};
@@ -88,6 +87,7 @@ pub fn spawn(
                 (Arc::clone(&session), Arc::clone(&agent), Arc::clone(&drain));
             let local = stream.local_addr().ok();
             let service = hyper::service::service_fn(move |req| {
+                let req = boxed(req);
                 let (session, agent) = (Arc::clone(&session), Arc::clone(&agent));
                 let in_flight = drain.request();
                 let drain = Arc::clone(&drain);
@@ -120,7 +120,7 @@ const CARD_PATHS: [&str; 2] = ["/.well-known/agent-card.json", "/.well-known/age
 
 /// `http://{Host}/` of a request on an agent port: the URL its card
 /// advertises.
-fn port_base_url(req: &Request<Incoming>, local: Option<SocketAddr>) -> String {
+fn port_base_url(req: &Request<RequestBody>, local: Option<SocketAddr>) -> String {
     let authority = match (host_header(req), local) {
         (Some(host), _) => host.to_string(),
         (None, Some(addr)) => addr.to_string(),
@@ -135,7 +135,7 @@ fn port_base_url(req: &Request<Incoming>, local: Option<SocketAddr>) -> String {
 pub(crate) async fn handle(
     session: &Session,
     agent: &SlotAgent,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     base_url: &str,
     limits: PortLimits,
     drain: &super::Drain,
@@ -217,7 +217,7 @@ pub(crate) async fn handle(
 }
 
 /// The `A2A-Version` header, or the query parameter of the same name.
-fn a2a_version(req: &Request<Incoming>) -> Option<String> {
+fn a2a_version(req: &Request<RequestBody>) -> Option<String> {
     if let Some(v) = req.headers().get("a2a-version") {
         return Some(String::from_utf8_lossy(v.as_bytes()).trim().to_string());
     }

@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -14,8 +13,8 @@ use super::Drain;
 use super::agent_port::{self, PortLimits};
 use super::draft_api;
 use super::http::{
-    Body, error_response, full, host_header, host_without_port, json_response, method_not_allowed,
-    read_body, read_json_or_default, too_many_requests, with_retry_after,
+    Body, RequestBody, error_response, full, host_header, host_without_port, json_response,
+    method_not_allowed, read_body, read_json_or_default, too_many_requests, with_retry_after,
 };
 use crate::a2a::agent_card;
 use crate::draft::Drafts;
@@ -50,6 +49,8 @@ pub struct ControlApi {
     pub drafts: Arc<Drafts>,
     /// Where components live; uploads are written here.
     pub agents_dir: std::path::PathBuf,
+    /// Peers whose forwarding headers name the client.
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
 }
 
 /// Where a request says it came to: `Host`, else the listener.
@@ -65,8 +66,10 @@ impl Origin {
 }
 
 impl ControlApi {
-    /// Routes one request from `peer`.
-    pub async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+    /// Routes one request from `peer` (the client behind it, when `peer`
+    /// is a trusted proxy).
+    pub async fn handle(&self, req: Request<RequestBody>, peer: IpAddr) -> Response<Body> {
+        let peer = self.trusted_proxies.client(peer, req.headers());
         let origin = Origin {
             authority: host_header(&req)
                 .unwrap_or(&self.listen_authority)
@@ -117,7 +120,7 @@ impl ControlApi {
 
     async fn api(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         segments: &[&str],
         origin: &Origin,
         peer: IpAddr,
@@ -183,7 +186,7 @@ impl ControlApi {
     }
 
     /// 401/403 unless the request carries the admin token (when one is set).
-    pub(super) fn check_admin(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+    pub(super) fn check_admin(&self, req: &Request<RequestBody>) -> Option<Response<Body>> {
         let expected = self.admin_token.as_ref()?;
         let given = req
             .headers()
@@ -227,7 +230,7 @@ impl ControlApi {
 
     async fn gateway(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         session: &str,
         slot: &str,
         origin: &Origin,
@@ -284,7 +287,7 @@ impl ControlApi {
     /// `PUT /v1/components/{name}`: checks the uploaded component as a
     /// load would, then stores it in the agents directory and offers it
     /// to new sessions.
-    async fn upload(&self, req: Request<Incoming>, name: &str) -> Response<Body> {
+    async fn upload(&self, req: Request<RequestBody>, name: &str) -> Response<Body> {
         if !crate::runtime::is_component_name(name) {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -352,7 +355,7 @@ impl ControlApi {
 
     async fn create(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         origin: &Origin,
         peer: IpAddr,
     ) -> Response<Body> {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
@@ -20,8 +19,8 @@ use serde_json::json;
 
 use super::control::{ControlApi, create_refusal};
 use super::http::{
-    Body, error_response, full, json_response, method_not_allowed, read_body, read_json_or_default,
-    sse_response,
+    Body, RequestBody, error_response, full, json_response, method_not_allowed, read_body,
+    read_json_or_default, sse_response,
 };
 use crate::draft::client::A2aAgent;
 use crate::draft::rules::{DEFAULT_ROUNDS, MAX_ROUNDS, team_of};
@@ -76,7 +75,7 @@ impl ControlApi {
     /// Routes `/v1/drafts/...`.
     pub(super) async fn drafts(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         segments: &[&str],
         peer: IpAddr,
     ) -> Response<Body> {
@@ -139,7 +138,7 @@ impl ControlApi {
     #[allow(clippy::result_large_err)] // the error is the response to send
     fn authorized_draft(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         id: &str,
     ) -> Result<(Arc<Session>, Arc<Draft>), Response<Body>> {
         let missing = || {
@@ -171,7 +170,7 @@ impl ControlApi {
         }
     }
 
-    async fn create_draft(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+    async fn create_draft(&self, req: Request<RequestBody>, peer: IpAddr) -> Response<Body> {
         if self.drain.is_draining() {
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -282,7 +281,7 @@ impl ControlApi {
         }
     }
 
-    async fn human_pick(&self, req: Request<Incoming>, draft: &Draft) -> Response<Body> {
+    async fn human_pick(&self, req: Request<RequestBody>, draft: &Draft) -> Response<Body> {
         let body = match read_body(req.into_body(), MAX_DRAFT_BODY, self.limits.body_timeout).await
         {
             Ok(b) => b,
@@ -403,7 +402,7 @@ fn rand_seed() -> u64 {
 }
 
 /// The value of `name` in the query string, if present.
-fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+fn query_param<'a>(req: &'a Request<RequestBody>, name: &str) -> Option<&'a str> {
     req.uri()
         .query()?
         .split('&')
@@ -412,7 +411,7 @@ fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn not_found(req: &Request<Incoming>) -> Response<Body> {
+fn not_found(req: &Request<RequestBody>) -> Response<Body> {
     error_response(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -423,7 +422,7 @@ fn not_found(req: &Request<Incoming>) -> Response<Body> {
 /// The draft's events as server-sent events, from the start (or after
 /// `Last-Event-ID` when a browser reconnects), then live until the draft
 /// is done. While a watcher is connected, the draft's session stays alive.
-fn events(req: &Request<Incoming>, session: Arc<Session>, draft: Arc<Draft>) -> Response<Body> {
+fn events(req: &Request<RequestBody>, session: Arc<Session>, draft: Arc<Draft>) -> Response<Body> {
     let resume = req
         .headers()
         .get("last-event-id")

@@ -19,6 +19,16 @@ use tokio_util::sync::CancellationToken;
 /// A response body: whole, or (for streams) produced as it goes.
 pub type Body = BoxBody<Bytes, Infallible>;
 
+/// A request body as the handlers read it: a connection's body, boxed at
+/// the edge, so handlers can also be driven without a socket (the fuzz
+/// targets do).
+pub type RequestBody = BoxBody<Bytes, hyper::Error>;
+
+/// A request from a connection, as the handlers take it.
+pub fn boxed(req: Request<Incoming>) -> Request<RequestBody> {
+    req.map(BodyExt::boxed)
+}
+
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
@@ -159,7 +169,7 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
 /// A client that has not sent the whole body within `timeout` gets 408:
 /// a slow sender cannot hold a request open.
 pub async fn read_body(
-    body: Incoming,
+    body: RequestBody,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, Response<Body>> {
@@ -191,7 +201,7 @@ pub async fn read_body(
 /// Reads a JSON body as `T`; an empty (or all-whitespace) body is
 /// `T::default()`. A body that does not parse is a 400 naming `what`.
 pub async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
-    body: Incoming,
+    body: RequestBody,
     limit: usize,
     timeout: Duration,
     what: &str,
@@ -211,7 +221,7 @@ pub async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
 
 /// The hostname part of a `Host` header, if it is a plausible host name
 /// (it is echoed into URLs, so nothing else gets through).
-pub fn host_header(req: &Request<Incoming>) -> Option<&str> {
+pub fn host_header(req: &Request<RequestBody>) -> Option<&str> {
     let host = req.headers().get(hyper::header::HOST)?.to_str().ok()?;
     let valid = !host.is_empty()
         && host.len() <= 255

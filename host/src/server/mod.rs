@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use agent_port::PortLimits;
 pub use control::ControlApi;
+pub use http::RequestBody;
 
 use crate::config::{Config, Mode};
 use crate::egress::Outbound;
@@ -123,6 +124,7 @@ impl Server {
     /// Loads the components, binds the control listener and readies the
     /// session registry. Nothing is served until [`run`](Self::run).
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
+        crate::session::return_large_allocations_when_freed();
         let runtime = Runtime::new(config.guest_limits(), metric_hooks())?
             .with_cache(config.agents_dir.join(".precompiled"));
         // Refused components are logged and skipped; the rest are served.
@@ -186,6 +188,11 @@ impl Server {
             drain,
             drafts: Arc::default(),
             agents_dir: config.agents_dir.clone(),
+            trusted_proxies: config
+                .http
+                .trusted_proxies
+                .parse()
+                .map_err(|why| anyhow::anyhow!("http.trusted_proxies: {why}"))?,
         });
         Ok(Server {
             addr,
@@ -196,6 +203,12 @@ impl Server {
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             admission,
         })
+    }
+
+    /// The control listener's handler, to drive the whole HTTP surface
+    /// without a socket (the fuzz targets do).
+    pub fn control_api(&self) -> Arc<ControlApi> {
+        Arc::clone(&self.api)
     }
 
     /// A handle that begins a graceful shutdown when cancelled.
@@ -277,7 +290,7 @@ impl Server {
                 async move {
                     let _in_flight = api.drain.request();
                     Ok::<_, Infallible>(
-                        http::answer_even_on_panic(api.handle(req, peer.ip())).await,
+                        http::answer_even_on_panic(api.handle(http::boxed(req), peer.ip())).await,
                     )
                 }
             });

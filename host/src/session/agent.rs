@@ -61,7 +61,7 @@ impl AgentBackend for WasmAgent {
             task_id: req.task_id,
             context_id: req.context_id,
             new_task: req.new_task,
-            message: message_to_guest(req.message),
+            message: message_to_guest(&req.message),
         };
         let on_emit = Box::new(move |task_id: &str, update: guest::Update| {
             emit(task_id, update_from_guest(update))
@@ -125,20 +125,21 @@ pub fn info_from_guest(info: guest::Info) -> AgentInfo {
     }
 }
 
-fn part_to_guest(part: Part) -> guest::Part {
-    match part.content {
-        PartContent::Text(t) => guest::Part::Text(t),
+/// The guest's copy of a part (the store keeps the original).
+fn part_to_guest(part: &Part) -> guest::Part {
+    match &part.content {
+        PartContent::Text(t) => guest::Part::Text(t.clone()),
         PartContent::Data(d) => guest::Part::Data(d.to_string()),
         PartContent::Raw(bytes) => guest::Part::File(guest::FileRef {
-            name: part.filename,
-            media_type: part.media_type,
+            name: part.filename.clone(),
+            media_type: part.media_type.clone(),
             uri: None,
-            bytes: Some(bytes),
+            bytes: Some(bytes.clone()),
         }),
         PartContent::Url(uri) => guest::Part::File(guest::FileRef {
-            name: part.filename,
-            media_type: part.media_type,
-            uri: Some(uri),
+            name: part.filename.clone(),
+            media_type: part.media_type.clone(),
+            uri: Some(uri.clone()),
             bytes: None,
         }),
     }
@@ -166,16 +167,16 @@ fn part_from_guest(part: guest::Part) -> Part {
     }
 }
 
-fn message_to_guest(m: Message) -> guest::Message {
+fn message_to_guest(m: &Message) -> guest::Message {
     guest::Message {
-        message_id: m.message_id,
+        message_id: m.message_id.clone(),
         role: match m.role {
             Role::User => guest::Role::User,
             Role::Agent => guest::Role::Agent,
         },
-        parts: m.parts.into_iter().map(part_to_guest).collect(),
-        context_id: m.context_id,
-        task_id: m.task_id,
+        parts: m.parts.iter().map(part_to_guest).collect(),
+        context_id: m.context_id.clone(),
+        task_id: m.task_id.clone(),
     }
 }
 

@@ -265,6 +265,24 @@ fn give_back_memory() {
     });
 }
 
+/// Serves allocations of [`LARGE_ALLOCATION`] and more (message content,
+/// response bodies) from their own mappings, given back to the system
+/// the moment they are freed. glibc would otherwise raise this threshold
+/// as large blocks are freed and serve them from its heaps, where a
+/// session's content stays resident after the session ends. Process-wide;
+/// called once by the server at start.
+pub fn return_large_allocations_when_freed() {
+    // SAFETY: mallopt only sets a tunable of the allocator; it is safe to
+    // call at any time.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_ALLOCATION as libc::c_int);
+    }
+}
+
+/// What [`return_large_allocations_when_freed`] counts as large.
+const LARGE_ALLOCATION: usize = 256 << 10;
+
 /// A place counted against the session limits for a create in progress;
 /// dropping it gives the place back.
 struct Reservation<'a> {

@@ -1,10 +1,12 @@
 //! `make bench`: starts the release server and prints a table of
-//! session create/delete latency over HTTP and SendMessage throughput on
-//! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections).
+//! session create/delete latency over HTTP, SendMessage throughput on
+//! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections),
+//! and the big-history tenancy figures against their targets.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use a2a_sandbox_tests::attacks;
 use a2a_sandbox_tests::*;
 use serde_json::json;
 
@@ -94,6 +96,13 @@ async fn main() {
     let complete = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("complete")});
     let store_throughput = wrk(&curl, &conformance.token, &complete.to_string());
 
+    // Tenancy: a session with a big history against a quiet one, on a
+    // server of its own with room for the history.
+    let tenancy = Server::start(10, &["--set", "budgets.store_bytes=48000000"]);
+    let big = attacks::big_history(&tenancy).await;
+    eprintln!("{big}");
+    drop(tenancy);
+
     let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
     println!();
     println!("| benchmark | figure |");
@@ -140,6 +149,17 @@ async fn main() {
         );
         println!("| its p99 latency / non-2xx | {p99} / {errors} |");
     }
+    println!(
+        "| big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history (target 1x) | {:.2}x |",
+        big.history_bytes as f64 / 1048576.0,
+        big.follow_up_growth()
+    );
+    println!(
+        "| big history: another session's SendMessage p99 while follow-ups ask for the whole history (target at most 3x) | {:.2}x ({} -> {}) |",
+        big.quiet_ratio(),
+        ms(big.baseline),
+        ms(big.noisy)
+    );
 }
 
 /// Runs wrk against `url`; returns requests/s, p99 latency and non-2xx count.
