@@ -181,6 +181,8 @@ fn run() -> anyhow::Result<()> {
             .block_on(draft(args)),
         Command::Serve(args) => {
             let config = args.load()?;
+            // Before any thread allocates: see its doc.
+            a2a_sandbox::session::tune_allocator();
             init_logs(config.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -1,44 +1,64 @@
 //! JSON-RPC 2.0 framing: turn a body into a request or the right error,
 //! and a result or error into a response body.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::error::RpcError;
 
 /// A request id: string, number or null, echoed exactly.
 pub type RequestId = Value;
 
-/// A well-formed JSON-RPC request.
+/// A well-formed JSON-RPC request. `params` is the request's own text,
+/// parsed once, straight into the method's type: content is never held
+/// twice while a request is read.
 #[derive(Debug)]
-pub struct Request {
+pub struct Request<'a> {
     /// `None` for a notification (no `id` member): process, answer nothing.
     pub id: Option<RequestId>,
     pub method: String,
-    pub params: Value,
+    pub params: &'a RawValue,
+}
+
+/// The members of a request object, as sent.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    /// `None` when absent; `Some(Null)` for `"id": null`.
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default)]
+    jsonrpc: Option<Value>,
+    #[serde(default)]
+    method: Option<Value>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Parses a body. On failure returns the error and the id to answer with
 /// (null when the id could not be read).
-pub fn parse(body: &[u8]) -> Result<Request, (RequestId, RpcError)> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| (Value::Null, RpcError::parse_error(e)))?;
-    let mut object = match value {
-        Value::Object(o) => o,
-        Value::Array(_) => {
-            return Err((
-                Value::Null,
-                RpcError::invalid_request("batch requests are not supported; send one object"),
-            ));
-        }
-        _ => {
-            return Err((
-                Value::Null,
-                RpcError::invalid_request("body must be a JSON object"),
-            ));
+pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            // Valid JSON that is not a request object, or not JSON at all
+            // (nested past the parser's depth limit counts as not JSON).
+            if let Err(invalid) = serde_json::from_slice::<Value>(body) {
+                return Err((Value::Null, RpcError::parse_error(invalid)));
+            }
+            let why = match body.trim_ascii_start().first() {
+                Some(b'[') => "batch requests are not supported; send one object".to_string(),
+                Some(b'{') => format!("not a request object: {e}"),
+                _ => "body must be a JSON object".to_string(),
+            };
+            return Err((Value::Null, RpcError::invalid_request(why)));
         }
     };
-    let id = match object.remove("id") {
+    let id = match envelope.id {
         None => None,
         Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(id),
         Some(_) => {
@@ -49,13 +69,13 @@ pub fn parse(body: &[u8]) -> Result<Request, (RequestId, RpcError)> {
         }
     };
     let reply_id = id.clone().unwrap_or(Value::Null);
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if envelope.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err((
             reply_id,
             RpcError::invalid_request("jsonrpc must be \"2.0\""),
         ));
     }
-    let method = match object.remove("method") {
+    let method = match envelope.method {
         Some(Value::String(m)) => m,
         _ => {
             return Err((
@@ -64,9 +84,10 @@ pub fn parse(body: &[u8]) -> Result<Request, (RequestId, RpcError)> {
             ));
         }
     };
-    let params = match object.remove("params") {
-        None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(p @ Value::Object(_)) => p,
+    let params = match envelope.params {
+        None => no_params(),
+        Some(p) if p.get() == "null" => no_params(),
+        Some(p) if p.get().starts_with('{') => p,
         Some(_) => {
             return Err((
                 reply_id,
@@ -75,6 +96,12 @@ pub fn parse(body: &[u8]) -> Result<Request, (RequestId, RpcError)> {
         }
     };
     Ok(Request { id, method, params })
+}
+
+/// `{}`: the params of a request that sent none.
+fn no_params() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| RawValue::from_string("{}".into()).expect("{} is JSON"))
 }
 
 #[derive(Serialize)]

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
@@ -182,8 +183,8 @@ impl Drop for CallSlot {
     }
 }
 
-fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
-    serde_json::from_value(params).map_err(|e| RpcError::invalid_params(e.to_string()))
+fn params<T: DeserializeOwned>(params: &RawValue) -> Result<T, RpcError> {
+    serde_json::from_str(params.get()).map_err(|e| RpcError::invalid_params(e.to_string()))
 }
 
 fn history_length(n: Option<i32>) -> Result<Option<usize>, RpcError> {
@@ -352,7 +353,7 @@ impl<B: AgentBackend> A2aService<B> {
         }
     }
 
-    async fn dispatch(self: &Arc<Self>, method: Method, p: Value) -> Result<Answer, RpcError> {
+    async fn dispatch(self: &Arc<Self>, method: Method, p: &RawValue) -> Result<Answer, RpcError> {
         match method {
             Method::SendMessage => self.send_message(params(p)?).await,
             Method::GetTask => self.get_task(params(p)?),
@@ -709,7 +710,7 @@ impl<B: AgentBackend> A2aService<B> {
         self: &Arc<Self>,
         method: Method,
         id: RequestId,
-        p: Value,
+        p: &RawValue,
     ) -> Result<mpsc::Receiver<Bytes>, RpcError> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let held = self
@@ -743,7 +744,7 @@ impl<B: AgentBackend> A2aService<B> {
 
     async fn start_stream(
         &self,
-        p: Value,
+        p: &RawValue,
     ) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
         let slot = self.call_slot()?;
         let prepared = self.prepare(params(p)?).await?;
@@ -756,7 +757,10 @@ impl<B: AgentBackend> A2aService<B> {
         Ok((prepared.snapshot, events))
     }
 
-    fn resubscribe(&self, p: Value) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
+    fn resubscribe(
+        &self,
+        p: &RawValue,
+    ) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
         let p: TaskIdParams = params(p)?;
         self.tasks.subscribe(&p.id, None).map_err(|e| match e {
             StoreError::Terminal { id, state } => RpcError::unsupported_operation(format!(

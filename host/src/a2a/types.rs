@@ -68,7 +68,7 @@ pub enum PartContent {
 /// A piece of a message or artifact: exactly one content field plus
 /// optional media type, file name and metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Value", into = "PartWire")]
+#[serde(try_from = "MapOnly<PartWire>", into = "PartWire")]
 pub struct Part {
     pub content: PartContent,
     pub media_type: Option<String>,
@@ -106,49 +106,52 @@ struct PartWire {
     metadata: Option<Metadata>,
 }
 
-impl TryFrom<Value> for Part {
+impl TryFrom<MapOnly<PartWire>> for Part {
     type Error = String;
-    fn try_from(v: Value) -> Result<Self, String> {
-        if !v.is_object() {
-            return Err(format!("a part must be an object, not {v}"));
-        }
-        let wire: PartWire = serde_json::from_value(v).map_err(|e| format!("bad part: {e}"))?;
-        Part::try_from(wire)
+    fn try_from(wire: MapOnly<PartWire>) -> Result<Self, String> {
+        Part::try_from(wire.0)
     }
 }
 
-/// Deserialises a field that must be a JSON object: serde would also
-/// take an array for a struct, which the wire format does not allow.
+/// A `T` that must come as a JSON object: serde would also take an array
+/// for a struct, which the wire format does not allow. Read in one pass,
+/// without an intermediate copy of the content (a part's `data` can be
+/// megabytes of small objects).
+struct MapOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// Deserialises a field that must be a JSON object.
 fn object<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        v @ Value::Object(_) => serde_json::from_value(v).map_err(D::Error::custom),
-        other => Err(D::Error::custom(format!(
-            "expected an object, found {other}"
-        ))),
-    }
+    MapOnly::deserialize(d).map(|m| m.0)
 }
 
 /// As [`object`], for an optional field (`null` is unset).
 fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        v @ Value::Object(_) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(D::Error::custom),
-        other => Err(D::Error::custom(format!(
-            "expected an object, found {other}"
-        ))),
-    }
+    Option::<MapOnly<T>>::deserialize(d).map(|m| m.map(|m| m.0))
 }
 
 impl TryFrom<PartWire> for Part {

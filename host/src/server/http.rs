@@ -288,3 +288,23 @@ pub fn spawn_connection<S>(
         drop(held);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_with_a_json_error() {
+        let response = answer_even_on_panic(async {
+            if std::hint::black_box(true) {
+                panic!("a bug");
+            }
+            Response::new(full(""))
+        })
+        .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "internal_error");
+    }
+}

@@ -124,7 +124,6 @@ impl Server {
     /// Loads the components, binds the control listener and readies the
     /// session registry. Nothing is served until [`run`](Self::run).
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
-        crate::session::return_large_allocations_when_freed();
         let runtime = Runtime::new(config.guest_limits(), metric_hooks())?
             .with_cache(config.agents_dir.join(".precompiled"));
         // Refused components are logged and skipped; the rest are served.

@@ -265,22 +265,30 @@ fn give_back_memory() {
     });
 }
 
-/// Serves allocations of [`LARGE_ALLOCATION`] and more (message content,
-/// response bodies) from their own mappings, given back to the system
-/// the moment they are freed. glibc would otherwise raise this threshold
-/// as large blocks are freed and serve them from its heaps, where a
-/// session's content stays resident after the session ends. Process-wide;
-/// called once by the server at start.
-pub fn return_large_allocations_when_freed() {
-    // SAFETY: mallopt only sets a tunable of the allocator; it is safe to
-    // call at any time.
+/// Sets the allocator up so that what a session's content costs is what
+/// the process holds, and what it freed goes back to the system:
+///
+/// - allocations of [`LARGE_ALLOCATION`] and more (message content,
+///   response bodies) get their own mappings, returned the moment they are
+///   freed (glibc would otherwise raise this threshold as large blocks are
+///   freed and keep them in its heaps after the session ends);
+/// - one heap for every thread: with one per thread, what a request frees
+///   on one thread stays resident beside what the next request allocates
+///   on another, and a store of many small JSON objects costs RSS of 2.4x
+///   its content instead of 1.4x (measured by the tenancy suite).
+///
+/// Process-wide; called once at start, before any thread is spawned
+/// (threads that allocated before keep heaps of their own).
+pub fn tune_allocator() {
+    // SAFETY: mallopt only sets tunables of the allocator.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_ALLOCATION as libc::c_int);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
-/// What [`return_large_allocations_when_freed`] counts as large.
+/// What [`tune_allocator`] counts as large.
 const LARGE_ALLOCATION: usize = 256 << 10;
 
 /// A place counted against the session limits for a create in progress;

@@ -16,7 +16,9 @@ const WRK_SECONDS: u32 = 10;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
-    let server = Server::start(100, &[]);
+    // Eight connections drive one agent: room for all of them in its
+    // call queue (budgets.queued_calls_per_agent is 4 by default).
+    let server = Server::start(100, &["--set", "budgets.queued_calls_per_agent=16"]);
     let authority = server.addr.to_string();
     let mut control = Client::connect(&authority).await;
 
