@@ -5,6 +5,7 @@
 
 pub mod a2a;
 pub mod budget;
+pub mod bulk;
 pub mod clock;
 pub mod config;
 pub mod draft;

@@ -327,6 +327,7 @@ pub fn sample_players() -> Value {
 }
 
 /// Session fields every test reads.
+#[derive(Clone)]
 pub struct SessionInfo {
     pub id: String,
     pub token: String,

@@ -1,32 +1,14 @@
 //! What task content costs in memory. The store charges a session for
-//! the memory its content takes, not for its size on the wire: a JSON
-//! array of a million zeros is 2 MB sent and 32 MB parsed. The figures
-//! follow the parsed form (`serde_json::Value`, `String`, `Vec`) and the
-//! allocator's rounding, so the count stays within 2x of the resident
-//! memory it causes for any shape of content (see the tenancy suite).
+//! the memory its content takes, not for its size on the wire. Free-form
+//! JSON (data parts, metadata) is kept as its text, so it costs its
+//! length; everything else is counted in its parsed form (`String`,
+//! `Vec`, the structs) with the allocator's rounding, so the count stays
+//! within 2x of the resident memory it causes for any shape of content
+//! (see the tenancy suite).
 
 use std::mem::size_of;
 
-use serde_json::Value;
-
-use super::types::{Artifact, Message, Part, PartContent, Task};
-
-/// Entries in one node of a `BTreeMap` (a JSON object).
-const NODE_ENTRIES: usize = 11;
-/// Bytes of one node: its key and value slots and header.
-const NODE_BYTES: usize = NODE_ENTRIES * (size_of::<String>() + size_of::<Value>()) + 16;
-/// Entries a node holds on average once objects grow past one node.
-const NODE_FILL: usize = 7;
-
-/// The nodes of a JSON object of `n` entries: one for a small object,
-/// about one per [`NODE_FILL`] entries past that.
-fn map_nodes(n: usize) -> usize {
-    match n {
-        0 => 0,
-        n if n <= NODE_ENTRIES => heap(NODE_BYTES),
-        n => heap(NODE_BYTES) * n.div_ceil(NODE_FILL),
-    }
-}
+use super::types::{Artifact, JsonText, Message, Metadata, Part, PartContent, Task};
 
 /// Bytes the allocator hands out for a request of `n`: a header and
 /// 16-byte rounding, at least its smallest chunk.
@@ -46,31 +28,20 @@ fn opt_string(s: &Option<String>) -> usize {
     s.as_deref().map_or(0, string)
 }
 
-/// The heap a parsed JSON value holds (its own slot is its parent's).
-pub fn value(v: &Value) -> usize {
-    match v {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-        Value::String(s) => string(s),
-        Value::Array(items) => {
-            heap(items.capacity() * size_of::<Value>()) + items.iter().map(value).sum::<usize>()
-        }
-        Value::Object(map) => {
-            map_nodes(map.len()) + map.iter().map(|(k, v)| string(k) + value(v)).sum::<usize>()
-        }
-    }
+/// Free-form JSON: its text, behind a box.
+fn json(j: &JsonText) -> usize {
+    heap(j.get().len())
 }
 
-fn metadata(m: &Option<serde_json::Map<String, Value>>) -> usize {
-    m.as_ref().map_or(0, |m| {
-        map_nodes(m.len()) + m.iter().map(|(k, v)| string(k) + value(v)).sum::<usize>()
-    })
+fn metadata(m: &Option<Metadata>) -> usize {
+    m.as_ref().map_or(0, |m| heap(m.get().len()))
 }
 
 fn part(p: &Part) -> usize {
     let content = match &p.content {
         PartContent::Text(t) | PartContent::Url(t) => string(t),
         PartContent::Raw(bytes) => heap(bytes.len()),
-        PartContent::Data(d) => value(d),
+        PartContent::Data(d) => json(d),
     };
     size_of::<Part>()
         + content
@@ -132,17 +103,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_cost_their_parsed_size_not_their_wire_size() {
-        let wire = format!("[{}0]", "0,".repeat(99_999));
-        let v: Value = serde_json::from_str(&wire).unwrap();
-        let cost = value(&v);
-        assert!(cost >= 100_000 * size_of::<Value>(), "{cost}");
-        assert!(
-            cost > 10 * wire.len(),
-            "{cost} vs {} on the wire",
-            wire.len()
-        );
-        let text = Value::String("x".repeat(1 << 20));
-        assert!(value(&text) < (1 << 20) + 64);
+    fn free_form_json_costs_its_text_however_it_nests() {
+        let wire = format!("[{}0]", "[{\"a\":[]}],".repeat(9_999));
+        let nested = JsonText::parse(&wire).unwrap();
+        let cost = json(&nested);
+        assert!(cost >= wire.len() && cost < wire.len() + 64, "{cost}");
+        let spread = JsonText::parse("[1,\n 2]").unwrap();
+        assert_eq!(spread.get(), "[1,2]", "kept on one line");
+        let text = Part::text("x".repeat(1 << 20));
+        assert!(part(&text) < (1 << 20) + 256);
     }
 }

@@ -205,9 +205,9 @@ fn page_size(n: Option<i32>) -> Result<usize, RpcError> {
     }
 }
 
-/// Answers whose content weighs this much are serialised off the async
-/// threads.
-const LARGE_ANSWER: usize = 1 << 20;
+/// Answers whose content weighs this much are serialised as bulk work
+/// ([`crate::bulk`]), off the threads that serve requests.
+const LARGE_ANSWER: usize = 256 << 10;
 
 /// A method's result, typed, serialised once into the response.
 #[derive(Debug, Serialize)]
@@ -335,9 +335,9 @@ impl<B: AgentBackend> A2aService<B> {
             (None, _) => Reply::Nothing,
             (Some(id), Ok(result)) if result.weight() >= LARGE_ANSWER => {
                 // Tens of MiB of history take milliseconds to write out:
-                // on the blocking pool, so the threads that serve every
-                // other session's requests are not held up by it.
-                tokio::task::spawn_blocking(move || jsonrpc::result_body(&id, &result))
+                // bulk work, so the threads that serve every other
+                // session's requests are not held up by it.
+                crate::bulk::run(move || jsonrpc::result_body(&id, &result))
                     .await
                     .map(Reply::Json)
                     .unwrap_or_else(|e| {

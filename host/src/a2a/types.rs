@@ -10,11 +10,82 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A JSON value kept as the text that arrived, on one line: a single
+/// allocation however deep the value is, so the memory it holds is its
+/// length and goes back to the system whole when its task is deleted
+/// (a parsed tree of small objects would pin pages shared with other
+/// sessions' allocations). It is checked as JSON when it is read, and
+/// written out as it came.
+#[derive(Debug, Clone)]
+pub struct JsonText(Box<RawValue>);
+
+impl JsonText {
+    /// Checks `text` as one JSON value.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        Self::one_line(RawValue::from_string(text.trim().to_string())?)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Line breaks outside strings would end an SSE `data:` line early:
+    /// such a value is rewritten compactly (inside strings they are
+    /// always escaped, so only whitespace is lost).
+    fn one_line(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
+        if !raw.get().contains(['\n', '\r']) {
+            return Ok(JsonText(raw));
+        }
+        let value: serde_json::Value = serde_json::from_str(raw.get())?;
+        serde_json::value::to_raw_value(&value).map(JsonText)
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        JsonText::one_line(raw).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Free-form metadata: a JSON object (a proto `Struct`), never another
-/// JSON type.
-pub type Metadata = serde_json::Map<String, Value>;
+/// JSON type; kept as text (see [`JsonText`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Metadata(JsonText);
+
+impl Metadata {
+    /// The object's JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = JsonText::deserialize(d)?;
+        if text.get().starts_with('{') {
+            Ok(Metadata(text))
+        } else {
+            Err(serde::de::Error::custom("metadata must be a JSON object"))
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
@@ -62,7 +133,7 @@ pub enum PartContent {
     Text(String),
     Raw(Vec<u8>),
     Url(String),
-    Data(Value),
+    Data(JsonText),
 }
 
 /// A piece of a message or artifact: exactly one content field plus
@@ -97,7 +168,7 @@ struct PartWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    data: Option<Value>,
+    data: Option<JsonText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,23 +237,20 @@ impl TryFrom<PartWire> for Part {
         .iter()
         .filter(|b| **b)
         .count();
-        if given != 1 {
-            return Err(format!(
-                "a part needs exactly one of text, raw, url, data; this one has {given}"
-            ));
-        }
-        let content = if let Some(t) = w.text {
-            PartContent::Text(t)
-        } else if let Some(r) = w.raw {
-            PartContent::Raw(
+        let content = match (w.text, w.raw, w.url, w.data) {
+            (Some(t), None, None, None) => PartContent::Text(t),
+            (None, Some(r), None, None) => PartContent::Raw(
                 BASE64
                     .decode(r)
                     .map_err(|e| format!("part.raw is not base64: {e}"))?,
-            )
-        } else if let Some(u) = w.url {
-            PartContent::Url(u)
-        } else {
-            PartContent::Data(w.data.unwrap_or(Value::Null))
+            ),
+            (None, None, Some(u), None) => PartContent::Url(u),
+            (None, None, None, Some(d)) => PartContent::Data(d),
+            _ => {
+                return Err(format!(
+                    "a part needs exactly one of text, raw, url, data; this one has {given}"
+                ));
+            }
         };
         Ok(Part {
             content,
@@ -438,6 +506,29 @@ mod tests {
         let raw: Part = serde_json::from_value(json!({"raw": "aGk="})).unwrap();
         assert_eq!(raw.content, PartContent::Raw(b"hi".to_vec()));
         assert_eq!(serde_json::to_value(&raw).unwrap(), json!({"raw": "aGk="}));
+    }
+
+    #[test]
+    fn free_form_json_is_kept_as_it_came_on_one_line() {
+        let body = "{\"data\": {\"a\": [1,\n  2], \"s\": \"x\\ny\"}, \"metadata\": {\"k\": true}}";
+        let part: Part = serde_json::from_str(body).unwrap();
+        let PartContent::Data(data) = &part.content else {
+            panic!("a data part: {part:?}")
+        };
+        assert_eq!(data.get(), "{\"a\":[1,2],\"s\":\"x\\ny\"}");
+        assert_eq!(part.metadata.as_ref().unwrap().get(), "{\"k\": true}");
+        let out = serde_json::to_string(&part).unwrap();
+        assert_eq!(
+            out,
+            "{\"data\":{\"a\":[1,2],\"s\":\"x\\ny\"},\"metadata\":{\"k\": true}}"
+        );
+        let listed: Result<Part, _> = serde_json::from_str("{\"text\": \"t\", \"metadata\": [1]}");
+        assert!(
+            listed
+                .unwrap_err()
+                .to_string()
+                .contains("metadata must be a JSON object")
+        );
     }
 
     #[test]

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
-use crate::a2a::types::{Artifact, Message, Part, PartContent, Role, TaskState};
+use crate::a2a::types::{Artifact, JsonText, Message, Part, PartContent, Role, TaskState};
 use crate::a2a::{
     AgentBackend, AgentFailure, AgentInfo, AgentRequest, EmitSink, Skill, TaskUpdate,
 };
@@ -129,7 +127,7 @@ pub fn info_from_guest(info: guest::Info) -> AgentInfo {
 fn part_to_guest(part: &Part) -> guest::Part {
     match &part.content {
         PartContent::Text(t) => guest::Part::Text(t.clone()),
-        PartContent::Data(d) => guest::Part::Data(d.to_string()),
+        PartContent::Data(d) => guest::Part::Data(d.get().to_string()),
         PartContent::Raw(bytes) => guest::Part::File(guest::FileRef {
             name: part.filename.clone(),
             media_type: part.media_type.clone(),
@@ -149,7 +147,7 @@ fn part_from_guest(part: guest::Part) -> Part {
     let (content, media_type, filename) = match part {
         guest::Part::Text(t) => (PartContent::Text(t), None, None),
         // A guest that sends malformed JSON still gets its text through.
-        guest::Part::Data(d) => match serde_json::from_str::<Value>(&d) {
+        guest::Part::Data(d) => match JsonText::parse(&d) {
             Ok(v) => (PartContent::Data(v), None, None),
             Err(_) => (PartContent::Text(d), None, None),
         },

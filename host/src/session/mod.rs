@@ -253,7 +253,7 @@ const TRIM_AFTER_BYTES: usize = 4 << 20;
 fn give_back_memory() {
     tokio::spawn(async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let _ = tokio::task::spawn_blocking(|| {
+        let _ = crate::bulk::run(|| {
             // SAFETY: malloc_trim only walks the allocator's own free
             // lists; it is safe to call at any time from any thread.
             #[cfg(all(target_os = "linux", target_env = "gnu"))]

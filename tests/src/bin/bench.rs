@@ -1,7 +1,7 @@
 //! `make bench`: starts the release server and prints a table of
 //! session create/delete latency over HTTP, SendMessage throughput on
 //! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections),
-//! and the big-history tenancy figures against their targets.
+//! and a quiet session's p99 under each tenancy attack against its target.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -98,11 +98,40 @@ async fn main() {
     let complete = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("complete")});
     let store_throughput = wrk(&curl, &conformance.token, &complete.to_string());
 
-    // Tenancy: a session with a big history against a quiet one, on a
-    // server of its own with room for the history.
-    let tenancy = Server::start(10, &["--set", "budgets.store_bytes=48000000"]);
+    // Tenancy: a quiet session's p99 while another session attacks, on a
+    // server of its own with room for a big history.
+    let tenancy = Server::start(
+        10,
+        &[
+            "--call-timeout-ms",
+            "60000",
+            "--set",
+            "budgets.store_bytes=48000000",
+            "--set",
+            "budgets.queued_calls_per_agent=2",
+            "--set",
+            "budgets.push_configs=50",
+        ],
+    );
     let big = attacks::big_history(&tenancy).await;
     eprintln!("{big}");
+    let quiet = attacks::one_agent(&tenancy, "echo").await;
+    let hostile = attacks::one_agent(&tenancy, "hostile").await;
+    let (flood, _) = attacks::quiet_p99_during(&quiet, attacks::call_flood(hostile.clone())).await;
+    tenancy.delete(&hostile.id).await;
+    let hostile = attacks::one_agent(&tenancy, "hostile").await;
+    let nested: Vec<serde_json::Value> = (0..12_000)
+        .map(|i| json!({"id": i, "name": "player", "tags": ["a", "b"], "stats": {"x": 1.5, "y": null}}))
+        .collect();
+    let (store, _) = attacks::quiet_p99_during(
+        &quiet,
+        attacks::fill_store(hostile.clone(), json!({"data": nested})),
+    )
+    .await;
+    tenancy.delete(&hostile.id).await;
+    let (hook, _hole) = attacks::black_hole().await;
+    let pusher = attacks::one_agent(&tenancy, "conformance").await;
+    let (webhooks, _) = attacks::quiet_p99_during(&quiet, attacks::push_to(pusher, hook, 40)).await;
     drop(tenancy);
 
     let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
@@ -156,12 +185,22 @@ async fn main() {
         big.history_bytes as f64 / 1048576.0,
         big.follow_up_growth()
     );
-    println!(
-        "| big history: another session's SendMessage p99 while follow-ups ask for the whole history (target at most 3x) | {:.2}x ({} -> {}) |",
-        big.quiet_ratio(),
-        ms(big.baseline),
-        ms(big.noisy)
-    );
+    for (attack, p99) in [
+        ("follow-ups that ask for a whole big history", big.quiet),
+        (
+            "a flood of 512 KiB calls refused by the queue budget",
+            flood,
+        ),
+        ("a store filled to its budget with nested objects", store),
+        ("40 webhooks to a black hole", webhooks),
+    ] {
+        println!(
+            "| another session's SendMessage p99 under {attack} (target at most 3x) | {:.2}x ({} -> {}) |",
+            p99.ratio(),
+            ms(p99.baseline),
+            ms(p99.noisy)
+        );
+    }
 }
 
 /// Runs wrk against `url`; returns requests/s, p99 latency and non-2xx count.

@@ -1,0 +1,111 @@
+//! Bulk work: CPU-heavy jobs one session causes that no other session
+//! should wait for, such as writing out tens of MiB of task history or
+//! handing freed memory back to the system.
+//!
+//! They run on a small pool of threads of their own at a lower CPU
+//! priority (nice 10) than the threads that serve requests, so on a busy
+//! machine the scheduler gives every session's request path the CPU first
+//! and the session that asked for the bulk work waits for it (see the
+//! tenancy suite's big-history attack).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::oneshot;
+
+/// Threads in the pool: bulk jobs of different sessions overlap, but
+/// never take more than this many cores.
+const THREADS: usize = 2;
+
+/// The nice value bulk threads run at (0 is the default, 19 the least).
+const NICE: libc::c_int = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The pool's queue, started on first use.
+fn queue() -> &'static Mutex<Sender<Job>> {
+    static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..THREADS {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("bulk-{n}"))
+                .spawn(move || work(&rx))
+                .expect("the OS starts a thread");
+        }
+        Mutex::new(tx)
+    })
+}
+
+/// A bulk thread: lowers its own priority, then runs jobs until the
+/// process ends. A job that panics is contained (its caller sees
+/// [`Abandoned`]) and the thread goes on.
+fn work(jobs: &Mutex<Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let job = match jobs.lock().map(|rx| rx.recv()) {
+            Ok(Ok(job)) => job,
+            _ => return,
+        };
+        let _ = catch_unwind(AssertUnwindSafe(job));
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: gettid has no preconditions; setpriority with our own
+    // thread id changes only this thread's nice value. Raising one's own
+    // nice value needs no privilege; if it fails the thread runs at the
+    // normal priority, which is only less fair.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, NICE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+/// A bulk job ended without a result: it panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("a bulk job panicked")]
+pub struct Abandoned;
+
+/// Runs `job` on the bulk pool and waits for its result.
+pub async fn run<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Abandoned> {
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(job());
+    });
+    queue()
+        .lock()
+        .map_err(|_| Abandoned)?
+        .send(job)
+        .map_err(|_| Abandoned)?;
+    rx.await.map_err(|_| Abandoned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_at_a_lower_priority_and_a_panic_is_contained() {
+        let nice = run(|| {
+            // SAFETY: reads this thread's own nice value.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(nice, NICE);
+        assert!(run(|| panic!("a job fails")).await.is_err());
+        for _ in 0..THREADS {
+            assert_eq!(run(|| 7).await.unwrap(), 7, "the threads go on");
+        }
+    }
+}
