@@ -8,47 +8,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::config::BudgetLimits;
 use crate::metrics::{KindLabel, Metrics, metrics};
-
-/// The budgets, one set for every session; the `[budgets]` section of
-/// the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BudgetLimits {
-    /// Calls that may wait for one agent while it runs another; more are
-    /// refused at once.
-    pub queued_calls_per_agent: usize,
-    /// Bytes of task content (history, artifacts, status messages) all
-    /// of a session's task stores may hold, counted as the memory the
-    /// parsed content takes.
-    pub store_bytes: usize,
-    /// Push notification configs alive at once.
-    pub push_configs: usize,
-    /// Outbound connections (webhook deliveries) open at once.
-    pub outbound_connections: usize,
-    /// Streams (SSE responses) open at once.
-    pub streams: usize,
-    /// Client connections open at once to the session's agent ports.
-    pub connections: usize,
-}
-
-impl Default for BudgetLimits {
-    fn default() -> Self {
-        BudgetLimits {
-            queued_calls_per_agent: 4,
-            store_bytes: 16 << 20,
-            push_configs: 20,
-            outbound_connections: 4,
-            streams: 16,
-            connections: 64,
-        }
-    }
-}
 
 /// A kind of resource a session is charged for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

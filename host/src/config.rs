@@ -10,14 +10,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use crate::budget::BudgetLimits;
-use crate::egress::{AddressPolicy, OutboundSettings};
-use crate::forwarded::TrustedProxies;
-use crate::runtime::GuestLimits;
 
 /// The prefix of every environment variable the server reads.
 pub const ENV_PREFIX: &str = "A2A_SANDBOX_";
@@ -153,6 +147,41 @@ pub struct OutboundConfig {
     pub max_connections: usize,
 }
 
+/// The budgets, one set for every session; the `[budgets]` section of
+/// the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetLimits {
+    /// Calls that may wait for one agent while it runs another; more are
+    /// refused at once.
+    pub queued_calls_per_agent: usize,
+    /// Bytes of task content (history, artifacts, status messages) all
+    /// of a session's task stores may hold, counted as the memory the
+    /// content takes.
+    pub store_bytes: usize,
+    /// Push notification configs alive at once.
+    pub push_configs: usize,
+    /// Outbound connections (webhook deliveries) open at once.
+    pub outbound_connections: usize,
+    /// Streams (SSE responses) open at once.
+    pub streams: usize,
+    /// Client connections open at once to the session's agent ports.
+    pub connections: usize,
+}
+
+impl Default for BudgetLimits {
+    fn default() -> Self {
+        BudgetLimits {
+            queued_calls_per_agent: 4,
+            store_bytes: 16 << 20,
+            push_configs: 20,
+            outbound_connections: 4,
+            streams: 16,
+            connections: 64,
+        }
+    }
+}
+
 /// An inclusive port range, written `LO-HI`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange(pub u16, pub u16);
@@ -242,15 +271,14 @@ impl Default for HttpLimits {
 
 impl Default for AgentLimits {
     fn default() -> Self {
-        let g = GuestLimits::default();
         AgentLimits {
-            memory_mib: g.memory_bytes >> 20,
-            call_timeout_ms: g.call_timeout.as_millis() as u64,
-            max_instances: g.max_instances,
-            max_response_kib: g.max_response_bytes >> 10,
-            table_elements: g.table_elements,
-            max_emits_per_call: g.max_emits_per_call,
-            log_lines_per_second: g.log_lines_per_second,
+            memory_mib: 64,
+            call_timeout_ms: 5000,
+            max_instances: 5_000,
+            max_response_kib: 1024,
+            table_elements: 20_000,
+            max_emits_per_call: 100,
+            log_lines_per_second: 50,
         }
     }
 }
@@ -447,9 +475,6 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
-        if let Err(why) = self.http.trusted_proxies.parse::<TrustedProxies>() {
-            return Err(invalid("http.trusted_proxies", why));
-        }
         if self.outbound.connect_timeout_ms == 0 {
             return Err(invalid("outbound.connect_timeout_ms", "must be at least 1"));
         }
@@ -496,40 +521,6 @@ impl Config {
             shown.admin_token = Some("(set)".into());
         }
         toml::to_string_pretty(&shown).expect("the config serialises")
-    }
-
-    /// The limits every agent instance runs under.
-    pub fn guest_limits(&self) -> GuestLimits {
-        let l = &self.limits;
-        GuestLimits {
-            memory_bytes: l.memory_mib << 20,
-            call_timeout: Duration::from_millis(l.call_timeout_ms),
-            max_instances: l.max_instances,
-            max_response_bytes: l.max_response_kib << 10,
-            table_elements: l.table_elements,
-            max_emits_per_call: l.max_emits_per_call,
-            log_lines_per_second: l.log_lines_per_second,
-            ..GuestLimits::default()
-        }
-    }
-
-    /// Outbound connection settings; `control_port` is the control
-    /// listener's port (as bound), refused as a destination with the
-    /// agent port range.
-    pub fn outbound_settings(&self, control_port: u16) -> OutboundSettings {
-        let o = &self.outbound;
-        OutboundSettings {
-            policy: AddressPolicy {
-                allow_loopback: o.allow_loopback,
-                allow_private: o.allow_private,
-                own_ports: vec![
-                    control_port..=control_port,
-                    self.port_range.0..=self.port_range.1,
-                ],
-            },
-            connect_timeout: Duration::from_millis(o.connect_timeout_ms),
-            max_connections: o.max_connections,
-        }
     }
 }
 

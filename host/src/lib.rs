@@ -1,7 +1,8 @@
 //! a2a-sandbox: hosts A2A agents compiled to WebAssembly components.
 //! Each session gets five TCP ports and five sandboxed agent instances.
 //!
-//! Dependencies point one way: `server -> session -> {runtime, a2a} -> config`.
+//! Dependencies point one way: `server -> {draft, session} -> {runtime, a2a}`,
+//! and `config` imports nothing (docs/ARCHITECTURE.md draws the rest).
 
 pub mod a2a;
 pub mod budget;

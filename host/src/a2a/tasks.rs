@@ -664,7 +664,7 @@ pub fn clipped(task: &Task, history: Option<usize>) -> Task {
 mod tests {
     use super::*;
     use crate::a2a::types::Part;
-    use crate::budget::BudgetLimits;
+    use crate::config::BudgetLimits;
 
     /// The session budget the tests' stores are held to.
     const BUDGET: usize = 32 << 20;

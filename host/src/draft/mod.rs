@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod engine;
+pub mod lineup;
 pub mod players;
 pub mod rules;
 pub mod terminal;

@@ -5,29 +5,29 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::Drain;
+use super::access::{AdminToken, create_refusal, draining};
 use super::agent_port::{self, PortLimits};
-use super::draft_api;
+use super::draft_api::{self, DraftApi};
 use super::http::{
     Body, RequestBody, error_response, full, host_header, host_without_port, json_response,
-    method_not_allowed, read_body, read_json_or_default, too_many_requests, with_retry_after,
+    method_not_allowed, read_body, read_json_or_default, too_many_requests,
 };
 use crate::a2a::agent_card;
-use crate::draft::Drafts;
+use crate::config::Mode;
+use crate::draft::lineup::default_lineup;
 use crate::metrics::{Metrics, metrics};
 use crate::rate::KeyedLimiter;
-use crate::session::{CreateError, Mode, Session, SessionRegistry, SessionRequest};
+use crate::session::{Session, SessionRegistry, SessionRequest};
 
 /// Largest component upload accepted.
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// Largest create body accepted.
 const MAX_CONTROL_BODY: usize = 64 * 1024;
-/// What a full server tells clients to wait before trying again.
-const FULL_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The control listener's state.
 pub struct ControlApi {
@@ -38,15 +38,15 @@ pub struct ControlApi {
     /// Configured public base URL (gateway URLs behind a proxy).
     pub public_url: Option<String>,
     /// The control API's bearer token, if one is required.
-    pub admin_token: Option<String>,
+    pub admin: AdminToken,
     /// Control requests per client IP.
     pub rate: KeyedLimiter<IpAddr>,
     /// Whether sessions can still be served when the pool is empty.
     pub gateway_fallback: bool,
     pub limits: PortLimits,
     pub drain: Arc<Drain>,
-    /// The drafts being played.
-    pub drafts: Arc<Drafts>,
+    /// `/v1/drafts` and below.
+    pub drafts: DraftApi,
     /// Where components live; uploads are written here.
     pub agents_dir: std::path::PathBuf,
     /// Peers whose forwarding headers name the client.
@@ -87,13 +87,13 @@ impl ControlApi {
             }
             // Cleaning up is never refused for rate: a client that
             // deletes quickly must not leak what it meant to free.
-            (Method::DELETE, ["v1", "drafts", _]) => self.drafts(req, &segments, peer).await,
+            (Method::DELETE, ["v1", "drafts", _]) => self.drafts.route(req, &segments, peer).await,
             (_, ["v1", "drafts", ..]) => match self.rate_limit(peer) {
                 Some(refused) => refused,
-                None => self.drafts(req, &segments, peer).await,
+                None => self.drafts.route(req, &segments, peer).await,
             },
             _ => {
-                if let Some(refused) = self.check_admin(&req) {
+                if let Some(refused) = self.admin.refusal(&req) {
                     return refused;
                 }
                 let cleanup = matches!(
@@ -182,33 +182,6 @@ impl ControlApi {
                 "not_found",
                 format!("no such path {}", req.uri().path()),
             ),
-        }
-    }
-
-    /// 401/403 unless the request carries the admin token (when one is set).
-    pub(super) fn check_admin(&self, req: &Request<RequestBody>) -> Option<Response<Body>> {
-        let expected = self.admin_token.as_ref()?;
-        let given = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| crate::session::bearer_token(v.as_bytes()));
-        match given {
-            None => {
-                let mut r = error_response(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "the control API needs the admin token: send Authorization: Bearer <admin token>",
-                );
-                r.headers_mut()
-                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                Some(r)
-            }
-            Some(t) if crate::session::constant_time_eq(t, expected.as_bytes()) => None,
-            Some(_) => Some(error_response(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the bearer token is not the admin token",
-            )),
         }
     }
 
@@ -360,11 +333,7 @@ impl ControlApi {
         peer: IpAddr,
     ) -> Response<Body> {
         if self.drain.is_draining() {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "draining",
-                "the server is shutting down",
-            );
+            return draining();
         }
         let request: SessionRequest = match read_json_or_default(
             req.into_body(),
@@ -377,9 +346,12 @@ impl ControlApi {
             Ok(r) => r,
             Err(r) => return r,
         };
-        let spec = match request.validate() {
+        // A session that names no agents gets the mock draft's drafters.
+        let spec = match request.validate(default_lineup) {
             Ok(s) => s,
-            Err(why) => return error_response(StatusCode::BAD_REQUEST, "bad_request", why),
+            Err(why) => {
+                return error_response(StatusCode::BAD_REQUEST, "bad_request", why.to_string());
+            }
         };
         match self.registry.create(spec, peer).await {
             Ok(session) => json_response(
@@ -433,48 +405,6 @@ impl ControlApi {
         }
         v
     }
-}
-
-/// Why a session (for the API or a draft) was not created, as a response.
-pub(super) fn create_refusal(e: CreateError, peer: IpAddr) -> Response<Body> {
-    tracing::info!(error = %e, client = %peer, "session not created");
-    let message = e.to_string();
-    match e {
-        CreateError::UnknownComponent { .. } => {
-            error_response(StatusCode::BAD_REQUEST, "unknown_component", message)
-        }
-        CreateError::OpenNotAllowed => {
-            error_response(StatusCode::FORBIDDEN, "open_sessions_disabled", message)
-        }
-        CreateError::AgentStart { .. } => {
-            error_response(StatusCode::BAD_REQUEST, "agent_start_failed", message)
-        }
-        CreateError::PortsExhausted(_) => {
-            Metrics::count(&metrics().sessions_refused, "ports");
-            refused(StatusCode::SERVICE_UNAVAILABLE, "ports_exhausted", message)
-        }
-        CreateError::InstancesExhausted(_) => {
-            Metrics::count(&metrics().sessions_refused, "instances");
-            refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "instances_exhausted",
-                message,
-            )
-        }
-        CreateError::Full { .. } => {
-            Metrics::count(&metrics().sessions_refused, "full");
-            refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", message)
-        }
-        CreateError::TooManyForIp { .. } => {
-            Metrics::count(&metrics().rate_limited, "sessions_per_ip");
-            refused(StatusCode::TOO_MANY_REQUESTS, "too_many_sessions", message)
-        }
-    }
-}
-
-/// A create refused for capacity: the error, and when to try again.
-fn refused(status: StatusCode, code: &str, message: String) -> Response<Body> {
-    with_retry_after(error_response(status, code, message), FULL_RETRY_AFTER)
 }
 
 fn no_session(id: &str) -> Response<Body> {

@@ -6,7 +6,6 @@
 //! body that picks other components does), and they count against the
 //! same session limits as any session.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,21 +16,21 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::control::{ControlApi, create_refusal};
+use super::Drain;
+use super::access::{AdminToken, create_refusal, draining};
 use super::http::{
     Body, RequestBody, error_response, full, json_response, method_not_allowed, read_body,
     read_json_or_default, sse_response,
 };
+use crate::config::Mode;
 use crate::draft::client::A2aAgent;
-use crate::draft::rules::{DEFAULT_ROUNDS, MAX_ROUNDS, team_of};
-use crate::draft::{Draft, PickError, Settings, team_cards};
-use crate::session::spec::{SlotRequest, SlotSpec, draft_slots};
-use crate::session::{Access, Mode, Session, SessionRequest, SessionSpec};
+use crate::draft::lineup::{DraftRequest, default_lineup, draft_spec, persona_of};
+use crate::draft::rules::{DEFAULT_ROUNDS, HUMAN_TEAM, MAX_ROUNDS, team_of};
+use crate::draft::{Draft, Drafts, PickError, Settings, team_cards};
+use crate::session::{Access, Session, SessionRegistry};
 
 /// Largest draft-create or pick body.
 const MAX_DRAFT_BODY: usize = 16 * 1024;
-/// Longest persona text.
-const MAX_PERSONA_CHARS: usize = 200;
 /// How often an idle event stream says it is alive (and keeps the draft's
 /// session from expiring while a page watches it).
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -39,22 +38,6 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const PAGE: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/draft.js");
 const STYLE: &str = include_str!("web/draft.css");
-
-/// The body of `POST /v1/drafts`; every field is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DraftRequest {
-    rounds: Option<u8>,
-    seed: Option<u64>,
-    /// The advisor picks for the human.
-    #[serde(default)]
-    auto: bool,
-    /// Persona text by team number ("1", "2", "3", "5", "6").
-    #[serde(default)]
-    personas: HashMap<String, String>,
-    /// Other components for the five AI seats (admin only).
-    agents: Option<Vec<SlotRequest>>,
-}
 
 /// The page and its two assets.
 pub(super) fn asset(name: &str) -> Response<Body> {
@@ -71,9 +54,42 @@ pub(super) fn asset(name: &str) -> Response<Body> {
     r
 }
 
-impl ControlApi {
+/// The draft router: `/v1/drafts` and below.
+pub struct DraftApi {
+    registry: Arc<SessionRegistry>,
+    /// The drafts being played.
+    drafts: Arc<Drafts>,
+    /// The control listener's address: the engine reaches its agents
+    /// through it (gateway) or beside it (ports).
+    listen: SocketAddr,
+    body_timeout: Duration,
+    drain: Arc<Drain>,
+    /// Needed only to seat other components than the default drafters.
+    admin: AdminToken,
+}
+
+impl DraftApi {
+    /// Drafts are sessions of `registry`; their engines reach the agents
+    /// through `listen`, the control listener's bound address.
+    pub fn new(
+        registry: Arc<SessionRegistry>,
+        listen: SocketAddr,
+        body_timeout: Duration,
+        drain: Arc<Drain>,
+        admin: AdminToken,
+    ) -> Self {
+        DraftApi {
+            registry,
+            drafts: Arc::default(),
+            listen,
+            body_timeout,
+            drain,
+            admin,
+        }
+    }
+
     /// Routes `/v1/drafts/...`.
-    pub(super) async fn drafts(
+    pub async fn route(
         &self,
         req: Request<RequestBody>,
         segments: &[&str],
@@ -113,7 +129,7 @@ impl ControlApi {
     /// component, the component's description and the default persona.
     fn lineup(&self) -> Response<Body> {
         let runtime = self.registry.runtime();
-        let teams: Vec<_> = draft_slots()
+        let teams: Vec<_> = default_lineup()
             .into_iter()
             .enumerate()
             .map(|(slot, spec)| {
@@ -128,7 +144,7 @@ impl ControlApi {
         json_response(
             StatusCode::OK,
             &json!({"teams": teams, "rounds": DEFAULT_ROUNDS, "max_rounds": MAX_ROUNDS,
-                    "human_team": crate::draft::rules::HUMAN_TEAM}),
+                    "human_team": HUMAN_TEAM}),
         )
     }
 
@@ -172,17 +188,13 @@ impl ControlApi {
 
     async fn create_draft(&self, req: Request<RequestBody>, peer: IpAddr) -> Response<Body> {
         if self.drain.is_draining() {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "draining",
-                "the server is shutting down",
-            );
+            return draining();
         }
-        let admin_refusal = self.check_admin(&req);
+        let admin_refusal = self.admin.refusal(&req);
         let request: DraftRequest = match read_json_or_default(
             req.into_body(),
             MAX_DRAFT_BODY,
-            self.limits.body_timeout,
+            self.body_timeout,
             "draft request",
         )
         .await
@@ -197,7 +209,9 @@ impl ControlApi {
         }
         let (spec, settings) = match draft_spec(request) {
             Ok(s) => s,
-            Err(why) => return error_response(StatusCode::BAD_REQUEST, "bad_request", why),
+            Err(why) => {
+                return error_response(StatusCode::BAD_REQUEST, "bad_request", why.to_string());
+            }
         };
         let personas: Vec<String> = spec.slots.iter().map(persona_of).collect();
         let session = match self.registry.create(spec, peer).await {
@@ -259,10 +273,7 @@ impl ControlApi {
     /// Where this server reaches its own agent: the agent's port, or the
     /// gateway path, on the address the server listens on.
     fn internal_url(&self, session: &Session, slot: u8, port: Option<u16>) -> String {
-        let control: SocketAddr = self
-            .listen_authority
-            .parse()
-            .expect("the listen address is a socket address");
+        let control = self.listen;
         let ip = if control.ip().is_unspecified() {
             match control {
                 SocketAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
@@ -282,8 +293,7 @@ impl ControlApi {
     }
 
     async fn human_pick(&self, req: Request<RequestBody>, draft: &Draft) -> Response<Body> {
-        let body = match read_body(req.into_body(), MAX_DRAFT_BODY, self.limits.body_timeout).await
-        {
+        let body = match read_body(req.into_body(), MAX_DRAFT_BODY, self.body_timeout).await {
             Ok(b) => b,
             Err(r) => return r,
         };
@@ -315,90 +325,6 @@ impl ControlApi {
             }
         }
     }
-}
-
-/// The session request and settings for a draft request, or what is wrong.
-fn draft_spec(request: DraftRequest) -> Result<(SessionSpec, Settings), String> {
-    let rounds = request.rounds.unwrap_or(DEFAULT_ROUNDS);
-    if !(1..=MAX_ROUNDS).contains(&rounds) {
-        return Err(format!(
-            "rounds must be 1 to {MAX_ROUNDS} (the pool holds 48 players), not {rounds}"
-        ));
-    }
-    let seed = request.seed.unwrap_or_else(rand_seed);
-    let mut slots = match request.agents {
-        None => draft_slots(),
-        Some(agents) if agents.len() == 5 => {
-            SessionRequest {
-                agents: Some(agents),
-                auth: None,
-            }
-            .validate()?
-            .slots
-        }
-        Some(agents) => {
-            return Err(format!(
-                "agents must name the 5 AI seats (Teams 1, 2, 3, 5, 6), not {}",
-                agents.len()
-            ));
-        }
-    };
-    for (key, persona) in &request.personas {
-        let slot = match key.parse::<u8>() {
-            Ok(team @ (1..=3 | 5 | 6)) => crate::draft::rules::slot_of(team).expect("AI team"),
-            _ => {
-                return Err(format!(
-                    "personas.{key}: personas are keyed by AI team: 1, 2, 3, 5 or 6"
-                ));
-            }
-        };
-        let persona = persona.trim();
-        if persona.chars().count() > MAX_PERSONA_CHARS {
-            return Err(format!(
-                "personas.{key} is longer than {MAX_PERSONA_CHARS} characters"
-            ));
-        }
-        let config = &mut slots[slot].config;
-        config.retain(|(k, _)| k != "persona");
-        if !persona.is_empty() {
-            config.push(("persona".into(), persona.into()));
-        }
-    }
-    for (slot, spec) in slots.iter_mut().enumerate() {
-        let team = team_of(slot);
-        spec.config.retain(|(k, _)| k != "seed" && k != "team");
-        spec.config.push(("team".into(), team.to_string()));
-        // Each drafter gets its own stream of the draft's randomness.
-        let own = seed ^ (team as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        spec.config.push(("seed".into(), own.to_string()));
-    }
-    Ok((
-        SessionSpec {
-            slots,
-            secured: true,
-        },
-        Settings {
-            rounds,
-            seed,
-            auto: request.auto,
-        },
-    ))
-}
-
-/// The persona a slot's config sets, or "".
-fn persona_of(slot: &SlotSpec) -> String {
-    slot.config
-        .iter()
-        .find(|(k, _)| k == "persona")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default()
-}
-
-/// A fresh seed when the client gives none: two drafts read differently.
-fn rand_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("the OS has randomness");
-    u64::from_le_bytes(bytes) >> 11
 }
 
 /// The value of `name` in the query string, if present.

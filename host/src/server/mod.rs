@@ -2,6 +2,7 @@
 //! server per agent port, the session reaper, and graceful shutdown.
 //! Routing lives here; protocol and sandbox do not.
 
+mod access;
 mod admission;
 mod agent_port;
 mod control;
@@ -22,14 +23,16 @@ pub use control::ControlApi;
 pub use http::RequestBody;
 
 use crate::config::{Config, Mode};
-use crate::egress::Outbound;
+use crate::egress::{AddressPolicy, Outbound, OutboundSettings};
 use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
 use crate::rate::KeyedLimiter;
 use crate::runtime::reload::{DirWatch, Reload};
-use crate::runtime::{Dropped, Hooks, Runtime};
+use crate::runtime::{Dropped, GuestLimits, Hooks, Runtime};
 use crate::session::{RegistrySettings, ServePort, SessionRegistry};
+use access::AdminToken;
 use admission::Admission;
+use draft_api::DraftApi;
 
 /// How often expired sessions are looked for.
 const REAP_EVERY: Duration = Duration::from_millis(250);
@@ -109,6 +112,40 @@ fn metric_hooks() -> Hooks {
     }
 }
 
+/// The limits every agent instance runs under (`[limits]`).
+fn guest_limits(config: &Config) -> GuestLimits {
+    let l = &config.limits;
+    GuestLimits {
+        memory_bytes: l.memory_mib << 20,
+        call_timeout: Duration::from_millis(l.call_timeout_ms),
+        max_instances: l.max_instances,
+        max_response_bytes: l.max_response_kib << 10,
+        table_elements: l.table_elements,
+        max_emits_per_call: l.max_emits_per_call,
+        log_lines_per_second: l.log_lines_per_second,
+        ..GuestLimits::default()
+    }
+}
+
+/// Outbound connection settings (`[outbound]`); `control_port` is the
+/// control listener's port as bound, refused as a destination with the
+/// agent port range.
+fn outbound_settings(config: &Config, control_port: u16) -> OutboundSettings {
+    let o = &config.outbound;
+    OutboundSettings {
+        policy: AddressPolicy {
+            allow_loopback: o.allow_loopback,
+            allow_private: o.allow_private,
+            own_ports: vec![
+                control_port..=control_port,
+                config.port_range.0..=config.port_range.1,
+            ],
+        },
+        connect_timeout: Duration::from_millis(o.connect_timeout_ms),
+        max_connections: o.max_connections,
+    }
+}
+
 /// A started server: where it listens and how to stop it.
 pub struct Server {
     pub addr: SocketAddr,
@@ -124,7 +161,7 @@ impl Server {
     /// Loads the components, binds the control listener and readies the
     /// session registry. Nothing is served until [`run`](Self::run).
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
-        let runtime = Runtime::new(config.guest_limits(), metric_hooks())?
+        let runtime = Runtime::new(guest_limits(config), metric_hooks())?
             .with_cache(config.agents_dir.join(".precompiled"));
         // Refused components are logged and skipped; the rest are served.
         runtime.load_dir(&config.agents_dir).await?;
@@ -166,7 +203,7 @@ impl Server {
                 allow_open_sessions: config.allow_open_sessions,
                 push: config.push.enabled,
                 budgets: config.budgets,
-                outbound: Arc::new(Outbound::new(config.outbound_settings(addr.port()))),
+                outbound: Arc::new(Outbound::new(outbound_settings(config, addr.port()))),
                 mode: config.mode,
                 max_sessions: config.sessions.max_sessions,
                 max_sessions_per_ip: config.sessions.max_sessions_per_ip,
@@ -176,16 +213,24 @@ impl Server {
             },
             serve_port,
         ));
+        let admin = AdminToken::new(config.admin_token.clone());
+        let drafts = DraftApi::new(
+            Arc::clone(&registry),
+            addr,
+            limits.body_timeout,
+            Arc::clone(&drain),
+            admin.clone(),
+        );
         let api = Arc::new(ControlApi {
             registry: Arc::clone(&registry),
             listen_authority: addr.to_string(),
             public_url: config.public_url.clone(),
-            admin_token: config.admin_token.clone(),
+            admin,
             rate: KeyedLimiter::new(config.http.control_rate_per_ip),
             gateway_fallback: config.mode != Mode::Ports,
             limits,
             drain,
-            drafts: Arc::default(),
+            drafts,
             agents_dir: config.agents_dir.clone(),
             trusted_proxies: config
                 .http
@@ -327,5 +372,23 @@ impl Server {
             requests_cut = unfinished,
             "shut down"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_maps_to_the_runtimes_default_limits() {
+        let mapped = guest_limits(&Config::default());
+        let runtime = GuestLimits::default();
+        assert_eq!(mapped.memory_bytes, runtime.memory_bytes);
+        assert_eq!(mapped.call_timeout, runtime.call_timeout);
+        assert_eq!(mapped.max_instances, runtime.max_instances);
+        assert_eq!(mapped.max_response_bytes, runtime.max_response_bytes);
+        assert_eq!(mapped.table_elements, runtime.table_elements);
+        assert_eq!(mapped.max_emits_per_call, runtime.max_emits_per_call);
+        assert_eq!(mapped.log_lines_per_second, runtime.log_lines_per_second);
     }
 }

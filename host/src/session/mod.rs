@@ -14,31 +14,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use agent::{SlotService, WasmAgent, info_from_guest};
-pub use spec::{SessionRequest, SessionSpec, SlotSpec};
+pub use spec::{SessionRequest, SessionSpec, SlotRequest, SlotSpec};
 
 use crate::a2a::{A2aService, AgentInfo, Capabilities};
-use crate::budget::{BudgetLimits, SessionBudget};
-use crate::config::Mode as ServeMode;
+use crate::budget::SessionBudget;
+use crate::config::BudgetLimits;
+use crate::config::Mode;
 use crate::egress::Outbound;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::rate::TokenBucket;
 use crate::runtime::{CallError, LogTag, Runtime};
-
-/// How a session's agents are reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// One TCP port per agent.
-    Ports,
-    /// Path-routed on the control listener: `/s/{session}/{slot}/`.
-    Gateway,
-}
 
 /// One agent of a session.
 pub struct SlotAgent {
@@ -57,6 +47,7 @@ pub struct Session {
     pub id: String,
     /// The bearer token agent calls must carry; `None` for open sessions.
     token: Option<String>,
+    /// How its agents are reached: `Ports` or `Gateway`, never `Auto`.
     pub mode: Mode,
     pub created_at: String,
     /// Who created it (for the per-IP limit).
@@ -225,7 +216,7 @@ pub struct RegistrySettings {
     /// The one way out, for webhooks.
     pub outbound: Arc<Outbound>,
     /// Ports, gateway, or ports while they last.
-    pub mode: ServeMode,
+    pub mode: Mode,
     pub max_sessions: usize,
     pub max_sessions_per_ip: usize,
     /// Session lifetime; `None`: unlimited.
@@ -453,9 +444,9 @@ impl SessionRegistry {
         }
 
         let leases = match self.settings.mode {
-            ServeMode::Ports => self.pool.take(started.len())?,
-            ServeMode::Gateway => Vec::new(),
-            ServeMode::Auto => self.pool.take(started.len()).unwrap_or_default(),
+            Mode::Ports => self.pool.take(started.len())?,
+            Mode::Gateway => Vec::new(),
+            Mode::Auto => self.pool.take(started.len()).unwrap_or_default(),
         };
         let mode = if leases.is_empty() {
             Mode::Gateway

@@ -43,57 +43,37 @@ pub struct SessionSpec {
     pub secured: bool,
 }
 
-/// The five drafters of the mock draft: Teams 1, 2, 3, 5, 6.
-pub fn draft_slots() -> Vec<SlotSpec> {
-    let slot = |component: &str, name: &str, persona: &str| SlotSpec {
-        component: component.into(),
-        name: Some(name.into()),
-        config: vec![("persona".into(), persona.into())],
-    };
-    vec![
-        slot(
-            "zero-rb",
-            "Team 1 — Zero RB",
-            "analytical; receivers win titles",
-        ),
-        slot("bpa", "Team 2 — Best Available", "calm, value-obsessed"),
-        slot("robust-rb", "Team 3 — Robust RB", "old-school and loud"),
-        slot(
-            "upside-hunter",
-            "Team 5 — Upside Hunter",
-            "swaggering risk-taker",
-        ),
-        slot(
-            "bpa",
-            "Team 6 — The Professor",
-            "professorial; enjoys punishing reaches",
-        ),
-    ]
+/// What is wrong with a session request.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("auth must be \"bearer\" or \"none\", not {0:?}")]
+    Auth(String),
+    #[error("agents must hold 1 to {MAX_AGENTS} entries, not {0}")]
+    AgentCount(usize),
+    #[error("slot {slot}: config.{key} must be a string, number or boolean")]
+    ConfigValue { slot: usize, key: String },
 }
 
 impl SessionRequest {
     /// Checks the request; the error names the slot and what is wrong.
-    pub fn validate(self) -> Result<SessionSpec, String> {
+    /// A request that names no agents gets `default_lineup`.
+    pub fn validate(
+        self,
+        default_lineup: impl FnOnce() -> Vec<SlotSpec>,
+    ) -> Result<SessionSpec, SpecError> {
         let secured = match self.auth.as_deref() {
             None | Some("bearer") => true,
             Some("none") => false,
-            Some(other) => {
-                return Err(format!(
-                    "auth must be \"bearer\" or \"none\", not {other:?}"
-                ));
-            }
+            Some(other) => return Err(SpecError::Auth(other.to_string())),
         };
         let Some(agents) = self.agents else {
             return Ok(SessionSpec {
-                slots: draft_slots(),
+                slots: default_lineup(),
                 secured,
             });
         };
         if agents.is_empty() || agents.len() > MAX_AGENTS {
-            return Err(format!(
-                "agents must hold 1 to {MAX_AGENTS} entries, not {}",
-                agents.len()
-            ));
+            return Err(SpecError::AgentCount(agents.len()));
         }
         let slots = agents
             .into_iter()
@@ -105,11 +85,7 @@ impl SessionRequest {
                         Value::String(s) => s,
                         Value::Number(n) => n.to_string(),
                         Value::Bool(b) => b.to_string(),
-                        _ => {
-                            return Err(format!(
-                                "slot {i}: config.{key} must be a string, number or boolean"
-                            ));
-                        }
+                        _ => return Err(SpecError::ConfigValue { slot: i, key }),
                     };
                     config.push((key, value));
                 }
@@ -119,7 +95,7 @@ impl SessionRequest {
                     config,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, SpecError>>()?;
         Ok(SessionSpec { slots, secured })
     }
 }
