@@ -2,7 +2,8 @@
 //! (webhooks today) goes through [`Outbound`], which resolves the name at
 //! connect time, checks every address with one classifier
 //! ([`AddressPolicy`]), and connects only to a checked address, within a
-//! connect timeout, a global cap and the session's own cap.
+//! connect timeout, a global cap and the session's own cap. Requests go
+//! over it with the host's one HTTP client ([`crate::http_client`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::budget::{Held, Kind, SessionBudget};
+use crate::budget::{Held, Kind, OverBudget, SessionBudget};
+use crate::http_client::{self, Answer, ClientError, Outgoing, Target};
 use crate::metrics::{Metrics, metrics};
 
 /// Host names that always mean cloud instance metadata.
@@ -42,6 +44,25 @@ pub struct AddressPolicy {
 pub struct Refused {
     pub addr: String,
     pub why: &'static str,
+}
+
+/// Why an outbound request was not made or not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+    #[error("the server has {0} outbound connections open, its limit (outbound.max_connections)")]
+    ServerCap(usize),
+    #[error("cannot resolve {host}: {why}")]
+    Resolve { host: String, why: String },
+    #[error("connect {addr}: {why}")]
+    Connect { addr: SocketAddr, why: String },
+    #[error("{0}")]
+    Url(String),
+    #[error(transparent)]
+    Http(#[from] ClientError),
 }
 
 /// What kind of address an IP is, for the policy.
@@ -225,24 +246,26 @@ impl AddressPolicy {
     }
 
     /// Resolves `host` and checks every address it gives: all must pass.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-        self.check_name(host).map_err(|e| e.to_string())?;
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, OutboundError> {
+        self.check_name(host)?;
         let host = host.trim_matches(['[', ']']);
+        let unresolved = |why: String| OutboundError::Resolve {
+            host: host.to_string(),
+            why,
+        };
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
                 .await
-                .map_err(|_| {
-                    format!("cannot resolve {host}: no answer within {RESOLVE_TIMEOUT:?}")
-                })?
-                .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                .map_err(|_| unresolved(format!("no answer within {RESOLVE_TIMEOUT:?}")))?
+                .map_err(|e| unresolved(e.to_string()))?
                 .collect(),
         };
         if addrs.is_empty() {
-            return Err(format!("{host} resolves to no address"));
+            return Err(unresolved("it has no address".into()));
         }
         for addr in &addrs {
-            self.check(*addr).map_err(|e| e.to_string())?;
+            self.check(*addr)?;
         }
         Ok(addrs)
     }
@@ -302,22 +325,17 @@ impl Outbound {
         budget: &Arc<SessionBudget>,
         host: &str,
         port: u16,
-    ) -> Result<Connection, String> {
-        let session = budget
-            .try_take(Kind::OutboundConnections, 1)
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Connection, OutboundError> {
+        let session = budget.try_take(Kind::OutboundConnections, 1)?;
         let global = Arc::clone(&self.global).try_acquire_owned().map_err(|_| {
             Metrics::count(&metrics().budget_refusals, "outbound_connections_global");
-            format!(
-                "the server has {} outbound connections open, its limit (outbound.max_connections)",
-                self.settings.max_connections
-            )
+            OutboundError::ServerCap(self.settings.max_connections)
         })?;
         let addrs = self.settings.policy.resolve(host, port).await?;
-        let mut last = String::from("no address");
+        let mut last = None;
         for addr in addrs {
             let timeout = self.settings.connect_timeout;
-            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            let why = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     return Ok(Connection {
@@ -329,11 +347,71 @@ impl Outbound {
                         },
                     });
                 }
-                Ok(Err(e)) => last = format!("connect {addr}: {e}"),
-                Err(_) => last = format!("connect {addr}: no answer within {timeout:?}"),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {timeout:?}"),
+            };
+            last = Some(OutboundError::Connect { addr, why });
+        }
+        Err(last.unwrap_or_else(|| OutboundError::Resolve {
+            host: host.to_string(),
+            why: "it has no address".into(),
+        }))
+    }
+
+    /// Sends one request to `to` for `budget`'s session over a connection
+    /// of its own (checked and capped as [`connect`](Self::connect) does),
+    /// and reads the answer to `limit` bytes. The connection and its
+    /// place in the caps last as long as the request.
+    pub async fn request(
+        &self,
+        budget: &Arc<SessionBudget>,
+        to: &Destination,
+        request: Outgoing<'_>,
+        limit: usize,
+    ) -> Result<Answer, OutboundError> {
+        let target = &to.0;
+        let connection = self.connect(budget, &target.host, target.port).await?;
+        let _permit = connection.permit;
+        Ok(http_client::exchange(connection.stream, &target.authority, request, limit).await?)
+    }
+}
+
+/// An `http` URL the host may be asked to call (a webhook), checked as
+/// far as it can be before delivery: a literal address against the
+/// policy now, a name at every connect.
+#[derive(Debug, Clone)]
+pub struct Destination(Target);
+
+impl Destination {
+    /// Checks `url` against `policy`.
+    pub fn parse(url: &str, policy: &AddressPolicy) -> Result<Destination, OutboundError> {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(OutboundError::Url(
+                    "https webhooks are not supported by this server: use an http URL \
+                     (for example a TLS-terminating proxy)"
+                        .into(),
+                ));
+            }
+            _ => {
+                return Err(OutboundError::Url(format!(
+                    "url must be an http URL, not {url:?}"
+                )));
             }
         }
-        Err(last)
+        let target = Target::parse(url).map_err(|e| OutboundError::Url(e.to_string()))?;
+        policy.check_name(&target.host)?;
+        if let Ok(ip) = target.host.parse::<IpAddr>() {
+            policy.check(SocketAddr::new(ip, target.port))?;
+        }
+        Ok(Destination(target))
+    }
+
+    /// The path and query to request.
+    pub fn path(&self) -> &str {
+        &self.0.path
     }
 }
 
@@ -438,12 +516,12 @@ mod tests {
     async fn names_are_resolved_and_every_address_checked() {
         let strict = AddressPolicy::default();
         let e = strict.resolve("localhost", 9).await.unwrap_err();
-        assert!(e.contains("loopback"), "{e}");
+        assert!(e.to_string().contains("loopback"), "{e}");
         let e = strict
             .resolve("metadata.google.internal.", 80)
             .await
             .unwrap_err();
-        assert!(e.contains("cloud-metadata"), "{e}");
+        assert!(e.to_string().contains("cloud-metadata"), "{e}");
         let open = policy(true, true);
         assert!(open.resolve("127.0.0.1", 9).await.is_ok());
         assert!(open.resolve("[::1]", 9).await.is_ok());

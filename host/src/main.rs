@@ -290,7 +290,7 @@ async fn draft(args: DraftArgs) -> anyhow::Result<()> {
         stop.cancel();
         let _ = server.await;
     }
-    played.map_err(|e| anyhow::anyhow!(e))
+    played
 }
 
 async fn shutdown_signal() {

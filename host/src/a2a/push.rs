@@ -1,27 +1,26 @@
-//! Push notifications: which webhook URLs are accepted, and delivery.
+//! Push notifications: the order, queueing and retries of deliveries.
 //!
 //! Each push config gets its own worker and a bounded queue, so updates
 //! reach a webhook in order, a slow webhook delays only itself, and the
 //! agent never waits: when the queue is full the update is dropped and
 //! logged. Each delivery is retried a few times with backoff, each
-//! attempt bounded by a timeout. Connections go through the host's
-//! [`Outbound`] connector: the name is resolved at delivery and every
-//! address checked against the one address policy. The worker, its queue
+//! attempt bounded by a timeout. The transport is the host's: a webhook
+//! is an [`egress::Destination`](crate::egress::Destination), and each
+//! delivery goes through [`Outbound`], which resolves the name and checks
+//! every address against the one address policy. The worker, its queue
 //! and its connection end with the session.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use tokio::sync::mpsc;
 
 use super::types::PushConfig;
 use crate::budget::{Held, SessionBudget};
-use crate::egress::{AddressPolicy, Outbound};
+use crate::egress::{Destination, Outbound, OutboundError};
+use crate::http_client::Outgoing;
 
 /// Updates waiting per webhook; more are dropped.
 const QUEUE: usize = 64;
@@ -32,50 +31,19 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Wait before the second attempt; doubles after.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
-/// A webhook URL that passed the checks that can be made before delivery:
-/// an `http` URL with a host; a literal address already checked against
-/// the policy, a name checked at each delivery.
-#[derive(Debug, Clone)]
-pub struct Webhook {
-    uri: hyper::Uri,
-    host: String,
-    port: u16,
-}
+/// Bytes of a webhook's answer read before it is dropped: only its
+/// status matters.
+const ANSWER_LIMIT: usize = 64 << 10;
 
-impl Webhook {
-    /// Checks a webhook URL against `policy`.
-    pub fn parse(url: &str, policy: &AddressPolicy) -> Result<Webhook, String> {
-        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        match scheme.as_deref() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(
-                    "https webhooks are not supported by this server: use an http URL \
-                            (for example a TLS-terminating proxy)"
-                        .into(),
-                );
-            }
-            _ => return Err(format!("url must be an http URL, not {url:?}")),
-        }
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|e| format!("url {url:?} is not a URL: {e}"))?;
-        let host = uri
-            .host()
-            .ok_or("url has no host")?
-            .trim_matches(['[', ']'])
-            .to_string();
-        let port = uri.port_u16().unwrap_or(80);
-        policy
-            .check_name(&host)
-            .map_err(|e| format!("webhook {e}"))?;
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            policy
-                .check(SocketAddr::new(ip, port))
-                .map_err(|e| format!("webhook {e}"))?;
-        }
-        Ok(Webhook { uri, host, port })
-    }
+/// Why a delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
+    #[error("webhook answered {0}")]
+    Status(hyper::StatusCode),
+    #[error("no answer within {ATTEMPT_TIMEOUT:?}")]
+    Timeout,
 }
 
 /// The sending side of one config's delivery queue. Dropping it lets the
@@ -93,7 +61,7 @@ impl PushQueue {
     /// it stops.
     pub fn start(
         config: &PushConfig,
-        webhook: Webhook,
+        webhook: Destination,
         budget: Arc<SessionBudget>,
         outbound: Arc<Outbound>,
         held: Held,
@@ -127,7 +95,7 @@ impl PushQueue {
                         ),
                     )
                     .await
-                    .unwrap_or_else(|_| Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")));
+                    .unwrap_or(Err(DeliveryError::Timeout));
                     match sent {
                         Ok(()) => break,
                         Err(e) if attempt == ATTEMPTS => {
@@ -159,71 +127,43 @@ impl PushQueue {
     }
 }
 
+/// One delivery attempt: a POST of `body` with the config's headers.
 async fn post(
     outbound: &Outbound,
     budget: &Arc<SessionBudget>,
-    webhook: &Webhook,
+    webhook: &Destination,
     authorization: Option<&str>,
     token: Option<&str>,
     body: Bytes,
-) -> Result<(), String> {
-    let connection = outbound
-        .connect(budget, &webhook.host, webhook.port)
-        .await?;
-    let addr = connection.addr;
-    // The connection (and its place in the caps) lives as long as this
-    // delivery: it ends when the request is answered or abandoned.
-    let _permit = connection.permit;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(connection.stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-    let driver = tokio::spawn(conn);
-    let mut req = Request::post(
-        webhook
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-    )
-    .header(
-        "host",
-        webhook
-            .uri
-            .authority()
-            .map(|a| a.as_str())
-            .unwrap_or_default(),
-    )
-    .header("content-type", "application/a2a+json");
+) -> Result<(), DeliveryError> {
+    let mut headers = vec![("content-type", "application/a2a+json")];
     if let Some(a) = authorization {
-        req = req.header("authorization", a);
+        headers.push(("authorization", a));
     }
     if let Some(t) = token {
-        req = req.header("x-a2a-notification-token", t);
+        headers.push(("x-a2a-notification-token", t));
     }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|e| format!("bad webhook request: {e}"))?;
-    let answered = async {
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("POST to {addr}: {e}"))?;
-        let status = response.status();
-        let _ = response.into_body().collect().await;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("webhook answered {status}"))
-        }
+    let request = Outgoing {
+        method: Method::POST,
+        path: webhook.path(),
+        headers: &headers,
+        body,
+    };
+    let answer = outbound
+        .request(budget, webhook, request, ANSWER_LIMIT)
+        .await?;
+    if answer.status.is_success() {
+        Ok(())
+    } else {
+        Err(DeliveryError::Status(answer.status))
     }
-    .await;
-    driver.abort();
-    answered
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::egress::AddressPolicy;
 
     #[test]
     fn refuses_metadata_link_local_and_non_http() {
@@ -242,12 +182,13 @@ mod tests {
             "https://127.0.0.1/",
             "not a url",
         ] {
-            assert!(Webhook::parse(url, &open).is_err(), "{url} is refused");
+            assert!(Destination::parse(url, &open).is_err(), "{url} is refused");
         }
-        assert!(Webhook::parse("http://127.0.0.1:9/hook", &open).is_ok());
-        let e = Webhook::parse("http://127.0.0.1:9/hook", &AddressPolicy::default()).unwrap_err();
-        assert!(e.contains("loopback"), "{e}");
+        assert!(Destination::parse("http://127.0.0.1:9/hook", &open).is_ok());
+        let e =
+            Destination::parse("http://127.0.0.1:9/hook", &AddressPolicy::default()).unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
         // A name is checked when it is resolved, at each delivery.
-        assert!(Webhook::parse("http://localhost:9/hook", &AddressPolicy::default()).is_ok());
+        assert!(Destination::parse("http://localhost:9/hook", &AddressPolicy::default()).is_ok());
     }
 }

@@ -21,14 +21,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use super::cost;
 use super::error::RpcError;
 use super::jsonrpc::{self, RequestId};
-use super::push::{PushQueue, Webhook};
+use super::push::PushQueue;
 use super::tasks::{Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id};
 use super::types::{
     GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, Part, PushConfig,
     PushConfigRef, Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
 };
 use crate::budget::{Held, Kind, SessionBudget};
-use crate::egress::Outbound;
+use crate::egress::{Destination, Outbound};
 use crate::metrics::{KindLabel, Metrics, metrics};
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -640,8 +640,8 @@ impl<B: AgentBackend> A2aService<B> {
         if config.id.is_empty() {
             config.id = new_id();
         }
-        let webhook = Webhook::parse(&config.url, self.outbound.policy())
-            .map_err(RpcError::invalid_params)?;
+        let webhook = Destination::parse(&config.url, self.outbound.policy())
+            .map_err(|e| RpcError::invalid_params(format!("webhook {e}")))?;
         let held = self
             .budget
             .try_take(Kind::PushConfigs, 1)

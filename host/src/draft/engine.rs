@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 
-use super::client::A2aAgent;
+use super::client::{A2aAgent, AskError};
 use super::players::{Player, pool};
 use super::rules::{
     Advice, HUMAN_TEAM, Rng, TEAMS, advise, commenter, on_the_clock, slot_of, team_of,
@@ -28,14 +28,14 @@ pub trait Seats: Send + Sync + 'static {
         &self,
         slot: usize,
         request: &Value,
-    ) -> impl Future<Output = Result<Value, String>> + Send;
+    ) -> impl Future<Output = Result<Value, AskError>> + Send;
 }
 
 impl Seats for Vec<A2aAgent> {
-    async fn ask(&self, slot: usize, request: &Value) -> Result<Value, String> {
+    async fn ask(&self, slot: usize, request: &Value) -> Result<Value, AskError> {
         match self.get(slot) {
             Some(agent) => agent.ask(request).await,
-            None => Err(format!("the session has no agent in slot {slot}")),
+            None => Err(AskError::NoSeat(slot)),
         }
     }
 }
@@ -316,7 +316,10 @@ impl Draft {
         let slot = slot_of(team).expect("AI teams have slots");
         let answer = seats.ask(slot, &request).await;
         let state = self.state();
-        match answer.and_then(|a| check_pick(&a, &state.available, &state.picks)) {
+        let checked = answer
+            .map_err(Unusable::from)
+            .and_then(|a| check_pick(&a, &state.available, &state.picks));
+        match checked {
             Ok((index, words)) => (state.available[index].clone(), PickedBy::Agent, words),
             Err(why) => {
                 tracing::info!(draft = %self.id, team, pick, reason = %why, "drafter's pick replaced");
@@ -324,7 +327,7 @@ impl Draft {
                     note: Some(format!(
                         "{}'s answer was unusable ({}); the engine took the best player left.",
                         self.team_name(team),
-                        clip(&why)
+                        clip(&why.to_string())
                     )),
                     ..Words::default()
                 };
@@ -500,25 +503,40 @@ struct Words {
     note: Option<String>,
 }
 
+/// Why a drafter's pick was replaced by the engine's.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error(transparent)]
+    Ask(#[from] AskError),
+    #[error("expected a pick, got {0}")]
+    NotAPick(String),
+    #[error("the pick names no player")]
+    NoPlayer,
+    #[error("{player} was already taken at pick {pick}")]
+    Taken { player: String, pick: u32 },
+    #[error("{0:?} is not in the player pool")]
+    Unknown(String),
+}
+
 /// Checks a drafter's answer: a `pick` naming a player still available.
 /// Returns the player's index in `available`, or why the answer is unusable.
 fn check_pick(
     answer: &Value,
     available: &[Player],
     picks: &[PickRecord],
-) -> Result<(usize, Words), String> {
+) -> Result<(usize, Words), Unusable> {
     if answer["type"] != "pick" {
-        return Err(format!(
-            "expected a pick, got {}",
-            clip(&answer.to_string())
-        ));
+        return Err(Unusable::NotAPick(clip(&answer.to_string())));
     }
     let Some(name) = answer["player"].as_str() else {
-        return Err("the pick names no player".into());
+        return Err(Unusable::NoPlayer);
     };
     let index = locate(name, available, picks).map_err(|taken| match taken {
-        Some(r) => format!("{} was already taken at pick {}", r.player.name, r.pick),
-        None => format!("{:?} is not in the player pool", clip(name)),
+        Some(r) => Unusable::Taken {
+            player: r.player.name.clone(),
+            pick: r.pick,
+        },
+        None => Unusable::Unknown(clip(name)),
     })?;
     let text = |key: &str| {
         answer[key]
@@ -613,9 +631,12 @@ mod tests {
     }
 
     impl Seats for Fake {
-        async fn ask(&self, slot: usize, request: &Value) -> Result<Value, String> {
+        async fn ask(&self, slot: usize, request: &Value) -> Result<Value, AskError> {
             if self.dead.contains(&slot) {
-                return Err("error -32006: the agent trapped".into());
+                return Err(AskError::Rpc {
+                    code: -32006,
+                    message: "the agent trapped".into(),
+                });
             }
             if request["type"] == "comment_request" {
                 return Ok(json!({"type": "comment", "text": format!("slot {slot} saw it")}));

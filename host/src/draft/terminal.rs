@@ -4,14 +4,16 @@
 
 use std::io::Write;
 
+use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::client::{HttpClient, parse_url};
+use super::client::json_call;
 use super::rules::TEAMS;
+use crate::http_client::{KeepAlive, Outgoing, Target};
 
 /// Players listed with numbers when it is the human's turn.
 const LISTED: usize = 12;
@@ -37,13 +39,14 @@ pub async fn play<R, W>(
     options: Options,
     input: R,
     out: &mut W,
-) -> Result<(), String>
+) -> anyhow::Result<()>
 where
     R: AsyncBufRead + Unpin,
     W: Write,
 {
-    let (api, base_path) = parse_url(base_url)?;
-    let base_path = base_path.trim_end_matches('/').to_string();
+    let target = Target::parse(base_url)?;
+    let api = KeepAlive::new(target.authority);
+    let base_path = target.path.trim_end_matches('/').to_string();
     let mut body = json!({"auto": options.auto});
     if let Some(r) = options.rounds {
         body["rounds"] = json!(r);
@@ -51,22 +54,22 @@ where
     if let Some(s) = options.seed {
         body["seed"] = json!(s);
     }
-    let (status, draft) = api
-        .json(
-            Method::POST,
-            &format!("{base_path}/v1/drafts"),
-            None,
-            &[],
-            Some(&body),
-        )
-        .await?;
+    let (status, draft) = json_call(
+        &api,
+        Method::POST,
+        &format!("{base_path}/v1/drafts"),
+        None,
+        &[],
+        Some(&body),
+    )
+    .await?;
     if status != StatusCode::CREATED {
-        return Err(format!(
+        bail!(
             "the server did not start a draft ({status}): {}",
             draft["error"]["message"]
                 .as_str()
                 .unwrap_or("no reason given")
-        ));
+        );
     }
     let id = draft["id"].as_str().unwrap_or_default().to_string();
     let token = draft["token"].as_str().unwrap_or_default().to_string();
@@ -81,14 +84,12 @@ where
     }
     .run(&draft)
     .await;
-    let _ = api
-        .json(Method::DELETE, &path, Some(&token), &[], None)
-        .await;
+    let _ = json_call(&api, Method::DELETE, &path, Some(&token), &[], None).await;
     played
 }
 
 struct Game<'a, R, W> {
-    api: &'a HttpClient,
+    api: &'a KeepAlive,
     path: &'a str,
     token: &'a str,
     input: tokio::io::Lines<R>,
@@ -102,7 +103,7 @@ macro_rules! say {
 }
 
 impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
-    async fn run(&mut self, draft: &Value) -> Result<(), String> {
+    async fn run(&mut self, draft: &Value) -> anyhow::Result<()> {
         say!(
             self.out,
             "Mock draft: {} rounds, 6 teams, snake order. You are Team 4.",
@@ -120,18 +121,18 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
             );
         }
         // The stream holds its own connection; picks go on `api`.
-        let stream_client = HttpClient::new(self.api.authority().to_string());
+        let stream_client = KeepAlive::new(self.api.authority().to_string());
         let auth = format!("Bearer {}", self.token);
         let response = stream_client
-            .send(
-                Method::GET,
-                &format!("{}/events", self.path),
-                &[("authorization", &auth), ("accept", "text/event-stream")],
-                Bytes::new(),
-            )
+            .open(Outgoing {
+                method: Method::GET,
+                path: &format!("{}/events", self.path),
+                headers: &[("authorization", &auth), ("accept", "text/event-stream")],
+                body: Bytes::new(),
+            })
             .await?;
         if response.status() != StatusCode::OK {
-            return Err(format!("the event stream answered {}", response.status()));
+            bail!("the event stream answered {}", response.status());
         }
         let mut body = response.into_body();
         let mut buffer = String::new();
@@ -141,8 +142,8 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
                 let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
                     continue;
                 };
-                let event: Value = serde_json::from_str(data)
-                    .map_err(|e| format!("a malformed event from the server: {e}"))?;
+                let event: Value =
+                    serde_json::from_str(data).context("a malformed event from the server")?;
                 if self.show(&event).await? {
                     return Ok(());
                 }
@@ -153,14 +154,14 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
                         buffer.push_str(&String::from_utf8_lossy(bytes));
                     }
                 }
-                Some(Err(e)) => return Err(format!("the event stream broke: {e}")),
-                None => return Err("the event stream ended before the draft did".into()),
+                Some(Err(e)) => bail!("the event stream broke: {e}"),
+                None => bail!("the event stream ended before the draft did"),
             }
         }
     }
 
     /// Prints one event (and plays the human's turn); true when done.
-    async fn show(&mut self, event: &Value) -> Result<bool, String> {
+    async fn show(&mut self, event: &Value) -> anyhow::Result<bool> {
         let text = |v: &Value| v.as_str().unwrap_or("").to_string();
         match event["type"].as_str().unwrap_or("") {
             "pick" => {
@@ -247,11 +248,16 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
     /// Shows the advisor's tip and the best players left, reads a pick
     /// (a number, a name, or a unique part of one) and sends it. An empty
     /// line takes the tip; so does the end of input.
-    async fn human_turn(&mut self, turn: &Value) -> Result<(), String> {
-        let (_, draft) = self
-            .api
-            .json(Method::GET, self.path, Some(self.token), &[], None)
-            .await?;
+    async fn human_turn(&mut self, turn: &Value) -> anyhow::Result<()> {
+        let (_, draft) = json_call(
+            self.api,
+            Method::GET,
+            self.path,
+            Some(self.token),
+            &[],
+            None,
+        )
+        .await?;
         let available: Vec<Value> = draft["available"].as_array().cloned().unwrap_or_default();
         let tip = turn["advice"]["player"].as_str().unwrap_or("").to_string();
         say!(
@@ -278,11 +284,7 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
                 "Number or name (Enter takes the advisor's pick): "
             );
             let _ = self.out.flush();
-            let line = self
-                .input
-                .next_line()
-                .await
-                .map_err(|e| format!("reading your pick: {e}"))?;
+            let line = self.input.next_line().await.context("reading your pick")?;
             if self.echo_input
                 && let Some(line) = &line
             {
@@ -301,16 +303,15 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
                     }
                 },
             };
-            let (status, answer) = self
-                .api
-                .json(
-                    Method::POST,
-                    &format!("{}/pick", self.path),
-                    Some(self.token),
-                    &[],
-                    Some(&json!({"player": choice})),
-                )
-                .await?;
+            let (status, answer) = json_call(
+                self.api,
+                Method::POST,
+                &format!("{}/pick", self.path),
+                Some(self.token),
+                &[],
+                Some(&json!({"player": choice})),
+            )
+            .await?;
             if status == StatusCode::OK {
                 return Ok(());
             }

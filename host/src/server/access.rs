@@ -53,15 +53,6 @@ impl AdminToken {
     }
 }
 
-/// 503 for new work once the server is shutting down.
-pub fn draining() -> Response<Body> {
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "draining",
-        "the server is shutting down",
-    )
-}
-
 /// Why a session (for the API or a draft) was not created, as a response.
 pub fn create_refusal(e: CreateError, peer: IpAddr) -> Response<Body> {
     tracing::info!(error = %e, client = %peer, "session not created");

@@ -10,12 +10,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::Drain;
-use super::access::{AdminToken, create_refusal, draining};
+use super::access::{AdminToken, create_refusal};
 use super::agent_port::{self, PortLimits};
 use super::draft_api::{self, DraftApi};
 use super::http::{
-    Body, RequestBody, error_response, full, host_header, host_without_port, json_response,
-    method_not_allowed, read_body, read_json_or_default, too_many_requests,
+    Body, RequestBody, draining, error_response, full, host_header, host_without_port,
+    json_response, method_not_allowed, read_body, read_json_or_default, too_many_requests,
 };
 use crate::a2a::agent_card;
 use crate::config::Mode;

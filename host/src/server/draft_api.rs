@@ -17,13 +17,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Drain;
-use super::access::{AdminToken, create_refusal, draining};
+use super::access::{AdminToken, create_refusal};
 use super::http::{
-    Body, RequestBody, error_response, full, json_response, method_not_allowed, read_body,
-    read_json_or_default, sse_response,
+    Body, RequestBody, draining, error_response, full, json_response, method_not_allowed,
+    read_body, read_json_or_default, sse_response,
 };
 use crate::config::Mode;
-use crate::draft::client::A2aAgent;
+use crate::draft::client::{A2aAgent, AskError};
 use crate::draft::lineup::{DraftRequest, default_lineup, draft_spec, persona_of};
 use crate::draft::rules::{DEFAULT_ROUNDS, HUMAN_TEAM, MAX_ROUNDS, team_of};
 use crate::draft::{Draft, Drafts, PickError, Settings, team_cards};
@@ -52,6 +52,14 @@ pub(super) fn asset(name: &str) -> Response<Body> {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// A drafter the engine could not reach when its draft started.
+#[derive(Debug, thiserror::Error)]
+#[error("Team {team}: {source}")]
+pub struct SeatError {
+    team: u8,
+    source: AskError,
 }
 
 /// The draft router: `/v1/drafts` and below.
@@ -226,7 +234,11 @@ impl DraftApi {
             }
             Err(why) => {
                 self.registry.delete(&session.id).await;
-                error_response(StatusCode::BAD_GATEWAY, "draft_start_failed", why)
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "draft_start_failed",
+                    why.to_string(),
+                )
             }
         }
     }
@@ -239,16 +251,18 @@ impl DraftApi {
         session: &Arc<Session>,
         settings: Settings,
         personas: Vec<String>,
-    ) -> Result<Arc<Draft>, String> {
+    ) -> Result<Arc<Draft>, SeatError> {
         let mut seats = Vec::new();
         let mut cards = Vec::new();
         for (agent, persona) in session.agents.iter().zip(personas) {
             let url = self.internal_url(session, agent.slot, agent.port);
-            let seat = A2aAgent::new(&url, session.token().map(str::to_string), &session.id)?;
-            let card = seat
-                .card()
-                .await
-                .map_err(|e| format!("Team {}: {e}", team_of(agent.slot as usize)))?;
+            let failed = |e: AskError| SeatError {
+                team: team_of(agent.slot as usize),
+                source: e,
+            };
+            let seat = A2aAgent::new(&url, session.token().map(str::to_string), &session.id)
+                .map_err(|e| failed(e.into()))?;
+            let card = seat.card().await.map_err(failed)?;
             let text = |k: &str| card[k].as_str().unwrap_or_default().to_string();
             cards.push((text("name"), text("description"), persona));
             seats.push(seat);
