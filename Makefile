@@ -139,6 +139,7 @@ test: precompile lint interop-deps browser-deps kernel-limits
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release -q -p a2a-sandbox --no-deps
 	cd agents && $(CARGO) fmt --all --check && $(CARGO) clippy --release --target $(WASM_TARGET) -- -D warnings
 	cd agents && RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release -q -p a2a-agent-sdk --no-deps --target $(HOST_TARGET)
 

@@ -80,6 +80,7 @@ pub struct SessionBudget {
 }
 
 impl SessionBudget {
+    /// A budget for the session `session`, nothing used yet.
     pub fn new(session: Arc<str>, limits: BudgetLimits) -> Arc<Self> {
         Arc::new(SessionBudget {
             session,

@@ -307,6 +307,7 @@ pub struct ConnectionPermit {
 }
 
 impl Outbound {
+    /// A connector with `settings`; no connection is open yet.
     pub fn new(settings: OutboundSettings) -> Self {
         let global = Arc::new(Semaphore::new(settings.max_connections));
         Outbound { settings, global }

@@ -12,11 +12,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The `kind` label of the budget and rate metrics.
 pub struct KindLabel {
     pub kind: String,
 }
 
 impl KindLabel {
+    /// A label for `kind`.
     pub fn new(kind: &str) -> Self {
         KindLabel {
             kind: kind.to_string(),
@@ -25,6 +27,7 @@ impl KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The labels of a guest call's metrics: which component, which outcome.
 pub struct CallLabels {
     pub component: String,
     pub method: String,
@@ -32,6 +35,7 @@ pub struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The `component` label.
 pub struct ComponentLabel {
     pub component: String,
 }

@@ -61,6 +61,7 @@ pub struct KeyedLimiter<K> {
 const SWEEP_AT: usize = 10_000;
 
 impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
+    /// A limiter of `rate` per second per key (bursts of twice that).
     pub fn new(rate: u32) -> Self {
         KeyedLimiter {
             rate,

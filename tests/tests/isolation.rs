@@ -159,15 +159,11 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
     let rounds = tokio::task::spawn_blocking(move || attackers.join().unwrap())
         .await
         .unwrap();
-    let ratio = noisy.as_secs_f64() / baseline.as_secs_f64();
-    println!(
-        "noisy neighbour: quiet p99 {baseline:?}, with 4 hostile sessions p99 {noisy:?}, ratio {ratio:.2} ({rounds} attacks)"
-    );
+    let p99 = a2a_sandbox_tests::attacks::QuietP99 { baseline, noisy };
+    println!("noisy neighbour: with 4 hostile sessions, {p99} ({rounds} attacks)");
     assert!(rounds >= 4, "the attackers ran");
-    // The target is 3x; on a busy 2-core machine the test allows 10x so
-    // that only a real regression fails it.
-    assert!(
-        ratio <= 10.0,
-        "p99 {noisy:?} vs quiet {baseline:?}: ratio {ratio:.2} (target 3, bound 10)"
-    );
+    // The target is 3x; on a busy 2-core machine the test allows 10x (or
+    // 10 ms for a sub-millisecond baseline) so that only a real
+    // regression fails it.
+    p99.assert_bounded("noisy neighbour");
 }

@@ -90,7 +90,7 @@ pub fn request(
 pub fn send(fuzzed: &Fuzzed, req: Request<RequestBody>) -> (u16, Bytes) {
     let peer: IpAddr = "192.0.2.1".parse().expect("an address");
     fuzzed.runtime.block_on(async {
-        let response: Response<_> = fuzzed.api.handle(req, peer).await;
+        let response: Response<_> = fuzzed.api.route(req, peer).await;
         let status = response.status().as_u16();
         // A stream is read for a moment, not to its end.
         let body = tokio::time::timeout(STREAM_READ, response.into_body().collect())

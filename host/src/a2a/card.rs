@@ -17,6 +17,7 @@ pub struct AgentInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+/// One skill on an agent card: what the agent can do, with tags.
 pub struct Skill {
     pub id: String,
     pub name: String,

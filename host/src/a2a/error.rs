@@ -32,18 +32,22 @@ impl RpcError {
         self
     }
 
+    /// -32700: the body is not JSON.
     pub fn parse_error(detail: impl std::fmt::Display) -> Self {
         Self::new(
             -32700,
             format!("parse error: body is not valid JSON ({detail})"),
         )
     }
+    /// -32600: JSON, but not a JSON-RPC request object.
     pub fn invalid_request(why: impl Into<String>) -> Self {
         Self::new(-32600, format!("invalid request: {}", why.into()))
     }
+    /// -32601: no such method (A2A 1.0 names, and the 0.3 aliases).
     pub fn method_not_found(method: &str) -> Self {
         Self::new(-32601, format!("method not found: {method}"))
     }
+    /// -32602: the params do not fit the method; `why` names the field.
     pub fn invalid_params(why: impl Into<String>) -> Self {
         Self::new(-32602, format!("invalid params: {}", why.into()))
     }
@@ -51,30 +55,37 @@ impl RpcError {
     pub fn internal() -> Self {
         Self::new(-32603, "internal error")
     }
+    /// -32001: no task with this id in this agent's store.
     pub fn task_not_found(id: &str) -> Self {
         Self::new(-32001, format!("task not found: {id}"))
     }
+    /// -32002: the task is in a state (`state`) that cannot be canceled.
     pub fn task_not_cancelable(id: &str, state: &str) -> Self {
         Self::new(
             -32002,
             format!("task {id} is {state} and cannot be canceled"),
         )
     }
+    /// -32003: push notifications are off on this server.
     pub fn push_not_supported() -> Self {
         Self::new(-32003, "push notifications are not supported by this agent")
     }
+    /// -32004: the agent does not do this (for example streaming).
     pub fn unsupported_operation(why: impl Into<String>) -> Self {
         Self::new(-32004, format!("unsupported operation: {}", why.into()))
     }
+    /// -32005: a part's media type is not one the agent takes.
     pub fn content_type_not_supported(why: impl Into<String>) -> Self {
         Self::new(
             -32005,
             format!("content type not supported: {}", why.into()),
         )
     }
+    /// -32006: the agent trapped, timed out or answered something invalid.
     pub fn invalid_agent_response(why: impl Into<String>) -> Self {
         Self::new(-32006, format!("invalid agent response: {}", why.into()))
     }
+    /// -32007: no extended agent card is configured.
     pub fn extended_card_not_configured() -> Self {
         Self::new(-32007, "this agent has no extended agent card")
     }
@@ -91,6 +102,7 @@ impl RpcError {
         self.code == OVER_BUDGET
     }
 
+    /// -32009: the client's `A2A-Version` is not one this server speaks.
     pub fn version_not_supported(asked: &str) -> Self {
         Self::new(
             -32009,

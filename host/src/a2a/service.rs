@@ -71,7 +71,7 @@ pub type EmitSink = Arc<dyn Fn(&str, TaskUpdate) + Send + Sync>;
 /// end even when the client that caused them has gone.
 pub trait AgentBackend: Send + Sync + 'static {
     /// Handles one message and returns the task's new state.
-    fn handle(
+    fn run(
         &self,
         req: AgentRequest,
         emit: EmitSink,
@@ -185,6 +185,33 @@ impl Drop for CallSlot {
 
 fn params<T: DeserializeOwned>(params: &RawValue) -> Result<T, RpcError> {
     serde_json::from_str(params.get()).map_err(|e| RpcError::invalid_params(e.to_string()))
+}
+
+/// What a client's message must be: an id, some parts, the user's role,
+/// and parts of media types this agent takes.
+fn check_user_message(message: &Message) -> Result<(), RpcError> {
+    if message.message_id.is_empty() {
+        return Err(RpcError::invalid_params(
+            "message.messageId must not be empty",
+        ));
+    }
+    if message.parts.is_empty() {
+        return Err(RpcError::invalid_params("message.parts must not be empty"));
+    }
+    if message.role != Role::User {
+        return Err(RpcError::invalid_params("message.role must be ROLE_USER"));
+    }
+    for (i, part) in message.parts.iter().enumerate() {
+        if let Some(media) = &part.media_type
+            && !INPUT_MODES.contains(&media.as_str())
+        {
+            return Err(RpcError::content_type_not_supported(format!(
+                "part {i} is {media}; this agent takes {}",
+                INPUT_MODES.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn history_length(n: Option<i32>) -> Result<Option<usize>, RpcError> {
@@ -390,53 +417,12 @@ impl<B: AgentBackend> A2aService<B> {
         let config = p.configuration.unwrap_or_default();
         let history = history_length(config.history_length)?;
         let mut message = p.message;
-        if message.message_id.is_empty() {
-            return Err(RpcError::invalid_params(
-                "message.messageId must not be empty",
-            ));
-        }
-        if message.parts.is_empty() {
-            return Err(RpcError::invalid_params("message.parts must not be empty"));
-        }
-        if message.role != Role::User {
-            return Err(RpcError::invalid_params("message.role must be ROLE_USER"));
-        }
-        for (i, part) in message.parts.iter().enumerate() {
-            if let Some(media) = &part.media_type
-                && !INPUT_MODES.contains(&media.as_str())
-            {
-                return Err(RpcError::content_type_not_supported(format!(
-                    "part {i} is {media}; this agent takes {}",
-                    INPUT_MODES.join(", ")
-                )));
-            }
-        }
+        check_user_message(&message)?;
         let push = match config.task_push_notification_config {
             Some(push) => Some(self.checked_push_config(push, None)?),
             None => None,
         };
-        let (task_id, context_id, new_task) = match message.task_id.clone() {
-            Some(id) => {
-                let (context, state) = self
-                    .tasks
-                    .state(&id)
-                    .ok_or_else(|| RpcError::task_not_found(&id))?;
-                if state.is_terminal() {
-                    return Err(terminal(&id, state));
-                }
-                if message.context_id.as_ref().is_some_and(|c| *c != context) {
-                    return Err(RpcError::invalid_params(format!(
-                        "message.contextId does not match task {id}'s context"
-                    )));
-                }
-                (id, context, false)
-            }
-            None => (
-                new_id(),
-                message.context_id.clone().unwrap_or_else(new_id),
-                true,
-            ),
-        };
+        let (task_id, context_id, new_task) = self.task_of(&message)?;
         message.task_id = Some(task_id.clone());
         message.context_id = Some(context_id.clone());
         // One copy of the message, shared by the store and the agent call.
@@ -468,6 +454,29 @@ impl<B: AgentBackend> A2aService<B> {
         })
     }
 
+    /// The task a message continues (its `taskId`, which must exist, be
+    /// open and share the message's context) or a new one: its id, its
+    /// context id, and whether it is new.
+    fn task_of(&self, message: &Message) -> Result<(String, String, bool), RpcError> {
+        let Some(id) = message.task_id.clone() else {
+            let context = message.context_id.clone().unwrap_or_else(new_id);
+            return Ok((new_id(), context, true));
+        };
+        let (context, state) = self
+            .tasks
+            .state(&id)
+            .ok_or_else(|| RpcError::task_not_found(&id))?;
+        if state.is_terminal() {
+            return Err(terminal(&id, state));
+        }
+        if message.context_id.as_ref().is_some_and(|c| *c != context) {
+            return Err(RpcError::invalid_params(format!(
+                "message.contextId does not match task {id}'s context"
+            )));
+        }
+        Ok((id, context, false))
+    }
+
     /// Runs the agent on a request in a task of its own and records the
     /// outcome. The handle yields the task afterwards, or `-32006` if the
     /// agent crashed or answered something invalid.
@@ -494,7 +503,7 @@ impl<B: AgentBackend> A2aService<B> {
             let _slot = slot;
             let task_id = request.task_id.clone();
             let outcome = tokio::select! {
-                outcome = backend.handle(request, emit) => outcome,
+                outcome = backend.run(request, emit) => outcome,
                 _ = ended.cancelled() => {
                     return Err(RpcError::unsupported_operation("the session ended"));
                 }

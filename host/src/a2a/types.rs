@@ -88,6 +88,7 @@ impl<'de> Deserialize<'de> for Metadata {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Who sent a message: the client (`ROLE_USER`) or the agent (`ROLE_AGENT`).
 pub enum Role {
     #[serde(rename = "ROLE_USER")]
     User,
@@ -148,6 +149,7 @@ pub struct Part {
 }
 
 impl Part {
+    /// A plain text part.
     pub fn text(text: impl Into<String>) -> Self {
         Part {
             content: PartContent::Text(text.into()),
@@ -284,6 +286,7 @@ impl From<Part> for PartWire {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// One turn of a conversation: the client's request or the agent's answer.
 pub struct Message {
     pub message_id: String,
     pub role: Role,
@@ -302,6 +305,7 @@ pub struct Message {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// A result the agent produced for a task, made of parts.
 pub struct Artifact {
     pub artifact_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +319,7 @@ pub struct Artifact {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Where a task is: its state, the message that put it there, and when.
 pub struct TaskStatus {
     pub state: TaskState,
     /// Shared with the task's history, where it is also kept.
@@ -326,6 +331,7 @@ pub struct TaskStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// A unit of work with its status, history and artifacts, as the store keeps it.
 pub struct Task {
     pub id: String,
     pub context_id: String,
@@ -354,6 +360,7 @@ pub struct SendMessageParams {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// How the client wants a SendMessage answered: history length, whether to wait, a webhook.
 pub struct SendConfiguration {
     #[serde(default)]
     pub accepted_output_modes: Option<Vec<String>>,

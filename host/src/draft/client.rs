@@ -67,7 +67,7 @@ pub async fn json_call(
 }
 
 /// An A2A agent reached over JSON-RPC, with the session's bearer token.
-pub struct A2aAgent {
+pub struct DrafterClient {
     http: KeepAlive,
     path: String,
     token: Option<String>,
@@ -75,16 +75,16 @@ pub struct A2aAgent {
     context_id: String,
 }
 
-impl A2aAgent {
+impl DrafterClient {
     /// An agent at `url` (`http://`), reached with `token`; its tasks
     /// share the context `context_id`.
     pub fn new(
         url: &str,
         token: Option<String>,
         context_id: &str,
-    ) -> Result<A2aAgent, ClientError> {
+    ) -> Result<DrafterClient, ClientError> {
         let target = Target::parse(url)?;
-        Ok(A2aAgent {
+        Ok(DrafterClient {
             http: KeepAlive::new(target.authority),
             path: target.path,
             token,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 
-use super::client::{A2aAgent, AskError};
+use super::client::{AskError, DrafterClient};
 use super::players::{Player, pool};
 use super::rules::{
     Advice, HUMAN_TEAM, Rng, TEAMS, advise, commenter, on_the_clock, slot_of, team_of,
@@ -31,7 +31,7 @@ pub trait Seats: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, AskError>> + Send;
 }
 
-impl Seats for Vec<A2aAgent> {
+impl Seats for Vec<DrafterClient> {
     async fn ask(&self, slot: usize, request: &Value) -> Result<Value, AskError> {
         match self.get(slot) {
             Some(agent) => agent.ask(request).await,

@@ -29,22 +29,27 @@ impl Drafts {
         self.drafts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Starts tracking a draft under its id.
     pub fn insert(&self, draft: Arc<Draft>) {
         self.map().insert(draft.id.clone(), draft);
     }
 
+    /// The draft with this id, while it is played.
     pub fn get(&self, id: &str) -> Option<Arc<Draft>> {
         self.map().get(id).cloned()
     }
 
+    /// Forgets a draft (its session ended).
     pub fn remove(&self, id: &str) {
         self.map().remove(id);
     }
 
+    /// Drafts being played.
     pub fn len(&self) -> usize {
         self.map().len()
     }
 
+    /// True when no draft is being played.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

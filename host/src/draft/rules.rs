@@ -64,10 +64,12 @@ pub fn rivals_of(team: u8) -> &'static [u8] {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
+    /// The next number of the sequence.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -76,6 +78,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A fair coin flip.
     pub fn coin(&mut self) -> bool {
         self.next_u64() & 1 == 1
     }

@@ -227,7 +227,7 @@ impl super::bindings::a2a::agent::host::Host for GuestState {
 
 /// A live agent: its store and exports, plus what it takes to make it
 /// again after a trap.
-pub struct AgentInstance {
+pub struct GuestInstance {
     pre: AgentPre<GuestState>,
     limits: GuestLimits,
     config: Vec<(String, String)>,
@@ -288,7 +288,7 @@ fn lock(turn: &Turn) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> 
     turn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl AgentInstance {
+impl GuestInstance {
     /// Instantiates from `pre` and calls the guest's `init` with `config`.
     pub(crate) async fn new(
         pre: AgentPre<GuestState>,
@@ -297,7 +297,7 @@ impl AgentInstance {
         tag: LogTag,
         hooks: Hooks,
     ) -> Result<Self, CallError> {
-        let mut instance = AgentInstance {
+        let mut instance = GuestInstance {
             pre,
             limits,
             config,

@@ -1,7 +1,7 @@
 //! The sandbox: one wasmtime `Engine` for the process (async, pooling
 //! allocator, epoch interruption driven by a ticker thread), the agent
 //! components compiled once at startup with an `InstancePre` each, and
-//! [`AgentInstance`]s made from them. Knows nothing of HTTP or A2A.
+//! [`GuestInstance`]s made from them. Knows nothing of HTTP or A2A.
 
 pub mod contract;
 mod instance;
@@ -20,7 +20,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use contract::ContractError;
-pub use instance::{AgentInstance, CallError, Dropped, EmitFn, Hooks, LogTag, update_size};
+pub use instance::{CallError, Dropped, EmitFn, GuestInstance, Hooks, LogTag, update_size};
 pub use limits::GuestLimits;
 
 /// Generated from `wit/agent.wit`.
@@ -273,7 +273,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .and_then(bindings::AgentPre::new)
             .map_err(|e| ContractError::Types(format!("{e:#}")))?;
-        let mut probe = AgentInstance::new(
+        let mut probe = GuestInstance::new(
             pre.clone(),
             self.limits,
             Vec::new(),
@@ -395,8 +395,8 @@ impl Runtime {
         component: &LoadedComponent,
         config: Vec<(String, String)>,
         tag: LogTag,
-    ) -> Result<AgentInstance, CallError> {
-        AgentInstance::new(
+    ) -> Result<GuestInstance, CallError> {
+        GuestInstance::new(
             component.pre.clone(),
             self.limits,
             config,

@@ -10,7 +10,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::http::{Body, RequestBody, error_response, with_retry_after};
 use crate::metrics::{Metrics, metrics};
-use crate::session::{CreateError, bearer_token, constant_time_eq};
+use crate::session::{Access, CreateError, check_bearer};
 
 /// What a full server tells clients to wait before trying again.
 const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -27,29 +27,28 @@ impl AdminToken {
 
     /// 401 or 403 unless `req` carries the token (when one is set).
     pub fn refusal(&self, req: &Request<RequestBody>) -> Option<Response<Body>> {
-        let expected = self.0.as_ref()?;
-        let given = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| bearer_token(v.as_bytes()));
-        match given {
-            None => {
-                let mut r = error_response(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "the control API needs the admin token: send Authorization: Bearer <admin token>",
-                );
-                r.headers_mut()
-                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                Some(r)
-            }
-            Some(t) if constant_time_eq(t, expected.as_bytes()) => None,
-            Some(_) => Some(error_response(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the bearer token is not the admin token",
-            )),
+        let given = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+        token_refusal(
+            check_bearer(self.0.as_deref(), given),
+            "the control API needs the admin token: send Authorization: Bearer <admin token>",
+            "the bearer token is not the admin token",
+        )
+    }
+}
+
+/// The answer to a request whose bearer token was checked: none when
+/// access is granted, 401 (with `WWW-Authenticate`) saying what is
+/// `needed` when no token was sent, 403 saying it is `wrong` otherwise.
+pub fn token_refusal(access: Access, needed: &str, wrong: &str) -> Option<Response<Body>> {
+    match access {
+        Access::Granted => None,
+        Access::Missing => {
+            let mut r = error_response(StatusCode::UNAUTHORIZED, "unauthorized", needed);
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(r)
         }
+        Access::Wrong => Some(error_response(StatusCode::FORBIDDEN, "forbidden", wrong)),
     }
 }
 

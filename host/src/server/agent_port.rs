@@ -8,11 +8,12 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::access::token_refusal;
 use super::http::{
     Body, RequestBody, answer_even_on_panic, boxed, draining, error_response, full, host_header,
     json_bytes, json_response, method_not_allowed, read_body, refuse_connection, spawn_connection,
@@ -21,7 +22,7 @@ use super::http::{
 use crate::a2a::{Reply, agent_card};
 use crate::budget::Kind;
 use crate::metrics::{Metrics, metrics};
-use crate::session::{Access, Session, SlotAgent};
+use crate::session::{Session, SlotAgent};
 
 /// Limits every agent request is held to.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +58,7 @@ pub fn spawn(
         loop {
             let stream = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = drain.stop_accepting.cancelled() => break,
+                _ = drain.stop_accepting().cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
@@ -95,7 +96,7 @@ pub fn spawn(
                     let _in_flight = in_flight;
                     let base = port_base_url(&req, local);
                     Ok::<_, Infallible>(
-                        answer_even_on_panic(handle(&session, &agent, req, &base, limits, &drain))
+                        answer_even_on_panic(answer(&session, &agent, req, &base, limits, &drain))
                             .await,
                     )
                 }
@@ -132,7 +133,7 @@ fn port_base_url(req: &Request<RequestBody>, local: Option<SocketAddr>) -> Strin
 /// Answers one request for an agent. `rest` is the path below the
 /// agent's base URL, which is `base_url` (its own port's `/`, or its
 /// gateway path).
-pub(crate) async fn handle(
+pub(crate) async fn answer(
     session: &Session,
     agent: &SlotAgent,
     req: Request<RequestBody>,
@@ -168,25 +169,13 @@ pub(crate) async fn handle(
     if drain.is_draining() {
         return draining();
     }
-    match session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
-        Access::Granted => {}
-        Access::Missing => {
-            let mut r = error_response(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this agent needs the session's token: send Authorization: Bearer <token>",
-            );
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
-        Access::Wrong => {
-            return error_response(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the bearer token is not this session's token",
-            );
-        }
+    let access = session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()));
+    if let Some(refused) = token_refusal(
+        access,
+        "this agent needs the session's token: send Authorization: Bearer <token>",
+        "the bearer token is not this session's token",
+    ) {
+        return refused;
     }
     if let Err(wait) = session.take_request() {
         Metrics::count(&metrics().rate_limited, "agent");

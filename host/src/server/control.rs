@@ -68,7 +68,7 @@ impl Origin {
 impl ControlApi {
     /// Routes one request from `peer` (the client behind it, when `peer`
     /// is a trusted proxy).
-    pub async fn handle(&self, req: Request<RequestBody>, peer: IpAddr) -> Response<Body> {
+    pub async fn route(&self, req: Request<RequestBody>, peer: IpAddr) -> Response<Body> {
         let peer = self.trusted_proxies.client(peer, req.headers());
         let origin = Origin {
             authority: host_header(&req)
@@ -229,7 +229,7 @@ impl ControlApi {
             session.id,
             agent.slot
         );
-        agent_port::handle(&session, &agent, req, &base, self.limits, &self.drain).await
+        agent_port::answer(&session, &agent, req, &base, self.limits, &self.drain).await
     }
 
     /// The base URL of the gateway as the client should use it.

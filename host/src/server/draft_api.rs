@@ -17,17 +17,17 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Drain;
-use super::access::{AdminToken, create_refusal};
+use super::access::{AdminToken, create_refusal, token_refusal};
 use super::http::{
     Body, RequestBody, draining, error_response, full, json_response, method_not_allowed,
     read_body, read_json_or_default, sse_response,
 };
 use crate::config::Mode;
-use crate::draft::client::{A2aAgent, AskError};
+use crate::draft::client::{AskError, DrafterClient};
 use crate::draft::lineup::{DraftRequest, default_lineup, draft_spec, persona_of};
 use crate::draft::rules::{DEFAULT_ROUNDS, HUMAN_TEAM, MAX_ROUNDS, team_of};
 use crate::draft::{Draft, Drafts, PickError, Settings, team_cards};
-use crate::session::{Access, Session, SessionRegistry};
+use crate::session::{Session, SessionRegistry};
 
 /// Largest draft-create or pick body.
 const MAX_DRAFT_BODY: usize = 16 * 1024;
@@ -179,18 +179,14 @@ impl DraftApi {
             .get(AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
         let query = query_param(req, "token").map(|t| format!("Bearer {t}").into_bytes());
-        match session.check_access(header.or(query).as_deref()) {
-            Access::Granted => Ok((session, draft)),
-            Access::Missing => Err(error_response(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a draft needs its token: Authorization: Bearer <token> or ?token=<token>",
-            )),
-            Access::Wrong => Err(error_response(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "that is not this draft's token",
-            )),
+        let access = session.check_access(header.or(query).as_deref());
+        match token_refusal(
+            access,
+            "a draft needs its token: Authorization: Bearer <token> or ?token=<token>",
+            "that is not this draft's token",
+        ) {
+            None => Ok((session, draft)),
+            Some(refused) => Err(refused),
         }
     }
 
@@ -260,7 +256,7 @@ impl DraftApi {
                 team: team_of(agent.slot as usize),
                 source: e,
             };
-            let seat = A2aAgent::new(&url, session.token().map(str::to_string), &session.id)
+            let seat = DrafterClient::new(&url, session.token().map(str::to_string), &session.id)
                 .map_err(|e| failed(e.into()))?;
             let card = seat.card().await.map_err(failed)?;
             let text = |k: &str| card[k].as_str().unwrap_or_default().to_string();

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use agent_port::PortLimits;
@@ -42,11 +43,14 @@ const STREAMS_CLOSE_WITHIN: Duration = Duration::from_millis(500);
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Shutdown state every listener shares: whether the server is draining,
-/// how many requests are in flight, and the signal to stop accepting.
+/// the requests in flight, and the signals to stop accepting and to
+/// close connections.
 #[derive(Default)]
 pub struct Drain {
     draining: AtomicBool,
     in_flight: AtomicUsize,
+    /// Woken when the last request in flight ends.
+    idle: Notify,
     stop_accepting: CancellationToken,
     /// Closes control connections once the grace period is over.
     close_connections: CancellationToken,
@@ -63,13 +67,43 @@ impl Drain {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
+
+    /// Cancelled when the listeners must stop accepting.
+    fn stop_accepting(&self) -> &CancellationToken {
+        &self.stop_accepting
+    }
+
+    /// Starts the drain: new work is refused and listeners stop.
+    fn begin(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.stop_accepting.cancel();
+    }
+
+    /// Waits until no request is in flight, or `within` has passed;
+    /// returns how many are still running.
+    async fn requests_done(&self, within: Duration) -> usize {
+        let all_done = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.in_flight.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(within, all_done).await;
+        self.in_flight.load(Ordering::Acquire)
+    }
 }
 
+/// A request in flight: counted while it lives.
 struct InFlight(Arc<Drain>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 
@@ -144,6 +178,24 @@ fn outbound_settings(config: &Config, control_port: u16) -> OutboundSettings {
         connect_timeout: Duration::from_millis(o.connect_timeout_ms),
         max_connections: o.max_connections,
     }
+}
+
+/// Runs `job` every `period` until `stop` (a missed tick is not made up).
+fn every<F, Fut>(period: Duration, stop: CancellationToken, job: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => job().await,
+            }
+        }
+    })
 }
 
 /// A started server: where it listens and how to stop it.
@@ -263,6 +315,37 @@ impl Server {
     /// Serves until shutdown; then stops accepting, lets requests in
     /// flight finish within the grace period, and ends every session.
     pub async fn run(self) {
+        self.log_start();
+        let background = [
+            every(REAP_EVERY, self.shutdown.clone(), {
+                let registry = Arc::clone(&self.registry);
+                move || {
+                    let registry = Arc::clone(&registry);
+                    async move {
+                        registry.reap().await;
+                    }
+                }
+            }),
+            every(RELOAD_EVERY, self.shutdown.clone(), {
+                let registry = Arc::clone(&self.registry);
+                let watch = Arc::new(tokio::sync::Mutex::new(DirWatch::new(
+                    self.api.agents_dir.clone(),
+                )));
+                move || {
+                    let (registry, watch) = (Arc::clone(&registry), Arc::clone(&watch));
+                    async move {
+                        for outcome in watch.lock().await.poll(registry.runtime()).await {
+                            log_reload(&outcome);
+                        }
+                    }
+                }
+            }),
+        ];
+        self.accept_until_shutdown().await;
+        self.drain(background).await;
+    }
+
+    fn log_start(&self) {
         let components: Vec<String> = self
             .registry
             .runtime()
@@ -276,42 +359,15 @@ impl Server {
             "control API listening on http://{}",
             self.addr
         );
-        let reaper = {
-            let (registry, stop) = (Arc::clone(&self.registry), self.shutdown.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(REAP_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => {
-                            registry.reap().await;
-                        }
-                    }
-                }
-            })
-        };
-        let watcher = {
-            let (registry, stop) = (Arc::clone(&self.registry), self.shutdown.clone());
-            let mut watch = DirWatch::new(self.api.agents_dir.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(RELOAD_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => {
-                            for outcome in watch.poll(registry.runtime()).await {
-                                log_reload(&outcome);
-                            }
-                        }
-                    }
-                }
-            })
-        };
-        let drain = Arc::clone(&self.api.drain);
+    }
+
+    /// Serves control connections until the shutdown signal.
+    async fn accept_until_shutdown(&self) {
+        let drain = &self.api.drain;
         let header_timeout = self.api.limits.header_timeout;
         loop {
             let (stream, peer) = tokio::select! {
-                _ = self.shutdown.cancelled() => break,
+                _ = self.shutdown.cancelled() => return,
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -334,7 +390,7 @@ impl Server {
                 async move {
                     let _in_flight = api.drain.request();
                     Ok::<_, Infallible>(
-                        http::answer_even_on_panic(api.handle(http::boxed(req), peer.ip())).await,
+                        http::answer_even_on_panic(api.route(http::boxed(req), peer.ip())).await,
                     )
                 }
             });
@@ -347,9 +403,15 @@ impl Server {
                 admitted,
             );
         }
+    }
+
+    /// Stops accepting, gives open streams their last event, lets
+    /// requests in flight finish within the grace, then ends every
+    /// session and closes what is left.
+    async fn drain(self, background: [tokio::task::JoinHandle<()>; 2]) {
         drop(self.listener);
-        drain.draining.store(true, Ordering::Relaxed);
-        drain.stop_accepting.cancel();
+        let drain = &self.api.drain;
+        drain.begin();
         // Streams get their last event out before anything is closed.
         self.registry.close_streams();
         let streams_closed = Instant::now() + STREAMS_CLOSE_WITHIN;
@@ -357,13 +419,10 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = reaper.await;
-        let _ = watcher.await;
-        let deadline = Instant::now() + self.grace;
-        while drain.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        for task in background {
+            let _ = task.await;
         }
-        let unfinished = drain.in_flight.load(Ordering::Relaxed);
+        let unfinished = drain.requests_done(self.grace).await;
         let live = self.registry.len();
         self.registry.delete_all().await;
         drain.close_connections.cancel();

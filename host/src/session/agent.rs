@@ -9,22 +9,23 @@ use crate::a2a::{
     AgentBackend, AgentFailure, AgentInfo, AgentRequest, EmitSink, Skill, TaskUpdate,
 };
 use crate::metrics::{CallLabels, ComponentLabel, Metrics, metrics};
-use crate::runtime::{AgentInstance, CallError, guest};
+use crate::runtime::{CallError, GuestInstance, guest};
 
 /// One agent instance behind a lock: a store runs one call at a time, so
 /// calls to one agent queue here while other agents run in parallel.
 ///
 /// [`A2aService`](crate::a2a::A2aService) makes every call from a task of
 /// its own, so a client that goes away never drops a guest mid-call.
-pub struct WasmAgent {
-    instance: tokio::sync::Mutex<AgentInstance>,
+pub struct GuestBackend {
+    instance: tokio::sync::Mutex<GuestInstance>,
     component: String,
 }
 
-impl WasmAgent {
-    pub fn new(instance: AgentInstance, component: &str) -> Self {
+impl GuestBackend {
+    /// The backend of one agent: `instance`, of the component named `component`.
+    pub fn new(instance: GuestInstance, component: &str) -> Self {
         metrics().instances_live.inc();
-        WasmAgent {
+        GuestBackend {
             instance: tokio::sync::Mutex::new(instance),
             component: component.to_string(),
         }
@@ -47,14 +48,14 @@ impl WasmAgent {
     }
 }
 
-impl Drop for WasmAgent {
+impl Drop for GuestBackend {
     fn drop(&mut self) {
         metrics().instances_live.dec();
     }
 }
 
-impl AgentBackend for WasmAgent {
-    async fn handle(&self, req: AgentRequest, emit: EmitSink) -> Result<TaskUpdate, AgentFailure> {
+impl AgentBackend for GuestBackend {
+    async fn run(&self, req: AgentRequest, emit: EmitSink) -> Result<TaskUpdate, AgentFailure> {
         let request = guest::Request {
             task_id: req.task_id,
             context_id: req.context_id,
@@ -223,4 +224,4 @@ fn update_from_guest(u: guest::Update) -> TaskUpdate {
 }
 
 /// Shared handle to a slot's service, as servers hold it.
-pub type SlotService = Arc<crate::a2a::A2aService<WasmAgent>>;
+pub type SlotService = Arc<crate::a2a::A2aService<GuestBackend>>;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use agent::{SlotService, WasmAgent, info_from_guest};
+pub use agent::{GuestBackend, SlotService, info_from_guest};
 pub use spec::{SessionRequest, SessionSpec, SlotRequest, SlotSpec};
 
 use crate::a2a::{A2aService, AgentInfo, Capabilities};
@@ -28,7 +28,16 @@ use crate::egress::Outbound;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::rate::TokenBucket;
-use crate::runtime::{CallError, LogTag, Runtime};
+use crate::runtime::{CallError, GuestInstance, LoadedComponent, LogTag, Runtime, guest};
+
+/// An instance started for a slot of a session being created.
+struct Started {
+    /// The display name the request gave, if any.
+    name: Option<String>,
+    component: Arc<LoadedComponent>,
+    instance: GuestInstance,
+    info: guest::Info,
+}
 
 /// One agent of a session.
 pub struct SlotAgent {
@@ -67,14 +76,31 @@ pub struct Session {
     pub budget: Arc<SessionBudget>,
 }
 
-/// The result of checking a request's credentials against a session.
+/// The result of checking a request's bearer token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Access {
+    /// The token matches, or none is required.
     Granted,
     /// No bearer token was sent.
     Missing,
     /// A token was sent, but it is not this session's.
     Wrong,
+}
+
+/// Checks an `Authorization` header against the token `expected` (none:
+/// anyone may pass), in constant time.
+pub fn check_bearer(expected: Option<&str>, authorization: Option<&[u8]>) -> Access {
+    let Some(expected) = expected else {
+        return Access::Granted;
+    };
+    let Some(given) = authorization.and_then(bearer_token) else {
+        return Access::Missing;
+    };
+    if constant_time_eq(given, expected.as_bytes()) {
+        Access::Granted
+    } else {
+        Access::Wrong
+    }
 }
 
 impl Session {
@@ -118,17 +144,7 @@ impl Session {
 
     /// Checks an `Authorization` header value.
     pub fn check_access(&self, authorization: Option<&[u8]>) -> Access {
-        let Some(token) = &self.token else {
-            return Access::Granted;
-        };
-        let Some(given) = authorization.and_then(bearer_token) else {
-            return Access::Missing;
-        };
-        if constant_time_eq(given, token.as_bytes()) {
-            Access::Granted
-        } else {
-            Access::Wrong
-        }
+        check_bearer(self.token.as_deref(), authorization)
     }
 
     /// The token, for the create response only.
@@ -259,7 +275,7 @@ fn give_back_memory() {
 /// Sets the allocator up so that what a session's content costs is what
 /// the process holds, and what it freed goes back to the system:
 ///
-/// - allocations of [`LARGE_ALLOCATION`] and more (message content,
+/// - allocations of `LARGE_ALLOCATION` (256 KiB) and more (message content,
 ///   response bodies) get their own mappings, returned the moment they are
 ///   freed (glibc would otherwise raise this threshold as large blocks are
 ///   freed and keep them in its heaps after the session ends);
@@ -306,6 +322,8 @@ pub struct SessionRegistry {
 }
 
 impl SessionRegistry {
+    /// A registry that starts instances on `runtime`, leases ports from
+    /// `pool` and serves each leased port with `serve_port`.
     pub fn new(
         runtime: Arc<Runtime>,
         pool: PortPool,
@@ -390,6 +408,9 @@ impl SessionRegistry {
         created
     }
 
+    /// Creates a session whose place under the limits is reserved: its
+    /// components are found, their instances started and described, its
+    /// ports leased, and its agents served.
     async fn create_reserved(
         &self,
         spec: SessionSpec,
@@ -398,63 +419,13 @@ impl SessionRegistry {
         if !spec.secured && !self.settings.allow_open_sessions {
             return Err(CreateError::OpenNotAllowed);
         }
-        let components = spec
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(slot, s)| {
-                self.runtime
-                    .component(&s.component)
-                    .ok_or_else(|| CreateError::UnknownComponent {
-                        slot,
-                        component: s.component.clone(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let components = self.components_of(&spec)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let session_tag: Arc<str> = Arc::from(id.as_str());
-
-        let mut started = Vec::with_capacity(spec.slots.len());
-        for (slot, (slot_spec, component)) in spec.slots.iter().zip(&components).enumerate() {
-            let mut config = slot_spec.config.clone();
-            if let Some(name) = &slot_spec.name {
-                config.retain(|(k, _)| k != "name");
-                config.push(("name".into(), name.clone()));
-            }
-            let tag = LogTag {
-                session: Arc::clone(&session_tag),
-                slot: Some(slot as u8),
-                component: Arc::from(component.name.as_str()),
-            };
-            let fail = |reason: String| CreateError::AgentStart {
-                slot,
-                component: component.name.clone(),
-                reason,
-            };
-            let mut instance = self
-                .runtime
-                .instantiate(component, config, tag)
-                .await
-                .map_err(|e| match e {
-                    CallError::PoolFull(why) => CreateError::InstancesExhausted(why),
-                    other => fail(other.to_string()),
-                })?;
-            let info = instance.describe().await.map_err(|e| fail(e.to_string()))?;
-            started.push((slot_spec, component, instance, info));
-        }
-
-        let leases = match self.settings.mode {
-            Mode::Ports => self.pool.take(started.len())?,
-            Mode::Gateway => Vec::new(),
-            Mode::Auto => self.pool.take(started.len()).unwrap_or_default(),
-        };
-        let mode = if leases.is_empty() {
-            Mode::Gateway
-        } else {
-            Mode::Ports
-        };
+        let started = self.start_instances(&id, &spec, components).await?;
+        let (leases, mode) = self.lease_ports(started.len())?;
         let now = SystemTime::now();
-        let budget = SessionBudget::new(Arc::clone(&session_tag), self.settings.budgets);
+        let budget = SessionBudget::new(Arc::from(id.as_str()), self.settings.budgets);
+        let agents = self.slot_agents(started, &leases, &budget);
         let session = Arc::new(Session {
             id: id.clone(),
             token: spec.secured.then(new_token),
@@ -466,30 +437,7 @@ impl SessionRegistry {
             agent_rate: Mutex::new(TokenBucket::new(self.settings.agent_rate)),
             expires_at: self.settings.ttl.map(|ttl| now + ttl),
             idle_timeout: self.settings.idle_timeout,
-            agents: started
-                .into_iter()
-                .enumerate()
-                .map(|(slot, (slot_spec, component, instance, info))| {
-                    let info = info_from_guest(info);
-                    let capabilities = Capabilities {
-                        streaming: info.streaming,
-                        push: self.settings.push,
-                    };
-                    Arc::new(SlotAgent {
-                        slot: slot as u8,
-                        name: slot_spec.name.clone().unwrap_or_else(|| info.name.clone()),
-                        component: component.name.clone(),
-                        port: leases.get(slot).map(|l| l.port),
-                        info,
-                        service: Arc::new(A2aService::new(
-                            WasmAgent::new(instance, &component.name),
-                            capabilities,
-                            Arc::clone(&budget),
-                            Arc::clone(&self.settings.outbound),
-                        )),
-                    })
-                })
-                .collect(),
+            agents,
             shutdown: CancellationToken::new(),
             servers: Mutex::new(Vec::new()),
             budget,
@@ -509,6 +457,116 @@ impl SessionRegistry {
         self.count_ports();
         tracing::info!(session = %id, agents = session.agents.len(), mode = ?mode, client = %client_ip, "session created");
         Ok(session)
+    }
+
+    /// The loaded component of each slot.
+    fn components_of(&self, spec: &SessionSpec) -> Result<Vec<Arc<LoadedComponent>>, CreateError> {
+        spec.slots
+            .iter()
+            .enumerate()
+            .map(|(slot, s)| {
+                self.runtime
+                    .component(&s.component)
+                    .ok_or_else(|| CreateError::UnknownComponent {
+                        slot,
+                        component: s.component.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Starts and describes one instance per slot of session `id`.
+    async fn start_instances(
+        &self,
+        id: &str,
+        spec: &SessionSpec,
+        components: Vec<Arc<LoadedComponent>>,
+    ) -> Result<Vec<Started>, CreateError> {
+        let session_tag: Arc<str> = Arc::from(id);
+        let mut started = Vec::with_capacity(spec.slots.len());
+        for (slot, (slot_spec, component)) in spec.slots.iter().zip(components).enumerate() {
+            let mut config = slot_spec.config.clone();
+            if let Some(name) = &slot_spec.name {
+                config.retain(|(k, _)| k != "name");
+                config.push(("name".into(), name.clone()));
+            }
+            let tag = LogTag {
+                session: Arc::clone(&session_tag),
+                slot: Some(slot as u8),
+                component: Arc::from(component.name.as_str()),
+            };
+            let fail = |reason: String| CreateError::AgentStart {
+                slot,
+                component: component.name.clone(),
+                reason,
+            };
+            let mut instance = self
+                .runtime
+                .instantiate(&component, config, tag)
+                .await
+                .map_err(|e| match e {
+                    CallError::PoolFull(why) => CreateError::InstancesExhausted(why),
+                    other => fail(other.to_string()),
+                })?;
+            let info = instance.describe().await.map_err(|e| fail(e.to_string()))?;
+            started.push(Started {
+                name: slot_spec.name.clone(),
+                component,
+                instance,
+                info,
+            });
+        }
+        Ok(started)
+    }
+
+    /// Ports for `agents` agents as the serving mode asks, and the mode
+    /// the session gets: ports if it got them, else the gateway.
+    fn lease_ports(&self, agents: usize) -> Result<(Vec<Lease>, Mode), CreateError> {
+        let leases = match self.settings.mode {
+            Mode::Ports => self.pool.take(agents)?,
+            Mode::Gateway => Vec::new(),
+            Mode::Auto => self.pool.take(agents).unwrap_or_default(),
+        };
+        let mode = if leases.is_empty() {
+            Mode::Gateway
+        } else {
+            Mode::Ports
+        };
+        Ok((leases, mode))
+    }
+
+    /// The session's agents: each started instance behind its A2A
+    /// service, charged to `budget`.
+    fn slot_agents(
+        &self,
+        started: Vec<Started>,
+        leases: &[Lease],
+        budget: &Arc<SessionBudget>,
+    ) -> Vec<Arc<SlotAgent>> {
+        started
+            .into_iter()
+            .enumerate()
+            .map(|(slot, started)| {
+                let info = info_from_guest(started.info);
+                let capabilities = Capabilities {
+                    streaming: info.streaming,
+                    push: self.settings.push,
+                };
+                Arc::new(SlotAgent {
+                    slot: slot as u8,
+                    name: started.name.unwrap_or_else(|| info.name.clone()),
+                    component: started.component.name.clone(),
+                    port: leases.get(slot).map(|l| l.port),
+                    info,
+                    service: Arc::new(A2aService::new(
+                        GuestBackend::new(started.instance, &started.component.name),
+                        capabilities,
+                        Arc::clone(budget),
+                        Arc::clone(&self.settings.outbound),
+                    )),
+                })
+            })
+            .collect()
     }
 
     /// The session with this id.

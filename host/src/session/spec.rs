@@ -19,6 +19,7 @@ pub struct SessionRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// One slot as a request names it: a component, a display name, config values.
 pub struct SlotRequest {
     pub component: String,
     #[serde(default)]
