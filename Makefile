@@ -134,7 +134,7 @@ kernel-limits:
 
 test: precompile lint interop-deps browser-deps kernel-limits
 	$(CARGO) test --release --workspace
-	cd agents && $(CARGO) test --release -p drafter -p a2a-agent-sdk --target $(HOST_TARGET)
+	cd agents && $(CARGO) test --release -p draft-protocol -p drafter -p a2a-agent-sdk --target $(HOST_TARGET)
 
 lint:
 	$(CARGO) fmt --all --check

@@ -252,7 +252,7 @@ async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
             ),
             Err(why) => {
                 refused += 1;
-                println!("{}: {why}", path.display());
+                println!("{why}");
             }
         }
     }

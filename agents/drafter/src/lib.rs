@@ -4,72 +4,25 @@
 //! the voice. An agent crate supplies a [`Strategy`] and calls
 //! `a2a_agent_sdk::export_agent!(Drafter<MyStrategy>)`.
 //!
-//! Protocol (JSON in a `data` part, answered the same way):
-//! - `{"type":"pick_request","round":2,"pick":9,"available":[Player...],
-//!   "board":{"1":[names],...},"said_about_me":[{"team":3,"name":"...","text":"..."}]}`
-//!   → `{"type":"pick","player":"...","reasoning":"...","trash_talk":"..."}`
-//! - `{"type":"comment_request","about_team":5,"about_name":"...","player":Player,
-//!   "pick":9,"rival":true,"by_human":false}`
-//!   → `{"type":"comment","text":"..."}` or `{"type":"pass"}`
-//! - `{"type":"memory"}` (or the text `memory`) → `{"type":"memory",...}`:
-//!   everything this drafter remembers in this session.
-//! - any other text is remembered as a note and acknowledged in voice.
+//! Protocol: the `draft-protocol` crate, which the host's draft engine
+//! shares (JSON in a `data` part, answered the same way): a pick request
+//! gets a pick, a comment request a comment or a pass, and `{"type":
+//! "memory"}` (or the text `memory`) everything this drafter remembers in
+//! this session. Any other text is remembered as a note and acknowledged
+//! in voice.
 //!
 //! Config: `name`, `persona` (free text that changes the voice, never the
 //! rules) and `seed` (fixes every random choice, so a draft replays).
 
 use a2a_agent_sdk::{Agent, Config, Info, Message, Part, Request, Update};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Notes and lines a drafter keeps; older ones are forgotten.
 const MAX_MEMORY: usize = 50;
 
-/// A player as the draft engine describes him.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Player {
-    pub name: String,
-    pub position: String,
-    #[serde(default)]
-    pub team: String,
-    pub adp: f64,
-    #[serde(default)]
-    pub tier: u32,
-}
-
-#[derive(Debug, Deserialize)]
-struct PickRequest {
-    round: u32,
-    pick: u32,
-    available: Vec<Player>,
-    #[serde(default)]
-    board: std::collections::BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    said_about_me: Vec<Remark>,
-}
-
-/// What another drafter said about one of our picks.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-struct Remark {
-    #[serde(default)]
-    team: u32,
-    #[serde(default)]
-    name: String,
-    text: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct CommentRequest {
-    about_team: u32,
-    #[serde(default)]
-    about_name: String,
-    player: Player,
-    pick: u32,
-    #[serde(default)]
-    rival: bool,
-    #[serde(default)]
-    by_human: bool,
-}
+pub use draft_protocol::Player;
+use draft_protocol::{Answer, CommentRequest, PickRequest, Remark};
 
 /// A deterministic random source (xorshift64*): the config's `seed`
 /// fixes every choice a drafter makes.
@@ -343,7 +296,7 @@ impl<S: Strategy> Drafter<S> {
         text
     }
 
-    fn pick(&mut self, req: PickRequest) -> Result<Value, String> {
+    fn pick(&mut self, req: PickRequest) -> Result<Answer, String> {
         let mut available = req.available;
         if available.is_empty() {
             return Err("pick_request has no available players".into());
@@ -414,12 +367,14 @@ impl<S: Strategy> Drafter<S> {
         self.say(reasoning.clone());
         let trash_talk = self.say(trash_talk);
         self.my_picks.push(player.clone());
-        Ok(
-            json!({"type": "pick", "player": player.name, "reasoning": reasoning, "trash_talk": trash_talk}),
-        )
+        Ok(Answer::Pick {
+            player: player.name.clone(),
+            reasoning: Some(reasoning),
+            trash_talk: Some(trash_talk),
+        })
     }
 
-    fn comment(&mut self, req: CommentRequest) -> Value {
+    fn comment(&mut self, req: CommentRequest) -> Answer {
         let about = if req.about_name.is_empty() {
             format!("Team {}", req.about_team)
         } else {
@@ -436,11 +391,11 @@ impl<S: Strategy> Drafter<S> {
         } else if self.strategy.cares_about(&req.player) || self.rng.coin() {
             S::LINES.other
         } else {
-            return json!({"type": "pass"});
+            return Answer::Pass;
         };
         let template = self.line(lines);
         if template.is_empty() {
-            return json!({"type": "pass"});
+            return Answer::Pass;
         }
         let mut text = fill(template, &req.player, req.pick, &about, &self.name);
         let roster = self.board.entry(req.about_team.to_string()).or_default();
@@ -456,7 +411,9 @@ impl<S: Strategy> Drafter<S> {
             text.push_str(&format!(" That's {same} {position}s for {about} now."));
         }
         let text = self.voice.speak(&text, false, &mut self.rng);
-        json!({"type": "comment", "text": self.say(text)})
+        Answer::Comment {
+            text: self.say(text),
+        }
     }
 
     fn memory(&self) -> Value {
@@ -473,8 +430,9 @@ impl<S: Strategy> Drafter<S> {
     }
 }
 
-fn answer(value: Value) -> Update {
-    Update::completed(Message::agent(vec![Part::Data(value.to_string())]))
+fn answer(value: &impl Serialize) -> Update {
+    let json = serde_json::to_string(value).expect("answers serialise");
+    Update::completed(Message::agent(vec![Part::Data(json)]))
 }
 
 impl<S: Strategy> Agent for Drafter<S> {
@@ -526,7 +484,7 @@ impl<S: Strategy> Agent for Drafter<S> {
         let Some(data) = req.message.data() else {
             let text = req.text();
             if text.trim() == "memory" {
-                return Ok(answer(self.memory()));
+                return Ok(answer(&self.memory()));
             }
             remember(&mut self.notes, text);
             let ack = self.voice.speak(
@@ -545,14 +503,14 @@ impl<S: Strategy> Agent for Drafter<S> {
             Some("pick_request") => {
                 let req =
                     serde_json::from_value(value).map_err(|e| format!("bad pick_request: {e}"))?;
-                self.pick(req).map(answer)
+                self.pick(req).map(|a| answer(&a))
             }
             Some("comment_request") => {
                 let req = serde_json::from_value(value)
                     .map_err(|e| format!("bad comment_request: {e}"))?;
-                Ok(answer(self.comment(req)))
+                Ok(answer(&self.comment(req)))
             }
-            Some("memory") => Ok(answer(self.memory())),
+            Some("memory") => Ok(answer(&self.memory())),
             other => Err(format!(
                 "unknown request type {other:?}: expected pick_request, comment_request or memory"
             )),
@@ -775,6 +733,7 @@ mod tests {
             team: String::new(),
             adp,
             tier: 1,
+            ppg: 0.0,
         };
         assert_eq!(value_words(&p(1.5), 1), "a top-5 player");
         assert_eq!(value_words(&p(10.0), 20), "a steal this late");

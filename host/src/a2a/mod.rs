@@ -13,7 +13,7 @@ pub mod types;
 
 pub use card::{AgentInfo, Skill, agent_card};
 pub use service::{
-    A2aService, AgentBackend, AgentFailure, AgentRequest, Capabilities, EmitSink, INPUT_MODES,
-    Reply,
+    A2aService, AgentBackend, AgentFailure, AgentRequest, Capabilities, Crash, EmitSink,
+    INPUT_MODES, Reply,
 };
 pub use tasks::TaskUpdate;

@@ -59,7 +59,17 @@ pub enum AgentFailure {
     Refused(String),
     /// The agent crashed (trap, deadline, memory limit): the task fails
     /// and the caller gets `-32006` naming the cause.
-    Crashed(String),
+    Crashed(Crash),
+}
+
+/// Why an agent's call gave no valid answer: the kind of failure, as
+/// the sandbox names it (`deadline`, `memory`, `trap`, `panic`, ...; and
+/// `invalid_update` for an answer the protocol refuses), and its detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Crash {
+    pub kind: &'static str,
+    pub detail: String,
 }
 
 /// Receives progress the agent emits while a call runs: (task id, update).
@@ -523,10 +533,9 @@ impl<B: AgentBackend> A2aService<B> {
                 Err(AgentFailure::Crashed(cause)) => Some(cause),
             };
             if let Some(cause) = crash {
-                let _ = tasks.apply(&task_id, failed(cause.clone()));
-                return Err(
-                    RpcError::invalid_agent_response(cause).with_data(json!({"taskId": task_id}))
-                );
+                let _ = tasks.apply(&task_id, failed(cause.detail.clone()));
+                return Err(RpcError::invalid_agent_response(cause.detail)
+                    .with_data(json!({"taskId": task_id, "crash": cause.kind})));
             }
             // A task canceled while the agent worked stays canceled.
             tasks
@@ -841,12 +850,21 @@ async fn forward(
 }
 
 /// An update the agent may make: messages and artifacts have content.
-fn valid_update(update: &TaskUpdate) -> Result<(), String> {
+/// An agent's update the protocol can record: no message or artifact
+/// without parts.
+fn valid_update(update: &TaskUpdate) -> Result<(), Crash> {
+    let invalid = |detail: String| Crash {
+        kind: "invalid_update",
+        detail,
+    };
     if update.message.as_ref().is_some_and(|m| m.parts.is_empty()) {
-        return Err("the agent's status message has no parts".into());
+        return Err(invalid("the agent's status message has no parts".into()));
     }
     if let Some(a) = update.artifacts.iter().find(|a| a.parts.is_empty()) {
-        return Err(format!("artifact {:?} has no parts", a.artifact_id));
+        return Err(invalid(format!(
+            "artifact {:?} has no parts",
+            a.artifact_id
+        )));
     }
     Ok(())
 }
@@ -883,5 +901,190 @@ fn store_error(e: StoreError) -> RpcError {
             RpcError::unsupported_operation(e.to_string())
         }
         StoreError::OverBudget(e) => RpcError::over_budget(&e, e.kind.name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Protocol rules checked in-process, through the [`AgentBackend`]
+    //! seam: no Wasm, no sockets.
+
+    use super::*;
+    use crate::config::BudgetLimits;
+    use crate::egress::OutboundSettings;
+    use serde_json::Value;
+    use tokio::sync::Notify;
+
+    /// An agent that answers what the first text part asks: `fail`
+    /// crashes, `refuse` refuses, `wait` blocks until released, anything
+    /// else completes with the text echoed.
+    #[derive(Default)]
+    struct Scripted {
+        release: Notify,
+    }
+
+    impl AgentBackend for Scripted {
+        async fn run(
+            &self,
+            req: AgentRequest,
+            _emit: EmitSink,
+        ) -> Result<TaskUpdate, AgentFailure> {
+            let text = match &req.message.parts[0].content {
+                crate::a2a::types::PartContent::Text(t) => t.clone(),
+                _ => String::new(),
+            };
+            match text.as_str() {
+                "fail" => Err(AgentFailure::Crashed(Crash {
+                    kind: "trap",
+                    detail: "guest trap: unreachable".into(),
+                })),
+                "refuse" => Err(AgentFailure::Refused("not today".into())),
+                "wait" => {
+                    self.release.notified().await;
+                    Ok(completed("released"))
+                }
+                other => Ok(completed(other)),
+            }
+        }
+
+        async fn cancel(&self, _task_id: String) {}
+    }
+
+    fn completed(text: &str) -> TaskUpdate {
+        TaskUpdate {
+            state: TaskState::Completed,
+            message: Some(Message {
+                message_id: "a".into(),
+                role: Role::Agent,
+                parts: vec![Part::text(text)],
+                context_id: None,
+                task_id: None,
+                metadata: None,
+                extensions: None,
+                reference_task_ids: None,
+            }),
+            artifacts: Vec::new(),
+        }
+    }
+
+    fn service(limits: BudgetLimits) -> Arc<A2aService<Scripted>> {
+        let budget = SessionBudget::new(Arc::from("unit"), limits);
+        let outbound = Arc::new(Outbound::new(OutboundSettings {
+            policy: Default::default(),
+            connect_timeout: std::time::Duration::from_secs(1),
+            max_connections: 4,
+        }));
+        let capabilities = Capabilities {
+            streaming: true,
+            push: true,
+        };
+        Arc::new(A2aService::new(
+            Scripted::default(),
+            capabilities,
+            budget,
+            outbound,
+        ))
+    }
+
+    fn send(text: &str, extra: Value) -> Vec<u8> {
+        let mut params =
+            json!({"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": text}]}});
+        if let Value::Object(extra) = extra {
+            params.as_object_mut().unwrap().extend(extra);
+        }
+        json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": params})
+            .to_string()
+            .into_bytes()
+    }
+
+    async fn answer(service: &Arc<A2aService<Scripted>>, body: &[u8]) -> (bool, Value) {
+        match service.call(None, body).await {
+            Reply::Json(bytes) => (false, serde_json::from_slice(&bytes).unwrap()),
+            Reply::OverBudget(bytes) => (true, serde_json::from_slice(&bytes).unwrap()),
+            _ => panic!("a JSON answer"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_makes_a_task_that_get_task_finds() {
+        let service = service(BudgetLimits::default());
+        let (_, sent) = answer(&service, &send("hello", json!({}))).await;
+        let task = &sent["result"]["task"];
+        assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
+        assert_eq!(task["status"]["message"]["parts"][0]["text"], "hello");
+        let get =
+            json!({"jsonrpc": "2.0", "id": 8, "method": "GetTask", "params": {"id": task["id"]}});
+        let (_, got) = answer(&service, get.to_string().as_bytes()).await;
+        assert_eq!(got["id"], 8);
+        assert_eq!(got["result"]["id"], task["id"]);
+        assert_eq!(got["result"]["history"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_crash_is_32006_with_its_kind_and_fails_the_task() {
+        let service = service(BudgetLimits::default());
+        let (_, crashed) = answer(&service, &send("fail", json!({}))).await;
+        assert_eq!(crashed["error"]["code"], -32006, "{crashed}");
+        assert_eq!(crashed["error"]["data"]["crash"], "trap");
+        let id = crashed["error"]["data"]["taskId"].clone();
+        let get = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
+        let (_, got) = answer(&service, get.to_string().as_bytes()).await;
+        assert_eq!(got["result"]["status"]["state"], "TASK_STATE_FAILED");
+        let (_, refused) = answer(&service, &send("refuse", json!({}))).await;
+        assert_eq!(
+            refused["result"]["task"]["status"]["state"],
+            "TASK_STATE_FAILED"
+        );
+    }
+
+    #[tokio::test]
+    async fn calls_past_the_queue_are_refused_at_once_and_nothing_is_lost() {
+        let service = service(BudgetLimits {
+            queued_calls_per_agent: 1,
+            ..BudgetLimits::default()
+        });
+        let later = json!({"configuration": {"returnImmediately": true}});
+        let (_, first) = answer(&service, &send("wait", later.clone())).await;
+        let (_, second) = answer(&service, &send("wait", later.clone())).await;
+        let (over, third) = answer(&service, &send("wait", later)).await;
+        assert!(first["result"].is_object() && second["result"].is_object());
+        assert!(over, "the third call is over budget: {third}");
+        assert_eq!(third["error"]["code"], -32000);
+        // The two accepted calls run to the end once the agent is free.
+        service.backend.release.notify_one();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        service.backend.release.notify_one();
+        let id = second["result"]["task"]["id"].clone();
+        for _ in 0..100 {
+            let get = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
+            let (_, got) = answer(&service, get.to_string().as_bytes()).await;
+            if got["result"]["status"]["state"] == "TASK_STATE_COMPLETED" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the queued call never ran");
+    }
+
+    #[tokio::test]
+    async fn bad_input_names_what_is_wrong() {
+        let service = service(BudgetLimits::default());
+        let cases = [
+            (&b"{"[..], -32700),
+            (b"[]", -32600),
+            (br#"{"jsonrpc": "2.0", "id": 1, "method": "Nope"}"#, -32601),
+            (
+                br#"{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"messageId": "", "role": "ROLE_USER", "parts": [{"text": "x"}]}}}"#,
+                -32602,
+            ),
+            (
+                br#"{"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "missing"}}"#,
+                -32001,
+            ),
+        ];
+        for (body, code) in cases {
+            let (_, answered) = answer(&service, body).await;
+            assert_eq!(answered["error"]["code"], code, "{answered}");
+        }
     }
 }

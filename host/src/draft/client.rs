@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use draft_protocol::Request;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -102,10 +103,11 @@ impl DrafterClient {
         Ok(card)
     }
 
-    /// Sends `data` as the one part of a user message and returns the
-    /// first `data` part of the answer, whether the agent answered with a
-    /// message or a task. Anything else is an error that says why.
-    pub async fn ask(&self, data: &Value) -> Result<Value, AskError> {
+    /// Sends `request` as the one (`data`) part of a user message and
+    /// returns the first `data` part of the answer, whether the agent
+    /// answered with a message or a task. Anything else is an error that
+    /// says why.
+    pub async fn ask(&self, request: &Request) -> Result<Value, AskError> {
         let body = json!({
             "jsonrpc": "2.0",
             "id": 1,
@@ -114,7 +116,7 @@ impl DrafterClient {
                 "messageId": uuid::Uuid::new_v4().to_string(),
                 "contextId": self.context_id,
                 "role": "ROLE_USER",
-                "parts": [{"data": data}],
+                "parts": [{"data": request}],
             }},
         });
         let call = json_call(

@@ -1,25 +1,9 @@
 //! The player pool: 48 players from `host/data/players.csv`, built into
 //! the binary so a draft never depends on the working directory.
 
-use serde::Serialize;
-
 const POOL_CSV: &str = include_str!("../../data/players.csv");
 
-/// One draftable player.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Player {
-    pub name: String,
-    /// QB, RB, WR or TE.
-    pub position: String,
-    /// NFL team.
-    pub team: String,
-    /// Average draft position: lower goes earlier.
-    pub adp: f64,
-    /// 1 is the best tier.
-    pub tier: u32,
-    /// Fantasy points per game last season.
-    pub ppg: f64,
-}
+pub use draft_protocol::Player;
 
 /// The whole pool, sorted by ADP (best first).
 pub fn pool() -> Vec<Player> {

@@ -3,6 +3,7 @@
 //! components compiled once at startup with an `InstancePre` each, and
 //! [`GuestInstance`]s made from them. Knows nothing of HTTP or A2A.
 
+pub mod catalog;
 pub mod contract;
 mod instance;
 mod limits;
@@ -299,52 +300,21 @@ impl Runtime {
     }
 
     /// Compiled code for `bytes`: from the cache when it holds code for
-    /// this hash and this engine, else compiled (off the async threads)
-    /// and stored there.
+    /// this hash and this engine, else compiled and stored there. All of
+    /// it (file reads, compiling, file writes) runs off the async threads.
     async fn compile(
         &self,
         hash: &str,
         bytes: Vec<u8>,
     ) -> Result<(Component, bool), ContractError> {
+        let engine = self.engine.clone();
         let cached = self
             .cache_dir
             .as_ref()
             .map(|d| d.join(format!("{hash}.cwasm")));
-        if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
-            // SAFETY: the cache directory is the operator's, written only
-            // by this server from code it compiled itself; wasmtime checks
-            // that the code matches this engine and version.
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(c) => return Ok((c, true)),
-                Err(e) => tracing::info!(path = %path.display(), error = %e,
-                    "precompiled code is stale; compiling again"),
-            }
-        }
-        let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+        tokio::task::spawn_blocking(move || compile_cached(&engine, cached, &bytes))
             .await
             .map_err(|e| ContractError::Compile(format!("compile task failed: {e}")))?
-            .map_err(|e| ContractError::Compile(format!("{e:#}")))?;
-        if let Some(path) = cached {
-            let write = component
-                .serialize()
-                .map_err(std::io::Error::other)
-                .and_then(|code| {
-                    // Unique per writer: servers sharing a cache never
-                    // interleave their writes.
-                    let partial = path.with_extension(format!(
-                        "{}.{}.partial",
-                        std::process::id(),
-                        uuid::Uuid::new_v4()
-                    ));
-                    std::fs::write(&partial, code)?;
-                    std::fs::rename(&partial, &path)
-                });
-            if let Err(e) = write {
-                tracing::warn!(path = %path.display(), error = %e, "cannot store precompiled code");
-            }
-        }
-        Ok((component, false))
     }
 
     /// Makes `loaded` the version new sessions get. Sessions already
@@ -415,19 +385,62 @@ impl Drop for Runtime {
 
 /// Checks a component file as a server loading it would (name, contract,
 /// card) and keeps its compiled code beside it in `.precompiled/`, where
-/// a server serving that directory looks first. The error is the line to
-/// show.
-pub async fn validate_file(path: &Path) -> Result<Arc<LoadedComponent>, String> {
-    let (name, bytes) = read_component(path).map_err(|e| e.to_string())?;
+/// a server serving that directory looks first. The error names the file.
+pub async fn validate_file(path: &Path) -> Result<Arc<LoadedComponent>, RuntimeError> {
+    let refused = |source| RuntimeError::Component {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (name, bytes) = read_component(path).map_err(refused)?;
     let limits = GuestLimits {
         max_instances: 4,
         ..GuestLimits::default()
     };
     let cache = path.parent().unwrap_or(Path::new(".")).join(".precompiled");
-    let runtime = Runtime::new(limits, Hooks::default())
-        .map_err(|e| e.to_string())?
-        .with_cache(cache);
-    runtime.check(&name, bytes).await.map_err(|e| e.to_string())
+    let runtime = Runtime::new(limits, Hooks::default())?.with_cache(cache);
+    runtime.check(&name, bytes).await.map_err(refused)
+}
+
+/// [`Runtime::compile`]'s work, on a blocking thread: the code cached
+/// at `cached` if it is there and current, else `bytes` compiled (and
+/// stored at `cached`). True when it came from the cache.
+fn compile_cached(
+    engine: &Engine,
+    cached: Option<PathBuf>,
+    bytes: &[u8],
+) -> Result<(Component, bool), ContractError> {
+    if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
+        // SAFETY: the cache directory is the operator's, written only by
+        // this server from code it compiled itself; wasmtime checks that
+        // the code matches this engine and version.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(c) => return Ok((c, true)),
+            Err(e) => tracing::info!(path = %path.display(), error = %e,
+                "precompiled code is stale; compiling again"),
+        }
+    }
+    let component =
+        Component::new(engine, bytes).map_err(|e| ContractError::Compile(format!("{e:#}")))?;
+    if let Some(path) = cached {
+        let write = component
+            .serialize()
+            .map_err(std::io::Error::other)
+            .and_then(|code| {
+                // Unique per writer: servers sharing a cache never
+                // interleave their writes.
+                let partial = path.with_extension(format!(
+                    "{}.{}.partial",
+                    std::process::id(),
+                    uuid::Uuid::new_v4()
+                ));
+                std::fs::write(&partial, code)?;
+                std::fs::rename(&partial, &path)
+            });
+        if let Err(e) = write {
+            tracing::warn!(path = %path.display(), error = %e, "cannot store precompiled code");
+        }
+    }
+    Ok((component, false))
 }
 
 /// The `*.wasm` files in `dir`, sorted.

@@ -5,10 +5,10 @@
 //! stays. A removed file stops being offered.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{Runtime, component_files, component_name, read_component};
+use super::{Runtime, RuntimeError, component_files, component_name, read_component};
 
 /// What one poll of the directory did.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,13 +26,40 @@ pub enum Reload {
     Removed { name: String },
 }
 
+/// The directory as one poll found it: its component files, and those
+/// changed since the last poll.
+struct Scan {
+    files: Vec<PathBuf>,
+    changed: Vec<Changed>,
+}
+
+/// A file changed since the last poll: its new stamp and, if it could be
+/// read, its component name and bytes.
+type Changed = (PathBuf, Stamp, Option<(String, Vec<u8>)>);
+
+/// When a file was last modified, and its length.
+type Stamp = (SystemTime, u64);
+
+/// Reads the directory (blocking): what changed against `seen`.
+fn scan(dir: &Path, seen: &HashMap<PathBuf, Stamp>) -> Result<Scan, RuntimeError> {
+    let files = component_files(dir)?;
+    let changed = files
+        .iter()
+        .filter_map(|path| {
+            let now = stamp(path)?;
+            (seen.get(path) != Some(&now)).then(|| (path.clone(), now, read_component(path).ok()))
+        })
+        .collect();
+    Ok(Scan { files, changed })
+}
+
 /// The state of the agents directory as last seen.
 pub struct DirWatch {
     dir: PathBuf,
-    seen: HashMap<PathBuf, (SystemTime, u64)>,
+    seen: HashMap<PathBuf, Stamp>,
 }
 
-fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
@@ -48,25 +75,28 @@ impl DirWatch {
         DirWatch { dir, seen }
     }
 
-    /// Looks for changes once and applies them to `runtime`.
+    /// Looks for changes once and applies them to `runtime`. The
+    /// directory is read off the async threads.
     pub async fn poll(&mut self, runtime: &Runtime) -> Vec<Reload> {
         let mut outcomes = Vec::new();
+        let (dir, seen) = (self.dir.clone(), self.seen.clone());
+        let scanned = tokio::task::spawn_blocking(move || scan(&dir, &seen)).await;
         // A directory that cannot be read now (descriptors exhausted, a
         // mount gone) says nothing about its files: change nothing.
-        let files = match component_files(&self.dir) {
-            Ok(files) => files,
+        let Scan { files, changed } = match scanned {
+            Ok(Ok(scan)) => scan,
+            Ok(Err(e)) => {
+                tracing::warn!("hot reload skipped this round: {e}");
+                return outcomes;
+            }
             Err(e) => {
                 tracing::warn!("hot reload skipped this round: {e}");
                 return outcomes;
             }
         };
-        for path in &files {
-            let Some(now) = stamp(path) else { continue };
-            if self.seen.get(path) == Some(&now) {
-                continue;
-            }
-            self.seen.insert(path.clone(), now);
-            let Ok((name, bytes)) = read_component(path) else {
+        for (path, now, read) in changed {
+            self.seen.insert(path, now);
+            let Some((name, bytes)) = read else {
                 continue;
             };
             if let Some(current) = runtime.component(&name)

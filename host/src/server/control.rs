@@ -22,6 +22,7 @@ use crate::config::Mode;
 use crate::draft::lineup::default_lineup;
 use crate::metrics::{Metrics, metrics};
 use crate::rate::KeyedLimiter;
+use crate::runtime::catalog::{Catalog, UploadError, Uploaded};
 use crate::session::{Session, SessionRegistry, SessionRequest};
 
 /// Largest component upload accepted.
@@ -47,8 +48,8 @@ pub struct ControlApi {
     pub drain: Arc<Drain>,
     /// `/v1/drafts` and below.
     pub drafts: DraftApi,
-    /// Where components live; uploads are written here.
-    pub agents_dir: std::path::PathBuf,
+    /// The components on offer; uploads go here.
+    pub catalog: Arc<Catalog>,
     /// Peers whose forwarding headers name the client.
     pub trusted_proxies: crate::forwarded::TrustedProxies,
 }
@@ -243,9 +244,8 @@ impl ControlApi {
     fn components(&self) -> Response<Body> {
         let push = self.registry.settings().push;
         let components: Vec<Value> = self
-            .registry
-            .runtime()
-            .components()
+            .catalog
+            .list()
             .iter()
             .map(|c| {
                 let info = crate::session::info_from_guest(c.info.clone());
@@ -261,14 +261,8 @@ impl ControlApi {
     /// load would, then stores it in the agents directory and offers it
     /// to new sessions.
     async fn upload(&self, req: Request<RequestBody>, name: &str) -> Response<Body> {
-        if !crate::runtime::is_component_name(name) {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!(
-                    "{name:?} is not a component name: lowercase letters, digits and '-', starting with a letter"
-                ),
-            );
+        if let Err(e) = Catalog::check_name(name) {
+            return error_response(StatusCode::BAD_REQUEST, "bad_request", e.to_string());
         }
         let body = match read_body(
             req.into_body(),
@@ -280,36 +274,30 @@ impl ControlApi {
             Ok(b) => b,
             Err(r) => return r,
         };
-        let runtime = self.registry.runtime();
-        let loaded = match runtime.check(name, body.to_vec()).await {
-            Ok(l) => l,
+        let Uploaded {
+            component,
+            replaced,
+        } = match self.catalog.upload(name, body).await {
+            Ok(uploaded) => uploaded,
             Err(e) => {
-                tracing::warn!(component = %name, "upload refused: {e}");
-                Metrics::count(&metrics().component_reloads, "refused");
-                return error_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_component",
-                    e.to_string(),
-                );
+                let (status, code) = match e {
+                    UploadError::Name(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                    UploadError::Invalid(_) => {
+                        tracing::warn!(component = %name, "upload refused: {e}");
+                        Metrics::count(&metrics().component_reloads, "refused");
+                        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component")
+                    }
+                    UploadError::Store { .. } => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
+                    }
+                };
+                return error_response(status, code, e.to_string());
             }
         };
-        let path = self.agents_dir.join(format!("{name}.wasm"));
-        let partial = self.agents_dir.join(format!(".{name}.wasm.partial"));
-        let stored =
-            std::fs::write(&partial, &body).and_then(|()| std::fs::rename(&partial, &path));
-        if let Err(e) = stored {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_failed",
-                format!("cannot write {}: {e}", path.display()),
-            );
-        }
-        let replaced = runtime.component(name).is_some();
-        runtime.install(std::sync::Arc::clone(&loaded));
-        tracing::info!(component = %name, hash = %&loaded.hash[..12], "component uploaded");
+        tracing::info!(component = %name, hash = %&component.hash[..12], "component uploaded");
         Metrics::count(&metrics().component_reloads, "loaded");
         let push = self.registry.settings().push;
-        let info = crate::session::info_from_guest(loaded.info.clone());
+        let info = crate::session::info_from_guest(component.info.clone());
         json_response(
             if replaced {
                 StatusCode::OK
@@ -318,9 +306,9 @@ impl ControlApi {
             },
             &json!({
                 "name": name,
-                "hash": loaded.hash,
-                "bytes": loaded.bytes,
-                "load_ms": loaded.load_time.as_secs_f64() * 1e3,
+                "hash": component.hash,
+                "bytes": component.bytes,
+                "load_ms": component.load_time.as_secs_f64() * 1e3,
                 "card": agent_card(&info, None, true, push),
             }),
         )

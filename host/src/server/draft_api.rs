@@ -27,6 +27,7 @@ use crate::draft::client::{AskError, DrafterClient};
 use crate::draft::lineup::{DraftRequest, default_lineup, draft_spec, persona_of};
 use crate::draft::rules::{DEFAULT_ROUNDS, HUMAN_TEAM, MAX_ROUNDS, team_of};
 use crate::draft::{Draft, Drafts, PickError, Settings, team_cards};
+use crate::runtime::catalog::Catalog;
 use crate::session::{Session, SessionRegistry};
 
 /// Largest draft-create or pick body.
@@ -65,6 +66,8 @@ pub struct SeatError {
 /// The draft router: `/v1/drafts` and below.
 pub struct DraftApi {
     registry: Arc<SessionRegistry>,
+    /// For the drafters' descriptions.
+    catalog: Arc<Catalog>,
     /// The drafts being played.
     drafts: Arc<Drafts>,
     /// The control listener's address: the engine reaches its agents
@@ -81,6 +84,7 @@ impl DraftApi {
     /// through `listen`, the control listener's bound address.
     pub fn new(
         registry: Arc<SessionRegistry>,
+        catalog: Arc<Catalog>,
         listen: SocketAddr,
         body_timeout: Duration,
         drain: Arc<Drain>,
@@ -88,6 +92,7 @@ impl DraftApi {
     ) -> Self {
         DraftApi {
             registry,
+            catalog,
             drafts: Arc::default(),
             listen,
             body_timeout,
@@ -136,13 +141,13 @@ impl DraftApi {
     /// The drafters a new draft seats, before it starts: team, name,
     /// component, the component's description and the default persona.
     fn lineup(&self) -> Response<Body> {
-        let runtime = self.registry.runtime();
         let teams: Vec<_> = default_lineup()
             .into_iter()
             .enumerate()
             .map(|(slot, spec)| {
-                let description = runtime
-                    .component(&spec.component)
+                let description = self
+                    .catalog
+                    .get(&spec.component)
                     .map(|c| c.info.description.clone())
                     .unwrap_or_default();
                 json!({"team": team_of(slot), "name": spec.name, "component": spec.component,
@@ -225,7 +230,7 @@ impl DraftApi {
         match self.start_draft(&session, settings, personas).await {
             Ok(draft) => {
                 let mut body = draft.snapshot();
-                body["token"] = json!(session.token());
+                body.token = session.token().map(str::to_string);
                 json_response(StatusCode::CREATED, &body)
             }
             Err(why) => {
@@ -373,7 +378,7 @@ fn events(req: &Request<RequestBody>, session: Arc<Session>, draft: Arc<Draft>) 
         loop {
             let finished = draft.is_finished();
             for event in draft.events_since(next) {
-                let frame = format!("id: {}\ndata: {event}\n\n", event["seq"]);
+                let frame = format!("id: {}\ndata: {}\n\n", event.seq, event.json);
                 if tx.send(Bytes::from(frame)).await.is_err() {
                     return;
                 }

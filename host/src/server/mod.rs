@@ -28,7 +28,8 @@ use crate::egress::{AddressPolicy, Outbound, OutboundSettings};
 use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
 use crate::rate::KeyedLimiter;
-use crate::runtime::reload::{DirWatch, Reload};
+use crate::runtime::catalog::Catalog;
+use crate::runtime::reload::Reload;
 use crate::runtime::{Dropped, GuestLimits, Hooks, Runtime};
 use crate::session::{RegistrySettings, ServePort, SessionRegistry};
 use access::AdminToken;
@@ -218,6 +219,10 @@ impl Server {
         // Refused components are logged and skipped; the rest are served.
         runtime.load_dir(&config.agents_dir).await?;
         let runtime = Arc::new(runtime);
+        let catalog = Arc::new(Catalog::new(
+            Arc::clone(&runtime),
+            config.agents_dir.clone(),
+        ));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen): {e}", config.listen))?;
@@ -268,6 +273,7 @@ impl Server {
         let admin = AdminToken::new(config.admin_token.clone());
         let drafts = DraftApi::new(
             Arc::clone(&registry),
+            Arc::clone(&catalog),
             addr,
             limits.body_timeout,
             Arc::clone(&drain),
@@ -283,7 +289,7 @@ impl Server {
             limits,
             drain,
             drafts,
-            agents_dir: config.agents_dir.clone(),
+            catalog,
             trusted_proxies: config
                 .http
                 .trusted_proxies
@@ -327,14 +333,11 @@ impl Server {
                 }
             }),
             every(RELOAD_EVERY, self.shutdown.clone(), {
-                let registry = Arc::clone(&self.registry);
-                let watch = Arc::new(tokio::sync::Mutex::new(DirWatch::new(
-                    self.api.agents_dir.clone(),
-                )));
+                let catalog = Arc::clone(&self.api.catalog);
                 move || {
-                    let (registry, watch) = (Arc::clone(&registry), Arc::clone(&watch));
+                    let catalog = Arc::clone(&catalog);
                     async move {
-                        for outcome in watch.lock().await.poll(registry.runtime()).await {
+                        for outcome in catalog.reload().await {
                             log_reload(&outcome);
                         }
                     }
@@ -347,9 +350,9 @@ impl Server {
 
     fn log_start(&self) {
         let components: Vec<String> = self
-            .registry
-            .runtime()
-            .components()
+            .api
+            .catalog
+            .list()
             .iter()
             .map(|c| c.name.clone())
             .collect();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::a2a::types::{Artifact, JsonText, Message, Part, PartContent, Role, TaskState};
 use crate::a2a::{
-    AgentBackend, AgentFailure, AgentInfo, AgentRequest, EmitSink, Skill, TaskUpdate,
+    AgentBackend, AgentFailure, AgentInfo, AgentRequest, Crash, EmitSink, Skill, TaskUpdate,
 };
 use crate::metrics::{CallLabels, ComponentLabel, Metrics, metrics};
 use crate::runtime::{CallError, GuestInstance, guest};
@@ -85,7 +85,10 @@ impl AgentBackend for GuestBackend {
             }
             Err(crash) => {
                 self.record_crash("handle", &crash);
-                Err(AgentFailure::Crashed(crash.to_string()))
+                Err(AgentFailure::Crashed(Crash {
+                    kind: crash.kind(),
+                    detail: crash.to_string(),
+                }))
             }
         }
     }

@@ -696,3 +696,74 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod registry_tests {
+    //! The registry's accounting, in-process: no component loaded, and a
+    //! port server that is never reached.
+
+    use super::*;
+    use crate::egress::OutboundSettings;
+    use crate::runtime::{GuestLimits, Hooks};
+
+    fn registry(allow_open_sessions: bool) -> SessionRegistry {
+        let limits = GuestLimits {
+            max_instances: 2,
+            ..GuestLimits::default()
+        };
+        let runtime = Arc::new(Runtime::new(limits, Hooks::default()).unwrap());
+        let serve_port: ServePort =
+            Arc::new(|_, _, _| tokio::spawn(async { unreachable!("no session is served") }));
+        SessionRegistry::new(
+            runtime,
+            PortPool::new(IpAddr::from([127, 0, 0, 1]), 1..=1),
+            RegistrySettings {
+                allow_open_sessions,
+                push: false,
+                budgets: BudgetLimits::default(),
+                outbound: Arc::new(Outbound::new(OutboundSettings {
+                    policy: Default::default(),
+                    connect_timeout: Duration::from_secs(1),
+                    max_connections: 1,
+                })),
+                mode: Mode::Gateway,
+                max_sessions: 1,
+                max_sessions_per_ip: 1,
+                ttl: None,
+                idle_timeout: None,
+                agent_rate: 10,
+            },
+            serve_port,
+        )
+    }
+
+    fn spec(component: &str, secured: bool) -> SessionSpec {
+        SessionSpec {
+            slots: vec![SlotSpec {
+                component: component.into(),
+                name: None,
+                config: Vec::new(),
+            }],
+            secured,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_create_gives_its_place_back() {
+        let registry = registry(false);
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        // The limits are one session, one per address: if a refusal kept
+        // its place, the second attempt would be refused for the limit.
+        for _ in 0..3 {
+            let Err(e) = registry.create(spec("missing", true), ip).await else {
+                panic!("no such component")
+            };
+            assert!(matches!(e, CreateError::UnknownComponent { .. }), "{e}");
+            let Err(e) = registry.create(spec("missing", false), ip).await else {
+                panic!("open sessions are off")
+            };
+            assert!(matches!(e, CreateError::OpenNotAllowed), "{e}");
+        }
+        assert_eq!(registry.len(), 0);
+    }
+}
