@@ -192,16 +192,25 @@ impl fmt::Display for PortRange {
     }
 }
 
+/// Why a port range does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum PortRangeError {
+    #[error("expected LO-HI, e.g. 5000-9000, got {0:?}")]
+    Shape(String),
+    #[error("{0:?} is not a port number (1-65535)")]
+    Port(String),
+}
+
 impl FromStr for PortRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PortRangeError;
+    fn from_str(s: &str) -> Result<Self, PortRangeError> {
         let (lo, hi) = s
             .split_once('-')
-            .ok_or_else(|| format!("expected LO-HI, e.g. 5000-9000, got {s:?}"))?;
+            .ok_or_else(|| PortRangeError::Shape(s.to_string()))?;
         let port = |p: &str| {
             p.trim()
                 .parse::<u16>()
-                .map_err(|_| format!("{p:?} is not a port number (1-65535)"))
+                .map_err(|_| PortRangeError::Port(p.to_string()))
         };
         Ok(PortRange(port(lo)?, port(hi)?))
     }

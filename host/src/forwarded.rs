@@ -32,25 +32,35 @@ fn in_network(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
     }
 }
 
+/// Why a list of trusted proxies does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyListError {
+    #[error("{0:?} is not an address or CIDR")]
+    Address(String),
+    #[error("{item:?}: the prefix must be 0 to {max}")]
+    Prefix { item: String, max: u8 },
+}
+
 impl FromStr for TrustedProxies {
-    type Err = String;
+    type Err = ProxyListError;
 
     /// Comma-separated CIDRs or addresses: `10.0.0.0/8, 127.0.0.1, ::1/128`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ProxyListError> {
         let mut networks = Vec::new();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (addr, bits) = item.split_once('/').unwrap_or((item, ""));
             let ip: IpAddr = addr
                 .parse()
-                .map_err(|_| format!("{item:?} is not an address or CIDR"))?;
+                .map_err(|_| ProxyListError::Address(item.to_string()))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits = match bits {
                 "" => max,
-                b => b
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| format!("{item:?}: the prefix must be 0 to {max}"))?,
+                b => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| {
+                    ProxyListError::Prefix {
+                        item: item.to_string(),
+                        max,
+                    }
+                })?,
             };
             networks.push((ip, bits));
         }

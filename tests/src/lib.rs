@@ -259,6 +259,22 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// The status and `error.code` of a refusal in the control API's
+    /// error shape (`{"error": {"code", "message"}}`).
+    pub fn refusal(&self) -> (u16, String) {
+        let code = self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (self.status, code)
+    }
+    /// The `error.message` of an error body ("" if there is none).
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 /// One request on a fresh connection.

@@ -175,14 +175,7 @@ async fn the_human_picks_through_the_api_and_bad_picks_are_refused_clearly() {
     ] {
         let r = http("POST", &format!("{base}/v1/drafts"), &[], body.to_string()).await;
         assert_eq!(r.status, 400);
-        assert!(
-            r.json()["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(says),
-            "{}",
-            r.text()
-        );
+        assert!(r.error_message().contains(says), "{}", r.text());
     }
     let lineup = http("GET", &format!("{base}/v1/drafts"), &[], "")
         .await
@@ -226,15 +219,9 @@ async fn the_human_picks_through_the_api_and_bad_picks_are_refused_clearly() {
         turns += 1;
         let taken = s["picks"][0]["player"]["name"].as_str().unwrap();
         let r = post(pick(taken), Some(auth.clone())).await;
-        assert_eq!(
-            (r.status, r.json()["error"]["code"].clone()),
-            (409, json!("player_taken"))
-        );
+        assert_eq!(r.refusal(), (409, "player_taken".into()));
         let r = post(pick("Nobody Atall"), Some(auth.clone())).await;
-        assert_eq!(
-            (r.status, r.json()["error"]["code"].clone()),
-            (400, json!("unknown_player"))
-        );
+        assert_eq!(r.refusal(), (400, "unknown_player".into()));
         let r = post("{}".into(), Some(auth.clone())).await;
         assert_eq!(r.status, 400);
         let advice = s["advice"]["player"].as_str().unwrap();
@@ -245,10 +232,7 @@ async fn the_human_picks_through_the_api_and_bad_picks_are_refused_clearly() {
     }
     assert_eq!(turns, 2);
     let r = post(pick("x"), Some(auth.clone())).await;
-    assert_eq!(
-        (r.status, r.json()["error"]["code"].clone()),
-        (409, json!("draft_finished"))
-    );
+    assert_eq!(r.refusal(), (409, "draft_finished".into()));
     let s = snapshot(&server, &id, &token).await;
     let mine: Vec<&Value> = s["picks"]
         .as_array()

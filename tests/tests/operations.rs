@@ -124,10 +124,7 @@ async fn gateway_mode_serves_agents_on_paths_of_the_control_listener() {
         body.clone(),
     )
     .await;
-    assert_eq!(
-        (unknown.status, unknown.json()["error"]["code"].clone()),
-        (404, json!("session_not_found"))
-    );
+    assert_eq!(unknown.refusal(), (404, "session_not_found".into()));
     let no_slot = http(
         "POST",
         &format!("{}/s/{}/7/", server.base(), info.id),
@@ -268,12 +265,7 @@ async fn the_admin_token_guards_the_control_api() {
     let base = server.base();
     let none = http("POST", &format!("{base}/v1/sessions"), &[], "").await;
     assert_eq!(none.status, 401);
-    assert!(
-        none.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("admin token")
-    );
+    assert!(none.error_message().contains("admin token"));
     let wrong = http(
         "GET",
         &format!("{base}/v1/sessions"),

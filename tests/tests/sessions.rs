@@ -261,12 +261,7 @@ async fn agent_ports_check_the_session_token() {
             .to_string();
     let missing = http("POST", &a.urls[0], &[], body.clone()).await;
     assert_eq!(missing.status, 401);
-    assert!(
-        missing.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Bearer")
-    );
+    assert!(missing.error_message().contains("Bearer"));
     let open_token = format!("Bearer {}", "0".repeat(64));
     let wrong = http(
         "POST",

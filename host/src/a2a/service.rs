@@ -24,8 +24,8 @@ use super::jsonrpc::{self, RequestId};
 use super::push::PushQueue;
 use super::tasks::{Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id};
 use super::types::{
-    GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, Part, PushConfig,
-    PushConfigRef, Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
+    GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, PushConfig, PushConfigRef,
+    Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
 };
 use crate::budget::{Held, Kind, SessionBudget};
 use crate::egress::{Destination, Outbound};
@@ -872,16 +872,7 @@ fn valid_update(update: &TaskUpdate) -> Result<(), Crash> {
 fn failed(why: String) -> TaskUpdate {
     TaskUpdate {
         state: TaskState::Failed,
-        message: Some(Message {
-            message_id: String::new(),
-            role: Role::Agent,
-            parts: vec![Part::text(why)],
-            context_id: None,
-            task_id: None,
-            metadata: None,
-            extensions: None,
-            reference_task_ids: None,
-        }),
+        message: Some(Message::text(Role::Agent, why)),
         artifacts: Vec::new(),
     }
 }
@@ -953,16 +944,7 @@ mod tests {
     fn completed(text: &str) -> TaskUpdate {
         TaskUpdate {
             state: TaskState::Completed,
-            message: Some(Message {
-                message_id: "a".into(),
-                role: Role::Agent,
-                parts: vec![Part::text(text)],
-                context_id: None,
-                task_id: None,
-                metadata: None,
-                extensions: None,
-                reference_task_ids: None,
-            }),
+            message: Some(Message::text(Role::Agent, text)),
             artifacts: Vec::new(),
         }
     }

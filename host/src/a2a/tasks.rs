@@ -680,13 +680,7 @@ mod tests {
     fn msg(text: &str) -> Message {
         Message {
             message_id: new_id(),
-            role: Role::User,
-            parts: vec![Part::text(text)],
-            context_id: None,
-            task_id: None,
-            metadata: None,
-            extensions: None,
-            reference_task_ids: None,
+            ..Message::text(Role::User, text)
         }
     }
 

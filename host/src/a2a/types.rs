@@ -179,9 +179,18 @@ struct PartWire {
     metadata: Option<Metadata>,
 }
 
+/// Why a part is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum PartError {
+    #[error("a part needs exactly one of text, raw, url, data; this one has {0}")]
+    ContentFields(usize),
+    #[error("part.raw is not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+}
+
 impl TryFrom<MapOnly<PartWire>> for Part {
-    type Error = String;
-    fn try_from(wire: MapOnly<PartWire>) -> Result<Self, String> {
+    type Error = PartError;
+    fn try_from(wire: MapOnly<PartWire>) -> Result<Self, PartError> {
         Part::try_from(wire.0)
     }
 }
@@ -228,8 +237,8 @@ where
 }
 
 impl TryFrom<PartWire> for Part {
-    type Error = String;
-    fn try_from(w: PartWire) -> Result<Self, String> {
+    type Error = PartError;
+    fn try_from(w: PartWire) -> Result<Self, PartError> {
         let given = [
             w.text.is_some(),
             w.raw.is_some(),
@@ -241,18 +250,10 @@ impl TryFrom<PartWire> for Part {
         .count();
         let content = match (w.text, w.raw, w.url, w.data) {
             (Some(t), None, None, None) => PartContent::Text(t),
-            (None, Some(r), None, None) => PartContent::Raw(
-                BASE64
-                    .decode(r)
-                    .map_err(|e| format!("part.raw is not base64: {e}"))?,
-            ),
+            (None, Some(r), None, None) => PartContent::Raw(BASE64.decode(r)?),
             (None, None, Some(u), None) => PartContent::Url(u),
             (None, None, None, Some(d)) => PartContent::Data(d),
-            _ => {
-                return Err(format!(
-                    "a part needs exactly one of text, raw, url, data; this one has {given}"
-                ));
-            }
+            _ => return Err(PartError::ContentFields(given)),
         };
         Ok(Part {
             content,
@@ -301,6 +302,23 @@ pub struct Message {
     pub extensions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_task_ids: Option<Vec<String>>,
+}
+
+impl Message {
+    /// A message of one text part from `role`, with no ids yet (the
+    /// store gives it one when it records it).
+    pub fn text(role: Role, text: impl Into<String>) -> Message {
+        Message {
+            message_id: String::new(),
+            role,
+            parts: vec![Part::text(text)],
+            context_id: None,
+            task_id: None,
+            metadata: None,
+            extensions: None,
+            reference_task_ids: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

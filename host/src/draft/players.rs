@@ -12,8 +12,22 @@ pub fn pool() -> Vec<Player> {
     players
 }
 
+/// A row of the player pool that does not parse.
+#[derive(Debug, thiserror::Error)]
+enum BadRow {
+    #[error("row {row}: expected 6 fields, got {fields}")]
+    Fields { row: usize, fields: usize },
+    #[error("row {row}: {what} {value:?}: {source}")]
+    Number {
+        row: usize,
+        what: &'static str,
+        value: String,
+        source: std::num::ParseFloatError,
+    },
+}
+
 /// Parses `name,position,team,adp,tier,ppg_2023` rows after a header.
-fn parse(csv: &str) -> Result<Vec<Player>, String> {
+fn parse(csv: &str) -> Result<Vec<Player>, BadRow> {
     csv.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
@@ -22,14 +36,18 @@ fn parse(csv: &str) -> Result<Vec<Player>, String> {
             let row = i + 2;
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
             let [name, position, team, adp, tier, ppg] = fields[..] else {
-                return Err(format!(
-                    "row {row}: expected 6 fields, got {}",
-                    fields.len()
-                ));
+                return Err(BadRow::Fields {
+                    row,
+                    fields: fields.len(),
+                });
             };
-            let number = |what: &str, v: &str| {
-                v.parse::<f64>()
-                    .map_err(|e| format!("row {row}: {what} {v:?}: {e}"))
+            let number = |what: &'static str, v: &str| {
+                v.parse::<f64>().map_err(|source| BadRow::Number {
+                    row,
+                    what,
+                    value: v.to_string(),
+                    source,
+                })
             };
             Ok(Player {
                 name: name.to_string(),
@@ -66,6 +84,6 @@ mod tests {
     #[test]
     fn a_bad_row_names_its_line() {
         let e = parse("h\nA,RB,SF,1.0,1,20\nB,WR,x\n").unwrap_err();
-        assert!(e.contains("row 3"), "{e}");
+        assert!(e.to_string().contains("row 3"), "{e}");
     }
 }

@@ -326,9 +326,21 @@ impl<R: AsyncBufRead + Unpin, W: Write> Game<'_, R, W> {
     }
 }
 
+/// Why what the human typed names no one player; shown as the prompt's
+/// answer.
+#[derive(Debug, thiserror::Error)]
+enum NoMatch {
+    #[error("Choose a number from 1 to {0}.")]
+    Number(usize),
+    #[error("No available player matches {0:?}.")]
+    Nobody(String),
+    #[error("{input:?} matches {names}: type more of the name.")]
+    Several { input: String, names: String },
+}
+
 /// What the human typed, as a player's name: a list number, a full name,
 /// or a part of exactly one available name. Empty means the tip.
-fn resolve(input: &str, available: &[Value], tip: &str) -> Result<String, String> {
+fn resolve(input: &str, available: &[Value], tip: &str) -> Result<String, NoMatch> {
     let names: Vec<&str> = available
         .iter()
         .filter_map(|p| p["name"].as_str())
@@ -339,10 +351,7 @@ fn resolve(input: &str, available: &[Value], tip: &str) -> Result<String, String
     if let Ok(n) = input.parse::<usize>() {
         return match names.get(n.wrapping_sub(1)) {
             Some(name) if n <= LISTED => Ok(name.to_string()),
-            _ => Err(format!(
-                "Choose a number from 1 to {}.",
-                LISTED.min(names.len())
-            )),
+            _ => Err(NoMatch::Number(LISTED.min(names.len()))),
         };
     }
     let wanted = input.to_lowercase();
@@ -355,14 +364,15 @@ fn resolve(input: &str, available: &[Value], tip: &str) -> Result<String, String
         .collect();
     match matches.as_slice() {
         [one] => Ok(one.to_string()),
-        [] => Err(format!("No available player matches {input:?}.")),
-        many => Err(format!(
-            "{input:?} matches {}: type more of the name.",
-            many.iter()
+        [] => Err(NoMatch::Nobody(input.to_string())),
+        many => Err(NoMatch::Several {
+            input: input.to_string(),
+            names: many
+                .iter()
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .join(", "),
+        }),
     }
 }
 
@@ -387,6 +397,7 @@ mod tests {
         assert!(
             resolve("robinson", &available, "x")
                 .unwrap_err()
+                .to_string()
                 .contains("matches")
         );
         assert!(resolve("9", &available, "x").is_err());

@@ -81,13 +81,10 @@ impl Admission {
 
     /// A place for a connection, counted against `ip` when given (the
     /// control listener), or why there is none.
-    pub fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Admitted, String> {
+    pub fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Admitted, Refused> {
         let global = Arc::clone(&self.global).try_acquire_owned().map_err(|_| {
             Metrics::count(&metrics().budget_refusals, "connections_global");
-            format!(
-                "the server holds {} client connections, its limit (http.max_connections); retry soon",
-                self.global_limit
-            )
+            Refused::Server(self.global_limit)
         })?;
         let Some(ip) = ip else {
             return Ok(Admitted {
@@ -99,10 +96,10 @@ impl Admission {
         let mine = counts.entry(ip).or_insert(0);
         if *mine >= self.per_ip_limit {
             Metrics::count(&metrics().budget_refusals, "connections_per_ip");
-            return Err(format!(
-                "{ip} holds {} connections, the most one address may (http.max_connections_per_ip)",
-                self.per_ip_limit
-            ));
+            return Err(Refused::Address {
+                ip,
+                limit: self.per_ip_limit,
+            });
         }
         *mine += 1;
         Ok(Admitted {
@@ -110,6 +107,19 @@ impl Admission {
             ip: Some((Arc::clone(self), ip)),
         })
     }
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "the server holds {0} client connections, its limit (http.max_connections); retry soon"
+    )]
+    Server(usize),
+    #[error(
+        "{ip} holds {limit} connections, the most one address may (http.max_connections_per_ip)"
+    )]
+    Address { ip: IpAddr, limit: usize },
 }
 
 #[cfg(test)]
@@ -122,13 +132,9 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let one = a.admit(Some(ip)).unwrap();
         let _two = a.admit(Some(ip)).unwrap();
-        assert!(
-            a.admit(Some(ip))
-                .unwrap_err()
-                .contains("max_connections_per_ip")
-        );
+        assert!(matches!(a.admit(Some(ip)), Err(Refused::Address { .. })));
         let _three = a.admit(None).unwrap();
-        assert!(a.admit(None).unwrap_err().contains("http.max_connections"));
+        assert!(matches!(a.admit(None), Err(Refused::Server(3))));
         drop(one);
         assert!(a.admit(Some(ip)).is_ok());
         assert!(descriptor_limit().is_some_and(|n| n > 0));

@@ -80,7 +80,7 @@ pub fn spawn(
             let admitted = match admission.admit(None) {
                 Ok(admitted) => admitted,
                 Err(why) => {
-                    refuse_connection(stream, why);
+                    refuse_connection(stream, why.to_string());
                     continue;
                 }
             };

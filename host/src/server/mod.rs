@@ -383,7 +383,7 @@ impl Server {
             let admitted = match self.admission.admit(Some(peer.ip())) {
                 Ok(admitted) => admitted,
                 Err(why) => {
-                    http::refuse_connection(stream, why);
+                    http::refuse_connection(stream, why.to_string());
                     continue;
                 }
             };
