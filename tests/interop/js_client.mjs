@@ -133,11 +133,18 @@ for (;;) {
 hook.close();
 console.log('PASS push');
 
-let raised = false;
+let raised = null;
 try {
   await client.getTask({ tenant: '', id: 'no-such-task', historyLength: undefined });
 } catch (error) {
-  raised = /not found/i.test(String(error?.message ?? error)) || /TaskNotFound/.test(error?.constructor?.name);
+  raised = error;
 }
-check(raised, 'unknown task raises task-not-found');
+check(/TaskNotFound/.test(raised?.name ?? raised?.constructor?.name), `unknown task raises task-not-found: ${raised}`);
+// The error keeps the JSON-RPC data: a google.rpc.ErrorInfo first.
+const info = (raised?.data ?? [])[0] ?? {};
+check(
+  info['@type'] === 'type.googleapis.com/google.rpc.ErrorInfo' && info.reason === 'TASK_NOT_FOUND' &&
+    info.domain === 'a2a-protocol.org' && info.metadata?.taskId === 'no-such-task',
+  `ErrorInfo as the SDK surfaces it: ${JSON.stringify(raised?.data)}`,
+);
 console.log('PASS errors');

@@ -141,7 +141,10 @@ async def main(url, token):
     except AssertionError:
         raise
     except Exception as error:  # the SDK maps -32001 to its own error type
-        check("not found" in str(error).lower() or "TaskNotFound" in type(error).__name__, f"error: {error!r}")
+        check("TaskNotFound" in type(error).__name__, f"error: {error!r}")
+        # The SDK surfaces the ErrorInfo's metadata as the error's data.
+        data = getattr(error, "data", None)
+        check(data == {"taskId": "no-such-task"}, f"ErrorInfo metadata: {data!r}")
     print("PASS errors")
 
     await http_client.aclose()

@@ -162,7 +162,7 @@ pub async fn run(base: &str) -> Result<Report, String> {
         let message = r["error"]["message"].as_str().unwrap_or("");
         let mut passed = r["error"]["code"] == -32006 && message.contains(cause);
         let mut observed = format!("{} in {:.2}s", describe(&r), took.as_secs_f64());
-        if let Some(task_id) = r["error"]["data"]["taskId"].as_str() {
+        if let Some(task_id) = r["error"]["data"][0]["metadata"]["taskId"].as_str() {
             let t = rpc(url, token, "GetTask", json!({"id": task_id})).await;
             let state = t["result"]["status"]["state"]
                 .as_str()

@@ -635,7 +635,9 @@ async fn every_error_code_and_alias() {
             .contains("guest panic"),
         "{r}"
     );
-    let failed_id = r["error"]["data"]["taskId"].as_str().unwrap();
+    let failed_id = r["error"]["data"][0]["metadata"]["taskId"]
+        .as_str()
+        .unwrap();
     let t = rpc(&url, &token, "GetTask", json!({"id": failed_id})).await;
     assert_eq!(t["result"]["status"]["state"], "TASK_STATE_FAILED");
     assert!(

@@ -557,7 +557,10 @@ async fn sigterm_ends_streams_with_a_last_event_and_the_process_within_the_grace
         "SIGTERM with a blocked guest and an open stream: exit after {took:?}; last event {last}"
     );
     assert!(status.is_some(), "the process exited");
-    assert_eq!(last["error"]["data"]["reason"], "shutting_down", "{last}");
+    assert_eq!(
+        last["error"]["data"][0]["metadata"]["cause"], "shutting_down",
+        "{last}"
+    );
     assert!(
         took < Duration::from_millis(3500),
         "grace 2 s + 1 s, took {took:?}"

@@ -91,7 +91,7 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
         Some(_) => {
             return Err((
                 reply_id,
-                RpcError::invalid_params("params must be an object"),
+                RpcError::invalid_params("params", "params must be an object"),
             ));
         }
     };

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
 use super::cost;
@@ -194,7 +194,12 @@ impl Drop for CallSlot {
 }
 
 fn params<T: DeserializeOwned>(params: &RawValue) -> Result<T, RpcError> {
-    serde_json::from_str(params.get()).map_err(|e| RpcError::invalid_params(e.to_string()))
+    let mut json = serde_json::Deserializer::from_str(params.get());
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        RpcError::invalid_params(&field, e.into_inner().to_string())
+    })
 }
 
 /// What a client's message must be: an id, some parts, the user's role,
@@ -202,14 +207,21 @@ fn params<T: DeserializeOwned>(params: &RawValue) -> Result<T, RpcError> {
 fn check_user_message(message: &Message) -> Result<(), RpcError> {
     if message.message_id.is_empty() {
         return Err(RpcError::invalid_params(
+            "message.messageId",
             "message.messageId must not be empty",
         ));
     }
     if message.parts.is_empty() {
-        return Err(RpcError::invalid_params("message.parts must not be empty"));
+        return Err(RpcError::invalid_params(
+            "message.parts",
+            "message.parts must not be empty",
+        ));
     }
     if message.role != Role::User {
-        return Err(RpcError::invalid_params("message.role must be ROLE_USER"));
+        return Err(RpcError::invalid_params(
+            "message.role",
+            "message.role must be ROLE_USER",
+        ));
     }
     for (i, part) in message.parts.iter().enumerate() {
         if let Some(media) = &part.media_type
@@ -227,6 +239,7 @@ fn check_user_message(message: &Message) -> Result<(), RpcError> {
 fn history_length(n: Option<i32>) -> Result<Option<usize>, RpcError> {
     match n {
         Some(n) if n < 0 => Err(RpcError::invalid_params(
+            "historyLength",
             "historyLength must not be negative",
         )),
         n => Ok(n.map(|n| n as usize)),
@@ -236,9 +249,10 @@ fn history_length(n: Option<i32>) -> Result<Option<usize>, RpcError> {
 fn page_size(n: Option<i32>) -> Result<usize, RpcError> {
     match n.unwrap_or(DEFAULT_PAGE) {
         n @ 1..=MAX_PAGE => Ok(n as usize),
-        n => Err(RpcError::invalid_params(format!(
-            "pageSize must be between 1 and {MAX_PAGE}, not {n}"
-        ))),
+        n => Err(RpcError::invalid_params(
+            "pageSize",
+            format!("pageSize must be between 1 and {MAX_PAGE}, not {n}"),
+        )),
     }
 }
 
@@ -480,9 +494,10 @@ impl<B: AgentBackend> A2aService<B> {
             return Err(terminal(&id, state));
         }
         if message.context_id.as_ref().is_some_and(|c| *c != context) {
-            return Err(RpcError::invalid_params(format!(
-                "message.contextId does not match task {id}'s context"
-            )));
+            return Err(RpcError::invalid_params(
+                "message.contextId",
+                format!("message.contextId does not match task {id}'s context"),
+            ));
         }
         Ok((id, context, false))
     }
@@ -535,7 +550,8 @@ impl<B: AgentBackend> A2aService<B> {
             if let Some(cause) = crash {
                 let _ = tasks.apply(&task_id, failed(cause.detail.clone()));
                 return Err(RpcError::invalid_agent_response(cause.detail)
-                    .with_data(json!({"taskId": task_id, "crash": cause.kind})));
+                    .with_meta("taskId", task_id)
+                    .with_meta("crash", cause.kind));
             }
             // A task canceled while the agent worked stays canceled.
             tasks
@@ -574,15 +590,16 @@ impl<B: AgentBackend> A2aService<B> {
         let page_size = page_size(p.page_size)?;
         let after = match p.page_token.as_deref().filter(|t| !t.is_empty()) {
             Some(token) => Some(Cursor::parse(token).ok_or_else(|| {
-                RpcError::invalid_params("pageToken is not a token this server issued")
+                RpcError::invalid_params("pageToken", "pageToken is not a token this server issued")
             })?),
             None => None,
         };
         let since_ms = match p.status_timestamp_after.as_deref() {
             Some(t) => Some(crate::clock::parse_rfc3339(t).ok_or_else(|| {
-                RpcError::invalid_params(format!(
-                    "statusTimestampAfter {t:?} is not an ISO 8601 timestamp"
-                ))
+                RpcError::invalid_params(
+                    "statusTimestampAfter",
+                    format!("statusTimestampAfter {t:?} is not an ISO 8601 timestamp"),
+                )
             })?),
             None => None,
         };
@@ -659,7 +676,7 @@ impl<B: AgentBackend> A2aService<B> {
             config.id = new_id();
         }
         let webhook = Destination::parse(&config.url, self.outbound.policy())
-            .map_err(|e| RpcError::invalid_params(format!("webhook {e}")))?;
+            .map_err(|e| RpcError::invalid_params("url", format!("webhook {e}")))?;
         let held = self
             .budget
             .try_take(Kind::PushConfigs, 1)
@@ -677,7 +694,7 @@ impl<B: AgentBackend> A2aService<B> {
     fn create_push_config(&self, config: PushConfig) -> Result<Answer, RpcError> {
         self.push_enabled()?;
         if config.task_id.is_empty() {
-            return Err(RpcError::invalid_params("taskId is required"));
+            return Err(RpcError::invalid_params("taskId", "taskId is required"));
         }
         let task_id = config.task_id.clone();
         if self.tasks.state(&task_id).is_none() {
@@ -701,7 +718,10 @@ impl<B: AgentBackend> A2aService<B> {
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
                     .ok_or_else(|| {
-                        RpcError::invalid_params("pageToken is not a token this server issued")
+                        RpcError::invalid_params(
+                            "pageToken",
+                            "pageToken is not a token this server issued",
+                        )
                     })?,
             ),
             None => None,
@@ -820,7 +840,7 @@ async fn forward(
                     "the server is shutting down; this stream ends here: \
                      subscribe again (SubscribeToTask) on another instance or later",
                 )
-                .with_data(json!({"reason": "shutting_down"}));
+                .with_meta("cause", "shutting_down");
                 let _ = tx.send(jsonrpc::sse_error(&id, &e)).await;
                 return;
             }
@@ -838,9 +858,10 @@ async fn forward(
                 }
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                let e = RpcError::internal().with_data(json!({
-                    "reason": format!("the client fell {missed} events behind; subscribe again"),
-                }));
+                let e = RpcError::stream_ended(
+                    "CLIENT_TOO_SLOW",
+                    format!("the client fell {missed} events behind; subscribe again"),
+                );
                 let _ = tx.send(jsonrpc::sse_error(&id, &e)).await;
                 return;
             }
@@ -885,9 +906,9 @@ fn store_error(e: StoreError) -> RpcError {
     match e {
         StoreError::NotFound(id) => RpcError::task_not_found(&id),
         StoreError::Terminal { id, state } => terminal(&id, state),
-        StoreError::ConfigNotFound { task, config } => RpcError::task_not_found(&task).with_data(
-            json!({"reason": format!("push config {config} not found for task {task}")}),
-        ),
+        StoreError::ConfigNotFound { task, config } => {
+            RpcError::task_not_found(&task).with_meta("configId", config)
+        }
         e @ (StoreError::Full | StoreError::TooManyConfigs(_)) => {
             RpcError::unsupported_operation(e.to_string())
         }
@@ -904,6 +925,7 @@ mod tests {
     use crate::config::BudgetLimits;
     use crate::egress::OutboundSettings;
     use serde_json::Value;
+    use serde_json::json;
     use tokio::sync::Notify;
 
     /// An agent that answers what the first text part asks: `fail`
@@ -1007,8 +1029,10 @@ mod tests {
         let service = service(BudgetLimits::default());
         let (_, crashed) = answer(&service, &send("fail", json!({}))).await;
         assert_eq!(crashed["error"]["code"], -32006, "{crashed}");
-        assert_eq!(crashed["error"]["data"]["crash"], "trap");
-        let id = crashed["error"]["data"]["taskId"].clone();
+        let info = &crashed["error"]["data"][0];
+        assert_eq!(info["reason"], "INVALID_AGENT_RESPONSE");
+        assert_eq!(info["metadata"]["crash"], "trap");
+        let id = info["metadata"]["taskId"].clone();
         let get = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
         let (_, got) = answer(&service, get.to_string().as_bytes()).await;
         assert_eq!(got["result"]["status"]["state"], "TASK_STATE_FAILED");
@@ -1068,5 +1092,14 @@ mod tests {
             let (_, answered) = answer(&service, body).await;
             assert_eq!(answered["error"]["code"], code, "{answered}");
         }
+        // Invalid params name the field, wherever it is.
+        let body = br#"{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a"}, {"raw": "%%"}]}}}"#;
+        let (_, answered) = answer(&service, body).await;
+        let bad = &answered["error"]["data"][0];
+        assert_eq!(bad["@type"], "type.googleapis.com/google.rpc.BadRequest");
+        assert_eq!(
+            bad["fieldViolations"][0]["field"], "message.parts[1]",
+            "{answered}"
+        );
     }
 }
