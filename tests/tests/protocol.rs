@@ -713,3 +713,58 @@ async fn every_error_code_and_alias() {
     .await;
     assert!(a2a_json.json().get("result").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_card_has_validators_and_a_client_that_has_it_gets_304() {
+    let server = Server::start(5, &[]);
+    let s = SessionInfo::from(&server.session(None).await);
+    let url = format!("{}.well-known/agent-card.json", s.urls[0]);
+    let first = http("GET", &url, &[], "").await;
+    assert_eq!(first.status, 200);
+    let header = |r: &Response, name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let etag = header(&first, "etag");
+    let modified = header(&first, "last-modified");
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    assert!(modified.ends_with(" GMT"), "{modified}");
+    let ask = |headers: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http("GET", &url, &headers, "").await
+        }
+    };
+    let cached = ask(vec![("if-none-match", etag.clone())]).await;
+    assert_eq!(cached.status, 304);
+    assert!(cached.body.is_empty());
+    assert_eq!(header(&cached, "etag"), etag);
+    let listed = ask(vec![("if-none-match", format!("\"other\", W/{etag}"))]).await;
+    assert_eq!(listed.status, 304, "a weak match in a list");
+    assert_eq!(
+        ask(vec![("if-modified-since", modified.clone())])
+            .await
+            .status,
+        304
+    );
+    let stale = ask(vec![("if-none-match", "\"other\"".to_string())]).await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, first.body);
+    let old = "Thu, 01 Jan 1970 00:00:00 GMT".to_string();
+    assert_eq!(
+        ask(vec![("if-modified-since", old.clone())]).await.status,
+        200
+    );
+    // If-None-Match decides when both are sent.
+    let both = ask(vec![
+        ("if-none-match", "\"other\"".to_string()),
+        ("if-modified-since", modified),
+    ])
+    .await;
+    assert_eq!(both.status, 200);
+}

@@ -8,7 +8,10 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue};
+use hyper::header::{
+    AUTHORIZATION, CACHE_CONTROL, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -16,8 +19,8 @@ use tokio::task::JoinHandle;
 use super::access::token_refusal;
 use super::http::{
     Body, RequestBody, answer_even_on_panic, boxed, draining, error_response, full, host_header,
-    json_bytes, json_response, method_not_allowed, read_body, refuse_connection, spawn_connection,
-    sse_response, too_many_requests, with_retry_after,
+    json_bytes, method_not_allowed, read_body, refuse_connection, spawn_connection, sse_response,
+    too_many_requests, with_retry_after,
 };
 use crate::a2a::{Reply, agent_card};
 use crate::budget::Kind;
@@ -150,7 +153,7 @@ pub(crate) async fn answer(
         if req.method() != Method::GET {
             return method_not_allowed("GET");
         }
-        return card(session, agent, base_url);
+        return card(&req, session, agent, base_url);
     }
     if rest != "/" {
         return error_response(
@@ -216,11 +219,49 @@ fn a2a_version(req: &Request<RequestBody>) -> Option<String> {
     })
 }
 
-fn card(session: &Session, agent: &SlotAgent, url: &str) -> Response<Body> {
+/// The agent's card, with validators: `ETag` (a hash of the bytes, which
+/// depend on the URL it is reached at) and `Last-Modified` (the session's
+/// start: a running session's card never changes). A client that has it
+/// gets 304 (`If-None-Match`, or failing that `If-Modified-Since`).
+fn card(
+    req: &Request<RequestBody>,
+    session: &Session,
+    agent: &SlotAgent,
+    url: &str,
+) -> Response<Body> {
+    use sha2::{Digest, Sha256};
     let push = agent.service.capabilities().push;
     let card = agent_card(&agent.info, Some(url), session.token().is_some(), push);
-    let mut r = json_response(StatusCode::OK, &card);
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    let body = serde_json::to_vec(&card).expect("cards serialise");
+    let digest = Sha256::digest(&body);
+    let etag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let etag = format!("\"{etag}\"");
+    let modified =
+        crate::clock::parse_rfc3339(&session.created_at).map_or(0, |ms| ms / 1000) as u64;
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let unchanged = match header(IF_NONE_MATCH) {
+        Some(tags) => tags
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == etag),
+        None => header(IF_MODIFIED_SINCE)
+            .and_then(crate::clock::parse_http_date)
+            .is_some_and(|since| modified <= since),
+    };
+    let mut r = if unchanged {
+        let mut r = Response::new(full(""));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        json_bytes(StatusCode::OK, body)
+    };
+    let headers = r.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&crate::clock::http_date(modified)) {
+        headers.insert(LAST_MODIFIED, v);
+    }
     r
 }
