@@ -464,6 +464,9 @@ async fn subscribe_joins_a_working_task() {
         "TASK_STATE_WORKING"
     );
     rpc(&url, &token, "SendMessage", follow_up(&id, "ping")).await;
+    // The follow-up itself, then the agent's answer to it.
+    let reply = sub.expect(5).await;
+    assert_eq!(reply["result"]["message"]["parts"][0]["text"], "ping");
     let update = sub.expect(5).await;
     assert_eq!(
         update["result"]["statusUpdate"]["status"]["message"]["parts"][0]["text"],
@@ -767,4 +770,54 @@ async fn the_card_has_validators_and_a_client_that_has_it_gets_304() {
     ])
     .await;
     assert_eq!(both.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_to_an_interrupted_task_follows_it_to_the_end() {
+    let server = Server::start(5, &[]);
+    let (url, token) = conformance_agent(&server).await;
+    let asked = rpc(&url, &token, "SendMessage", text_message("input")).await;
+    let task = asked["result"]["task"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        asked["result"]["task"]["status"]["state"],
+        "TASK_STATE_INPUT_REQUIRED"
+    );
+    let mut watch = EventStream::open(&url, &token, "SubscribeToTask", json!({"id": task})).await;
+    let first = watch.expect(5).await;
+    assert_eq!(
+        first["result"]["task"]["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+        "{first}"
+    );
+    let follow_up = |text: &str| {
+        let mut params = text_message(text);
+        params["message"]["taskId"] = json!(task);
+        params
+    };
+    for (text, state) in [
+        ("more", "TASK_STATE_WORKING"),
+        ("input", "TASK_STATE_INPUT_REQUIRED"),
+        ("complete", "TASK_STATE_COMPLETED"),
+    ] {
+        rpc(&url, &token, "SendMessage", follow_up(text)).await;
+        let mut seen_reply = false;
+        loop {
+            let event = watch.expect(5).await;
+            let result = &event["result"];
+            if result["message"]["role"] == "ROLE_USER" {
+                assert_eq!(result["message"]["parts"][0]["text"], text, "{event}");
+                seen_reply = true;
+            }
+            if result["statusUpdate"]["status"]["state"] == state {
+                break;
+            }
+        }
+        assert!(seen_reply, "the follow-up {text:?} was delivered");
+    }
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), watch.next())
+            .await
+            .expect("the stream ends")
+            .is_none(),
+        "the stream ends at the terminal state"
+    );
 }

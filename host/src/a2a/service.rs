@@ -769,6 +769,9 @@ impl<B: AgentBackend> A2aService<B> {
                 let ends = Ends {
                     session: self.budget.ended().clone(),
                     server: self.budget.streams_closing().clone(),
+                    // A message's stream ends when the task waits for the
+                    // client; a subscription follows the task to its end.
+                    at_interruption: method == Method::SendStreamingMessage,
                 };
                 tokio::spawn(forward(id, first, events, tx, held, ends));
             }
@@ -809,11 +812,13 @@ impl<B: AgentBackend> A2aService<B> {
     }
 }
 
-/// What ends a stream from outside: the session ending, and the server
-/// shutting down (which says so in a last event).
+/// What ends a stream: the session ending, the server shutting down
+/// (which says so in a last event), and the task reaching a terminal
+/// state or, if `at_interruption`, one that waits for the client.
 struct Ends {
     session: tokio_util::sync::CancellationToken,
     server: tokio_util::sync::CancellationToken,
+    at_interruption: bool,
 }
 
 /// Sends the first event and then every task event until one ends the
@@ -848,11 +853,12 @@ async fn forward(
         };
         match event {
             Ok(event) => {
+                let last = event.terminal || (ends.at_interruption && event.ends_stream);
                 if tx
                     .send(jsonrpc::sse_result(&id, &event.json))
                     .await
                     .is_err()
-                    || event.ends_stream
+                    || last
                 {
                     return;
                 }
@@ -870,7 +876,6 @@ async fn forward(
     }
 }
 
-/// An update the agent may make: messages and artifacts have content.
 /// An agent's update the protocol can record: no message or artifact
 /// without parts.
 fn valid_update(update: &TaskUpdate) -> Result<(), Crash> {

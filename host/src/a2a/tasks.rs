@@ -44,9 +44,13 @@ pub struct TaskUpdate {
 pub struct TaskEvent {
     /// A serialized `StreamResponse`.
     pub json: Bytes,
-    /// True when this event ends a stream: the task is terminal or waits
-    /// for the client (input or auth required).
+    /// True when this event ends a message stream: the task is terminal
+    /// or waits for the client (input or auth required).
     pub ends_stream: bool,
+    /// True when the task is terminal: no event follows, and every
+    /// stream ends (a `SubscribeToTask` stream stays open through input
+    /// and auth required).
+    pub terminal: bool,
 }
 
 /// Why the store refused.
@@ -104,19 +108,29 @@ impl Entry {
                 status: self.task.status.clone(),
                 metadata: None,
             }),
-            ends_stream(state),
+            Some(state),
         )
+    }
+
+    /// Sends `event` to the task's stream subscribers only (not to its
+    /// webhooks).
+    fn publish_to_streams(&mut self, event: TaskEvent) {
+        if let Some(tx) = &self.events
+            && tx.send(event).is_err()
+        {
+            self.events = None;
+        }
     }
 }
 
-fn ends_stream(state: TaskState) -> bool {
-    state.is_terminal() || matches!(state, TaskState::InputRequired | TaskState::AuthRequired)
-}
-
-fn event(response: &StreamResponse, ends_stream: bool) -> TaskEvent {
+/// An event; `state` is the task's state when the event changes it.
+fn event(response: &StreamResponse, state: Option<TaskState>) -> TaskEvent {
     TaskEvent {
         json: Bytes::from(serde_json::to_vec(response).expect("events serialise")),
-        ends_stream,
+        ends_stream: state.is_some_and(|s| {
+            s.is_terminal() || matches!(s, TaskState::InputRequired | TaskState::AuthRequired)
+        }),
+        terminal: state.is_some_and(TaskState::is_terminal),
     }
 }
 
@@ -384,6 +398,11 @@ impl TaskStore {
         tasks.make_room(bytes, false, Some(id))?;
         let entry = tasks.live_entry(id)?;
         let before = entry.bytes;
+        if entry.events.is_some() {
+            // Whoever watches the task (SubscribeToTask) sees the reply.
+            let reply = event(&StreamResponse::Message((*message).clone()), None);
+            entry.publish_to_streams(reply);
+        }
         entry
             .task
             .history
@@ -608,7 +627,7 @@ fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
                 last_chunk: true,
                 metadata: None,
             }),
-            false,
+            None,
         ));
         added += cost::artifact(&artifact);
         task.artifacts.get_or_insert_with(Vec::new).push(artifact);
@@ -961,6 +980,8 @@ mod tests {
                 .apply(&format!("t{i}"), update(TaskState::Working))
                 .unwrap();
         }
+        // Status times are in milliseconds: t0's change must come later.
+        std::thread::sleep(std::time::Duration::from_millis(3));
         store.apply("t0", update(TaskState::Completed)).unwrap();
         let mut seen = Vec::new();
         let mut query = TaskQuery {

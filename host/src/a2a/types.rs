@@ -172,6 +172,7 @@ struct PartWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<JsonText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "media_type")]
     media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     filename: Option<String>,
@@ -289,18 +290,22 @@ impl From<Part> for PartWire {
 #[serde(rename_all = "camelCase")]
 /// One turn of a conversation: the client's request or the agent's answer.
 pub struct Message {
+    #[serde(alias = "message_id")]
     pub message_id: String,
     pub role: Role,
     pub parts: Vec<Part>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "context_id")]
     pub context_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "task_id")]
     pub task_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "reference_task_ids")]
     pub reference_task_ids: Option<Vec<String>>,
 }
 
@@ -325,6 +330,7 @@ impl Message {
 #[serde(rename_all = "camelCase")]
 /// A result the agent produced for a task, made of parts.
 pub struct Artifact {
+    #[serde(alias = "artifact_id")]
     pub artifact_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -352,6 +358,7 @@ pub struct TaskStatus {
 /// A unit of work with its status, history and artifacts, as the store keeps it.
 pub struct Task {
     pub id: String,
+    #[serde(alias = "context_id")]
     pub context_id: String,
     pub status: TaskStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,12 +388,16 @@ pub struct SendMessageParams {
 /// How the client wants a SendMessage answered: history length, whether to wait, a webhook.
 pub struct SendConfiguration {
     #[serde(default)]
+    #[serde(alias = "accepted_output_modes")]
     pub accepted_output_modes: Option<Vec<String>>,
     #[serde(default)]
+    #[serde(alias = "history_length")]
     pub history_length: Option<i32>,
     #[serde(default)]
+    #[serde(alias = "return_immediately")]
     pub return_immediately: Option<bool>,
     #[serde(default, deserialize_with = "optional_object")]
+    #[serde(alias = "task_push_notification_config")]
     pub task_push_notification_config: Option<PushConfig>,
 }
 
@@ -398,7 +409,9 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskStatusUpdateEvent {
+    #[serde(alias = "task_id")]
     pub task_id: String,
+    #[serde(alias = "context_id")]
     pub context_id: String,
     pub status: TaskStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -409,12 +422,15 @@ pub struct TaskStatusUpdateEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskArtifactUpdateEvent {
+    #[serde(alias = "task_id")]
     pub task_id: String,
+    #[serde(alias = "context_id")]
     pub context_id: String,
     pub artifact: Artifact,
     #[serde(default, skip_serializing_if = "is_false")]
     pub append: bool,
     #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(alias = "last_chunk")]
     pub last_chunk: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -437,6 +453,7 @@ pub enum StreamResponse {
 pub struct GetTaskParams {
     pub id: String,
     #[serde(default)]
+    #[serde(alias = "history_length")]
     pub history_length: Option<i32>,
 }
 
@@ -454,18 +471,24 @@ pub struct TaskIdParams {
 #[serde(rename_all = "camelCase")]
 pub struct ListTasksParams {
     #[serde(default)]
+    #[serde(alias = "context_id")]
     pub context_id: Option<String>,
     #[serde(default)]
     pub status: Option<TaskState>,
     #[serde(default)]
+    #[serde(alias = "page_size")]
     pub page_size: Option<i32>,
     #[serde(default)]
+    #[serde(alias = "page_token")]
     pub page_token: Option<String>,
     #[serde(default)]
+    #[serde(alias = "history_length")]
     pub history_length: Option<i32>,
     #[serde(default)]
+    #[serde(alias = "status_timestamp_after")]
     pub status_timestamp_after: Option<String>,
     #[serde(default)]
+    #[serde(alias = "include_artifacts")]
     pub include_artifacts: Option<bool>,
 }
 
@@ -484,6 +507,7 @@ pub struct AuthenticationInfo {
 #[serde(rename_all = "camelCase")]
 pub struct PushConfig {
     #[serde(default)]
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default)]
     pub id: String,
@@ -502,6 +526,7 @@ pub struct PushConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PushConfigRef {
+    #[serde(alias = "task_id")]
     pub task_id: String,
     pub id: String,
 }
@@ -510,10 +535,13 @@ pub struct PushConfigRef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListPushConfigsParams {
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default)]
+    #[serde(alias = "page_size")]
     pub page_size: Option<i32>,
     #[serde(default)]
+    #[serde(alias = "page_token")]
     pub page_token: Option<String>,
 }
 
@@ -553,6 +581,36 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("metadata must be a JSON object")
+        );
+    }
+
+    #[test]
+    fn proto_field_names_are_read_as_well_as_camel_case_and_camel_case_is_written() {
+        let camel = r#"{"message": {"messageId": "m", "contextId": "c", "taskId": "t", "role": "ROLE_USER",
+            "parts": [{"text": "x", "mediaType": "text/plain"}], "referenceTaskIds": ["r"]},
+            "configuration": {"historyLength": 2, "returnImmediately": true, "acceptedOutputModes": ["text/plain"],
+            "taskPushNotificationConfig": {"url": "http://h/", "taskId": "t"}}}"#;
+        let snake = r#"{"message": {"message_id": "m", "context_id": "c", "task_id": "t", "role": "ROLE_USER",
+            "parts": [{"text": "x", "media_type": "text/plain"}], "reference_task_ids": ["r"]},
+            "configuration": {"history_length": 2, "return_immediately": true, "accepted_output_modes": ["text/plain"],
+            "task_push_notification_config": {"url": "http://h/", "task_id": "t"}}}"#;
+        let a: SendMessageParams = serde_json::from_str(camel).unwrap();
+        let b: SendMessageParams = serde_json::from_str(snake).unwrap();
+        assert_eq!(a.message, b.message);
+        let (ca, cb) = (a.configuration.unwrap(), b.configuration.unwrap());
+        assert_eq!(cb.history_length, Some(2));
+        assert_eq!(cb.return_immediately, Some(true));
+        assert_eq!(
+            ca.task_push_notification_config,
+            cb.task_push_notification_config
+        );
+        let get: GetTaskParams =
+            serde_json::from_str(r#"{"id": "t", "history_length": 1}"#).unwrap();
+        assert_eq!(get.history_length, Some(1));
+        let written = serde_json::to_string(&b.message).unwrap();
+        assert!(
+            written.contains("\"messageId\"") && !written.contains("message_id"),
+            "{written}"
         );
     }
 
