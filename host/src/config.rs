@@ -131,6 +131,10 @@ pub struct AgentLimits {
 #[serde(default, deny_unknown_fields)]
 pub struct PushSettings {
     pub enabled: bool,
+    /// PEM file of certificate authorities that `https` webhooks may
+    /// also chain to (a private CA), beside the public web roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Every connection the host opens on a tenant's behalf.
@@ -294,7 +298,10 @@ impl Default for AgentLimits {
 
 impl Default for PushSettings {
     fn default() -> Self {
-        PushSettings { enabled: true }
+        PushSettings {
+            enabled: true,
+            ca_file: None,
+        }
     }
 }
 
@@ -333,6 +340,7 @@ fn keys() -> Vec<(String, String, toml::Value)> {
         ..Config::default()
     };
     sample.agents_dir = PathBuf::new();
+    sample.push.ca_file = Some(PathBuf::new());
     let table = toml::Table::try_from(&sample).expect("the config serialises");
     let mut keys = Vec::new();
     for (key, value) in table {

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
@@ -33,9 +34,11 @@ pub enum ClientError {
     Closed { to: String },
 }
 
-/// The parts of an `http://` URL a client needs.
+/// The parts of an `http://` or `https://` URL a client needs.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// True for `https`.
+    pub tls: bool,
     /// `host:port` as written, for the `Host` header.
     pub authority: String,
     /// The host, without brackets around an IPv6 literal.
@@ -46,21 +49,24 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses an `http://` URL.
+    /// Parses an `http://` or `https://` URL.
     pub fn parse(url: &str) -> Result<Target, ClientError> {
         let bad = |why: String| ClientError::Url {
             url: url.to_string(),
             why,
         };
         let uri: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(bad("only http:// URLs are supported".into()));
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("only http:// and https:// URLs are supported".into())),
+        };
         let authority = uri.authority().ok_or_else(|| bad("no host".into()))?;
         Ok(Target {
+            tls,
             authority: authority.to_string(),
             host: authority.host().trim_matches(['[', ']']).to_string(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
         })
     }
@@ -123,7 +129,10 @@ async fn read(
     Ok(Answer { status, body })
 }
 
-async fn handshake(stream: TcpStream, to: &str) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+async fn handshake<S>(stream: S, to: &str) -> Result<SendRequest<Full<Bytes>>, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ClientError::Http {
@@ -135,13 +144,17 @@ async fn handshake(stream: TcpStream, to: &str) -> Result<SendRequest<Full<Bytes
 }
 
 /// Sends one request over `stream` (a connection already open to
-/// `authority`), reads the answer to `limit` bytes and closes it.
-pub async fn exchange(
-    stream: TcpStream,
+/// `authority`, plain or TLS), reads the answer to `limit` bytes and
+/// closes it.
+pub async fn exchange<S>(
+    stream: S,
     authority: &str,
     request: Outgoing<'_>,
     limit: usize,
-) -> Result<Answer, ClientError> {
+) -> Result<Answer, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut sender = handshake(stream, authority).await?;
     let response = sender
         .send_request(request.request(authority)?)
@@ -234,7 +247,9 @@ mod tests {
         assert_eq!(t.authority, "[::1]:9");
         assert_eq!(t.path, "/hook?x=1");
         assert_eq!(Target::parse("http://example.com").unwrap().path, "/");
-        for bad in ["https://example.com/", "ftp://x/", "not a url", "/path"] {
+        let secure = Target::parse("https://example.com/hook").unwrap();
+        assert!(secure.tls && secure.port == 443);
+        for bad in ["ftp://x/", "not a url", "/path"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }

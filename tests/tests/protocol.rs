@@ -821,3 +821,123 @@ async fn a_subscription_to_an_interrupted_task_follows_it_to_the_end() {
         "the stream ends at the terminal state"
     );
 }
+
+/// A CA made for the test, and an HTTPS webhook on loopback whose
+/// certificate (for `localhost` only) it signed. Returns the CA's PEM,
+/// the webhook's port, and the bodies it receives.
+async fn tls_webhook() -> (String, u16, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let _ =
+                                tx.send(serde_json::from_slice::<Value>(&body).unwrap_or_default());
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::new()),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (ca.pem(), port, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_go_over_tls_to_a_verified_host_only() {
+    let (ca_pem, port, mut received) = tls_webhook().await;
+    let ca_file = repo_root()
+        .join("target")
+        .join(format!("webhook-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let trusting = Server::start(
+        5,
+        &["--set", &format!("push.ca_file={}", ca_file.display())],
+    );
+    let (url, token) = conformance_agent(&trusting).await;
+    let send = |hook: String| {
+        let mut params = text_message("complete");
+        params["configuration"] = json!({"taskPushNotificationConfig": {"url": hook}});
+        params
+    };
+    // The host name matches the certificate, which chains to the CA.
+    let r = rpc(
+        &url,
+        &token,
+        "SendMessage",
+        send(format!("https://localhost:{port}/hook")),
+    )
+    .await;
+    assert!(r.get("result").is_some(), "{r}");
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+        .await
+        .expect("a delivery over TLS")
+        .unwrap();
+    assert!(first.is_object(), "{first}");
+    while tokio::time::timeout(std::time::Duration::from_millis(500), received.recv())
+        .await
+        .is_ok()
+    {}
+    // The same webhook by address: the certificate does not name it.
+    let r = rpc(
+        &url,
+        &token,
+        "SendMessage",
+        send(format!("https://127.0.0.1:{port}/hook")),
+    )
+    .await;
+    assert!(r.get("result").is_some(), "{r}");
+    // A server that does not trust the CA delivers nothing either.
+    let strict = Server::start(5, &[]);
+    let (url, token) = conformance_agent(&strict).await;
+    let r = rpc(
+        &url,
+        &token,
+        "SendMessage",
+        send(format!("https://localhost:{port}/hook")),
+    )
+    .await;
+    assert!(r.get("result").is_some(), "{r}");
+    let nothing = tokio::time::timeout(std::time::Duration::from_secs(3), received.recv()).await;
+    assert!(
+        nothing.is_err(),
+        "no delivery without a verified certificate and host name: {nothing:?}"
+    );
+    let _ = std::fs::remove_file(&ca_file);
+}

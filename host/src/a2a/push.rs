@@ -179,12 +179,15 @@ mod tests {
             "http://metadata.google.internal/x",
             "http://0.0.0.0/",
             "ftp://127.0.0.1/",
-            "https://127.0.0.1/",
             "not a url",
         ] {
             assert!(Destination::parse(url, &open).is_err(), "{url} is refused");
         }
         assert!(Destination::parse("http://127.0.0.1:9/hook", &open).is_ok());
+        assert!(Destination::parse("https://127.0.0.1:9/hook", &open).is_ok());
+        // A name that does not resolve now is accepted: it is resolved
+        // (and checked) at each delivery.
+        assert!(Destination::parse("https://not-yet.invalid/hook", &open).is_ok());
         let e =
             Destination::parse("http://127.0.0.1:9/hook", &AddressPolicy::default()).unwrap_err();
         assert!(e.to_string().contains("loopback"), "{e}");

@@ -982,6 +982,7 @@ mod tests {
             policy: Default::default(),
             connect_timeout: std::time::Duration::from_secs(1),
             max_connections: 4,
+            tls: Arc::new(crate::egress::tls_client(None).unwrap()),
         }));
         let capabilities = Capabilities {
             streaming: true,

@@ -85,6 +85,12 @@ impl DrafterClient {
         context_id: &str,
     ) -> Result<DrafterClient, ClientError> {
         let target = Target::parse(url)?;
+        if target.tls {
+            return Err(ClientError::Url {
+                url: url.to_string(),
+                why: "the draft reaches its agents over plain HTTP on this server".into(),
+            });
+        }
         Ok(DrafterClient {
             http: KeepAlive::new(target.authority),
             path: target.path,

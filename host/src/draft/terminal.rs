@@ -45,6 +45,9 @@ where
     W: Write,
 {
     let target = Target::parse(base_url)?;
+    if target.tls {
+        bail!("{base_url}: the terminal client speaks plain HTTP; use an http:// URL");
+    }
     let api = KeepAlive::new(target.authority);
     let base_path = target.path.trim_end_matches('/').to_string();
     let mut body = json!({"auto": options.auto});

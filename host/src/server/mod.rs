@@ -162,12 +162,14 @@ fn guest_limits(config: &Config) -> GuestLimits {
     }
 }
 
-/// Outbound connection settings (`[outbound]`); `control_port` is the
-/// control listener's port as bound, refused as a destination with the
-/// agent port range.
-fn outbound_settings(config: &Config, control_port: u16) -> OutboundSettings {
+/// Outbound connection settings (`[outbound]`, and `push.ca_file` for
+/// TLS); `control_port` is the control listener's port as bound, refused
+/// as a destination with the agent port range.
+fn outbound_settings(config: &Config, control_port: u16) -> anyhow::Result<OutboundSettings> {
     let o = &config.outbound;
-    OutboundSettings {
+    let tls = crate::egress::tls_client(config.push.ca_file.as_deref())
+        .map_err(|why| anyhow::anyhow!("push.ca_file: {why}"))?;
+    Ok(OutboundSettings {
         policy: AddressPolicy {
             allow_loopback: o.allow_loopback,
             allow_private: o.allow_private,
@@ -178,7 +180,8 @@ fn outbound_settings(config: &Config, control_port: u16) -> OutboundSettings {
         },
         connect_timeout: Duration::from_millis(o.connect_timeout_ms),
         max_connections: o.max_connections,
-    }
+        tls: Arc::new(tls),
+    })
 }
 
 /// Runs `job` every `period` until `stop` (a missed tick is not made up).
@@ -260,7 +263,7 @@ impl Server {
                 allow_open_sessions: config.allow_open_sessions,
                 push: config.push.enabled,
                 budgets: config.budgets,
-                outbound: Arc::new(Outbound::new(outbound_settings(config, addr.port()))),
+                outbound: Arc::new(Outbound::new(outbound_settings(config, addr.port())?)),
                 mode: config.mode,
                 max_sessions: config.sessions.max_sessions,
                 max_sessions_per_ip: config.sessions.max_sessions_per_ip,

@@ -725,6 +725,7 @@ mod registry_tests {
                     policy: Default::default(),
                     connect_timeout: Duration::from_secs(1),
                     max_connections: 1,
+                    tls: Arc::new(crate::egress::tls_client(None).unwrap()),
                 })),
                 mode: Mode::Gateway,
                 max_sessions: 1,
