@@ -891,20 +891,15 @@ async fn webhooks_go_over_tls_to_a_verified_host_only() {
         &["--set", &format!("push.ca_file={}", ca_file.display())],
     );
     let (url, token) = conformance_agent(&trusting).await;
-    let send = |hook: String| {
+    // Each call registers `hook` on a new task the agent completes.
+    let push = async |url: &str, token: &str, hook: String| {
         let mut params = text_message("complete");
         params["configuration"] = json!({"taskPushNotificationConfig": {"url": hook}});
-        params
+        let r = rpc(url, token, "SendMessage", params).await;
+        assert!(r.get("result").is_some(), "{r}");
     };
     // The host name matches the certificate, which chains to the CA.
-    let r = rpc(
-        &url,
-        &token,
-        "SendMessage",
-        send(format!("https://localhost:{port}/hook")),
-    )
-    .await;
-    assert!(r.get("result").is_some(), "{r}");
+    push(&url, &token, format!("https://localhost:{port}/hook")).await;
     let first = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
         .await
         .expect("a delivery over TLS")
@@ -915,25 +910,11 @@ async fn webhooks_go_over_tls_to_a_verified_host_only() {
         .is_ok()
     {}
     // The same webhook by address: the certificate does not name it.
-    let r = rpc(
-        &url,
-        &token,
-        "SendMessage",
-        send(format!("https://127.0.0.1:{port}/hook")),
-    )
-    .await;
-    assert!(r.get("result").is_some(), "{r}");
+    push(&url, &token, format!("https://127.0.0.1:{port}/hook")).await;
     // A server that does not trust the CA delivers nothing either.
     let strict = Server::start(5, &[]);
     let (url, token) = conformance_agent(&strict).await;
-    let r = rpc(
-        &url,
-        &token,
-        "SendMessage",
-        send(format!("https://localhost:{port}/hook")),
-    )
-    .await;
-    assert!(r.get("result").is_some(), "{r}");
+    push(&url, &token, format!("https://localhost:{port}/hook")).await;
     let nothing = tokio::time::timeout(std::time::Duration::from_secs(3), received.recv()).await;
     assert!(
         nothing.is_err(),
