@@ -48,6 +48,18 @@ pub struct Config {
     pub budgets: BudgetLimits,
     pub push: PushSettings,
     pub outbound: OutboundConfig,
+    pub gateway: GatewaySettings,
+}
+
+/// How the gateway (the control listener) reaches agents.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Agents also get host names of their own: `{session}-{slot}.` this
+    /// suffix (one wildcard DNS name and certificate for the fleet), with
+    /// their card at the root of that host. Unset: path routing only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_suffix: Option<String>,
 }
 
 /// How a session's agents are reached.
@@ -251,6 +263,7 @@ impl Default for Config {
             budgets: BudgetLimits::default(),
             push: PushSettings::default(),
             outbound: OutboundConfig::default(),
+            gateway: GatewaySettings::default(),
         }
     }
 }
@@ -341,6 +354,7 @@ fn keys() -> Vec<(String, String, toml::Value)> {
     };
     sample.agents_dir = PathBuf::new();
     sample.push.ca_file = Some(PathBuf::new());
+    sample.gateway.host_suffix = Some(String::new());
     let table = toml::Table::try_from(&sample).expect("the config serialises");
     let mut keys = Vec::new();
     for (key, value) in table {
@@ -446,6 +460,19 @@ impl Config {
 
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(suffix) = &self.gateway.host_suffix {
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            };
+            if !suffix.split('.').all(label_ok) {
+                return Err(invalid(
+                    "gateway.host_suffix",
+                    format!("{suffix:?} is not a DNS name (e.g. agents.example.com)"),
+                ));
+            }
+        }
         let PortRange(lo, hi) = self.port_range;
         if lo == 0 || lo > hi {
             return Err(invalid(

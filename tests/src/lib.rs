@@ -405,8 +405,11 @@ impl Client {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", &self.authority)
             .header("content-type", "application/json");
+        // A `host` among `headers` replaces the connection's authority.
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req = req.header("host", &self.authority);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -528,3 +528,75 @@ async fn a_full_instance_pool_is_a_503_not_a_bad_request() {
         .await;
     assert_eq!(small.status, 201, "{}", small.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_have_host_names_of_their_own_under_the_gateway_suffix() {
+    let server = Server::start(
+        5,
+        &[
+            "--mode",
+            "gateway",
+            "--set",
+            "gateway.host_suffix=agents.test",
+        ],
+    );
+    let s = server
+        .session(Some(json!({"agents": [{"component": "conformance"}]})))
+        .await;
+    let info = SessionInfo::from(&s);
+    let port = server.addr.port();
+    let host = format!("{}-0.agents.test:{port}", info.id);
+    assert_eq!(info.urls[0], format!("http://{host}/"), "{s}");
+    // Every client resolves *.agents.test to this server: here, by Host.
+    let mut client = Client::connect(&server.addr.to_string()).await;
+    let card = client
+        .request(
+            "GET",
+            "/.well-known/agent-card.json",
+            &[("host", &host)],
+            "",
+        )
+        .await;
+    assert_eq!(card.status, 200, "{}", card.text());
+    assert_eq!(
+        card.json()["supportedInterfaces"][0]["url"],
+        format!("http://{host}/"),
+        "the card is at the root of the agent's host and names it"
+    );
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("complete")});
+    let auth = format!("Bearer {}", info.token);
+    let sent = client
+        .request(
+            "POST",
+            "/",
+            &[("host", &host), ("authorization", &auth)],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(
+        sent.json()["result"]["task"]["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+    let unknown = client
+        .request(
+            "GET",
+            "/.well-known/agent-card.json",
+            &[("host", &format!("nobody-0.agents.test:{port}"))],
+            "",
+        )
+        .await;
+    assert_eq!(unknown.refusal(), (404, "session_not_found".into()));
+    // Path routing stays.
+    let by_path = http(
+        "GET",
+        &format!(
+            "{}/s/{}/0/.well-known/agent-card.json",
+            server.base(),
+            info.id
+        ),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(by_path.status, 200);
+}

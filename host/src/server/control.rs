@@ -52,6 +52,9 @@ pub struct ControlApi {
     pub catalog: Arc<Catalog>,
     /// Peers whose forwarding headers name the client.
     pub trusted_proxies: crate::forwarded::TrustedProxies,
+    /// Agents' own host names: `{session}-{slot}.` this suffix
+    /// (`gateway.host_suffix`, lower case).
+    pub host_suffix: Option<String>,
 }
 
 /// Where a request says it came to: `Host`, else the listener.
@@ -76,6 +79,10 @@ impl ControlApi {
                 .unwrap_or(&self.listen_authority)
                 .to_string(),
         };
+        if let Some((session, slot)) = self.agent_host(origin.hostname()) {
+            let base = format!("{}://{}/", self.scheme(), origin.authority);
+            return self.agent(req, &session, &slot, &base).await;
+        }
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         match (req.method().clone(), segments.as_slice()) {
@@ -202,12 +209,65 @@ impl ControlApi {
         json_response(status, &json!({"status": why}))
     }
 
+    /// A request on the gateway's path for an agent.
     async fn gateway(
         &self,
         req: Request<RequestBody>,
         session: &str,
         slot: &str,
         origin: &Origin,
+    ) -> Response<Body> {
+        let base = format!("{}/s/{session}/{slot}/", self.gateway_base(origin));
+        self.agent(req, session, slot, &base).await
+    }
+
+    /// The session and slot an agent host name (`{session}-{slot}.` the
+    /// suffix) names, when host names are configured.
+    fn agent_host(&self, hostname: &str) -> Option<(String, String)> {
+        let suffix = self.host_suffix.as_deref()?;
+        let hostname = hostname.to_ascii_lowercase();
+        let label = hostname.strip_suffix(suffix)?.strip_suffix('.')?;
+        let (session, slot) = label.rsplit_once('-')?;
+        Some((session.to_string(), slot.to_string()))
+    }
+
+    /// `https` when the public URL is, else `http`.
+    fn scheme(&self) -> &str {
+        match &self.public_url {
+            Some(url) if url.starts_with("https://") => "https",
+            _ => "http",
+        }
+    }
+
+    /// The URL of a session's agent on its own host name: scheme and
+    /// port as the client reaches this server.
+    fn agent_host_url(&self, suffix: &str, origin: &Origin, session: &str, slot: u8) -> String {
+        let port = match &self.public_url {
+            Some(url) => {
+                let authority = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let authority = authority.split('/').next().unwrap_or_default();
+                authority
+                    .strip_prefix(host_without_port(authority))
+                    .unwrap_or_default()
+                    .to_string()
+            }
+            None => origin
+                .authority
+                .strip_prefix(origin.hostname())
+                .unwrap_or_default()
+                .to_string(),
+        };
+        format!("{}://{session}-{slot}.{suffix}{port}/", self.scheme())
+    }
+
+    /// Serves a request for the agent in `slot` of `session`, reached at
+    /// `base`.
+    async fn agent(
+        &self,
+        req: Request<RequestBody>,
+        session: &str,
+        slot: &str,
+        base: &str,
     ) -> Response<Body> {
         let Some(session) = self.registry.get(session) else {
             return no_session(session);
@@ -224,13 +284,7 @@ impl ControlApi {
                 format!("session {} has no agent in slot {slot}", session.id),
             );
         };
-        let base = format!(
-            "{}/s/{}/{}/",
-            self.gateway_base(origin),
-            session.id,
-            agent.slot
-        );
-        agent_port::answer(&session, &agent, req, &base, self.limits, &self.drain).await
+        agent_port::answer(&session, &agent, req, base, self.limits, &self.drain).await
     }
 
     /// The base URL of the gateway as the client should use it.
@@ -358,8 +412,13 @@ impl ControlApi {
             .agents
             .iter()
             .map(|a| {
-                let url = match (session.mode, a.port) {
-                    (Mode::Ports, Some(port)) => format!("http://{}:{port}/", origin.hostname()),
+                let url = match (session.mode, a.port, &self.host_suffix) {
+                    (Mode::Ports, Some(port), _) => {
+                        format!("http://{}:{port}/", origin.hostname())
+                    }
+                    (_, _, Some(suffix)) => {
+                        self.agent_host_url(suffix, origin, &session.id, a.slot)
+                    }
                     _ => format!("{gateway}/s/{}/{}/", session.id, a.slot),
                 };
                 let mut v = json!({

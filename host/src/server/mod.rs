@@ -298,6 +298,11 @@ impl Server {
                 .trusted_proxies
                 .parse()
                 .map_err(|why| anyhow::anyhow!("http.trusted_proxies: {why}"))?,
+            host_suffix: config
+                .gateway
+                .host_suffix
+                .as_ref()
+                .map(|s| s.to_ascii_lowercase()),
         });
         Ok(Server {
             addr,
