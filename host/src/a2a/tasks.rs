@@ -399,9 +399,20 @@ impl TaskStore {
         let entry = tasks.live_entry(id)?;
         let before = entry.bytes;
         if entry.events.is_some() {
-            // Whoever watches the task (SubscribeToTask) sees the reply.
-            let reply = event(&StreamResponse::Message((*message).clone()), None);
-            entry.publish_to_streams(reply);
+            // Whoever watches the task (SubscribeToTask) sees the reply:
+            // a StreamResponse `{"message": …}`, written from the shared
+            // message without copying it.
+            #[derive(serde::Serialize)]
+            struct Reply<'a> {
+                message: &'a Message,
+            }
+            let json =
+                serde_json::to_vec(&Reply { message: &message }).expect("messages serialise");
+            entry.publish_to_streams(TaskEvent {
+                json: Bytes::from(json),
+                ends_stream: false,
+                terminal: false,
+            });
         }
         entry
             .task
