@@ -29,6 +29,23 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A built component the suites serve (`build/test-agents/{name}.wasm`).
+pub fn built(name: &str) -> PathBuf {
+    repo_root()
+        .join("build/test-agents")
+        .join(format!("{name}.wasm"))
+}
+
+/// A fresh, empty agents directory under target/ for one test.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = repo_root()
+        .join("target/test-agents")
+        .join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// The server binary: `A2A_SANDBOX_BIN`, else the release build.
 pub fn server_bin() -> PathBuf {
     std::env::var_os("A2A_SANDBOX_BIN")

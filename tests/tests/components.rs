@@ -9,26 +9,10 @@ use std::time::{Duration, Instant};
 use a2a_sandbox_tests::*;
 use serde_json::Value;
 
-fn built(name: &str) -> PathBuf {
-    repo_root()
-        .join("build/test-agents")
-        .join(format!("{name}.wasm"))
-}
-
 fn refused(name: &str) -> PathBuf {
     repo_root()
         .join("build/refused")
         .join(format!("{name}.wasm"))
-}
-
-/// A fresh directory under target/ for one test's components.
-fn scratch(test: &str) -> PathBuf {
-    let dir = repo_root()
-        .join("target/test-agents")
-        .join(format!("{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Replaces `to` with the bytes of `from` in one step, as a deploy would.

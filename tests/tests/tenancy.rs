@@ -304,16 +304,7 @@ async fn every_ssrf_form_is_refused_and_anonymous_drafts_reach_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_init_is_refused_within_the_deadline_everywhere() {
-    let dir = repo_root()
-        .join("target/test-agents")
-        .join(format!("tenancy-init-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let built = |name: &str| {
-        repo_root()
-            .join("build/test-agents")
-            .join(format!("{name}.wasm"))
-    };
+    let dir = scratch("tenancy-init");
     std::fs::copy(built("echo"), dir.join("echo.wasm")).unwrap();
     std::fs::copy(built("hostile"), dir.join("hostile.wasm")).unwrap();
     let admin = "tenancy-admin-token-0123";
@@ -617,13 +608,8 @@ async fn a_big_history_costs_its_own_follow_ups_and_not_other_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_agents_directory_unloads_nothing() {
-    let dir = repo_root()
-        .join("target/test-agents")
-        .join(format!("tenancy-dir-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let echo = repo_root().join("build/test-agents/echo.wasm");
-    std::fs::copy(echo, dir.join("echo.wasm")).unwrap();
+    let dir = scratch("tenancy-dir");
+    std::fs::copy(built("echo"), dir.join("echo.wasm")).unwrap();
     let server = Server::start_in(&dir, 10, &[]);
     // The directory vanishes (a mount gone, descriptors exhausted): reads
     // fail for several reload rounds.
