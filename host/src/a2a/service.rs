@@ -193,12 +193,17 @@ impl Drop for CallSlot {
     }
 }
 
+/// The params as `T`. Only params that do not parse are read a second
+/// time, tracking the path, to name the field at fault.
 fn params<T: DeserializeOwned>(params: &RawValue) -> Result<T, RpcError> {
-    let mut json = serde_json::Deserializer::from_str(params.get());
-    serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let field = e.path().to_string();
+    serde_json::from_str(params.get()).map_err(|first| {
+        let mut json = serde_json::Deserializer::from_str(params.get());
+        let field = match serde_path_to_error::deserialize::<_, T>(&mut json) {
+            Err(e) => e.path().to_string(),
+            Ok(_) => String::new(),
+        };
         let field = if field == "." { String::new() } else { field };
-        RpcError::invalid_params(&field, e.into_inner().to_string())
+        RpcError::invalid_params(&field, first.to_string())
     })
 }
 
