@@ -55,11 +55,13 @@ test-agents: agents
 	@ln -f $(AGENTS_OUT)/*.wasm $(FIXTURES_OUT)/*.wasm $(TEST_AGENTS)/
 	@ln -s ../agents/.precompiled $(TEST_AGENTS)/.precompiled
 
-# Agents in other languages, each rebuilt when its source changes.
+# Agents in other languages, each rebuilt when its source changes. They
+# implement the first contract, wit/0.1.0 (a2a:agent@0.1.0), which the
+# host still serves: components built against it keep working.
 # JavaScript: componentize-js (npm, pinned by the lock file).
 agents: $(AGENTS_OUT)/js-echo.wasm $(AGENTS_OUT)/py-echo.wasm
-$(AGENTS_OUT)/js-echo.wasm: agents/js-echo/agent.js agents/js-echo/build.mjs agents/js-echo/package-lock.json wit/agent.wit
-	cd agents/js-echo && npm ci --no-audit --no-fund --loglevel=error && node build.mjs agent.js ../../wit ../../$@
+$(AGENTS_OUT)/js-echo.wasm: agents/js-echo/agent.js agents/js-echo/build.mjs agents/js-echo/package-lock.json wit/0.1.0/agent.wit
+	cd agents/js-echo && npm ci --no-audit --no-fund --loglevel=error && node build.mjs agent.js ../../wit/0.1.0 ../../$@
 
 # Python: componentize-py (PyPI) in a venv. Its WASI imports (files,
 # sockets, ...) are replaced by stubs: the sandbox grants none of them.
@@ -68,9 +70,9 @@ $(PY_AGENT_VENV)/.installed: agents/py-echo/requirements.txt
 	python3 -m venv $(PY_AGENT_VENV)
 	$(PY_AGENT_VENV)/bin/pip install -q --disable-pip-version-check -r $<
 	touch $@
-$(AGENTS_OUT)/py-echo.wasm: agents/py-echo/app.py $(PY_AGENT_VENV)/.installed wit/agent.wit
+$(AGENTS_OUT)/py-echo.wasm: agents/py-echo/app.py $(PY_AGENT_VENV)/.installed wit/0.1.0/agent.wit
 	@mkdir -p $(AGENTS_OUT)
-	cd agents/py-echo && .venv/bin/componentize-py -d ../../wit -w agent componentize --stub-wasi app -o ../../$@
+	cd agents/py-echo && .venv/bin/componentize-py -d ../../wit/0.1.0 -w agent componentize --stub-wasi app -o ../../$@
 
 # Checks every component (product and fixtures) against the contract and
 # stores its compiled code (build/agents/.precompiled, which

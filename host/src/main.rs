@@ -243,8 +243,9 @@ async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
     for path in &paths {
         match a2a_sandbox::runtime::validate_file(path).await {
             Ok(c) => println!(
-                "{}: ok — {:?}, {} skill(s), {} KiB, checked in {} ms",
+                "{}: ok — {}, {:?}, {} skill(s), {} KiB, checked in {} ms",
                 path.display(),
+                c.contract(),
                 c.info.name,
                 c.info.skills.len(),
                 c.bytes / 1024,

@@ -90,6 +90,11 @@ check(done.status?.state === TaskState.COMPLETED, `completed: ${JSON.stringify(d
 check(done.artifacts[0].name === 'result', 'artifact');
 console.log('PASS send');
 
+const reply = await client.sendMessage(send('reply'));
+check(reply.messageId && reply.status === undefined, `a message, no task: ${JSON.stringify(reply)}`);
+check(reply.parts[0]?.content?.value === 'reply: reply', `the reply: ${JSON.stringify(reply)}`);
+console.log('PASS reply');
+
 const kinds = [];
 let last;
 for await (const event of client.sendMessageStream(send('stream 2'))) {
@@ -112,14 +117,14 @@ check(page.tasks.length === 1 && page.totalSize >= 2, `page: ${JSON.stringify(pa
 check(page.nextPageToken !== '', 'a next page token');
 console.log('PASS list');
 
-const working = await client.sendMessage(send('keep working'));
+const working = await client.sendMessage(send('work'));
 check(working.status?.state === TaskState.WORKING, 'working');
 const canceled = await client.cancelTask({ tenant: '', id: working.id, metadata: undefined });
 check(canceled.status?.state === TaskState.CANCELED, 'canceled');
 console.log('PASS cancel');
 
 const hook = await startWebhook();
-const watched = await client.sendMessage(send('watch'));
+const watched = await client.sendMessage(send('work watch'));
 const config = await client.createTaskPushNotificationConfig({
   tenant: '', id: '', taskId: watched.id, url: hook.url, token: 'js-token', authentication: undefined,
 });

@@ -90,6 +90,13 @@ async def main(url, token):
     check(done.artifacts[0].name == "result", "artifact")
     print("PASS send")
 
+    events = await collect(plain.send_message(SendMessageRequest(message=user_message("reply"))))
+    replies = [e.message for e in events if e.HasField("message")]
+    check(len(replies) == 1 and not any(e.HasField("task") for e in events), f"a message, no task: {events}")
+    check(replies[0].role == Role.ROLE_AGENT, f"from the agent: {replies[0]}")
+    check(replies[0].parts[0].text == "reply: reply", f"the reply: {replies[0]}")
+    print("PASS reply")
+
     events = await collect(streaming.send_message(SendMessageRequest(message=user_message("stream 2"))))
     kinds = [e.WhichOneof("payload") for e in events]
     check(kinds[0] == "task", f"stream starts with the task: {kinds}")
@@ -112,7 +119,7 @@ async def main(url, token):
     check(page2.tasks[0].id != page.tasks[0].id, "the second page moves on")
     print("PASS list")
 
-    events = await collect(plain.send_message(SendMessageRequest(message=user_message("keep working"))))
+    events = await collect(plain.send_message(SendMessageRequest(message=user_message("work"))))
     working = final_task(events)
     check(working.status.state == TaskState.TASK_STATE_WORKING, f"working: {working.status}")
     canceled = await plain.cancel_task(CancelTaskRequest(id=working.id))
@@ -120,7 +127,7 @@ async def main(url, token):
     print("PASS cancel")
 
     hook_url, received = start_webhook()
-    events = await collect(plain.send_message(SendMessageRequest(message=user_message("watch"))))
+    events = await collect(plain.send_message(SendMessageRequest(message=user_message("work watch"))))
     watched = final_task(events)
     config = await plain.create_task_push_notification_config(
         TaskPushNotificationConfig(task_id=watched.id, url=hook_url, token="py-token")

@@ -114,7 +114,7 @@ pub async fn big_history(server: &Server) -> BigHistory {
         &attacker.urls[0],
         &attacker.token,
         "SendMessage",
-        text_message("hold"),
+        text_message("work"),
     )
     .await["result"]["task"]["id"]
         .as_str()

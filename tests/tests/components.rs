@@ -60,7 +60,11 @@ fn validate_passes_every_agent_and_refuses_each_bad_kind_in_one_line() {
     let paths: Vec<&Path> = agents.iter().map(PathBuf::as_path).collect();
     let (code, out) = validate(&paths);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.matches(": ok — ").count(), 4, "{out}");
+    assert_eq!(out.matches(": ok — a2a:agent@0.2.0").count(), 4, "{out}");
+    // Components built against the first contract are served unchanged.
+    let (code, out) = validate(&[&built("js-echo"), &built("py-echo")]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches(": ok — a2a:agent@0.1.0").count(), 2, "{out}");
 
     for (fixture, says) in REFUSALS {
         let path = refused(fixture);

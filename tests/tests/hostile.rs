@@ -156,7 +156,7 @@ async fn a_thousand_subscribers_all_get_the_update() {
         ],
     );
     let (url, token) = conformance_agent(&server).await;
-    let r = rpc(&url, &token, "SendMessage", text_message("fan out")).await;
+    let r = rpc(&url, &token, "SendMessage", text_message("work fan out")).await;
     let id = r["result"]["task"]["id"].as_str().unwrap().to_string();
     let mut streams = Vec::with_capacity(SUBSCRIBERS);
     for _ in 0..SUBSCRIBERS {
@@ -194,10 +194,11 @@ async fn a_thousand_subscribers_all_get_the_update() {
 
     // Subscribers that hang up cost nothing: open many, drop them, and the
     // agent still answers promptly.
-    let id = rpc(&url, &token, "SendMessage", text_message("again")).await["result"]["task"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id =
+        rpc(&url, &token, "SendMessage", text_message("work again")).await["result"]["task"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     for _ in 0..200 {
         let mut s = EventStream::open(&url, &token, "SubscribeToTask", json!({"id": id})).await;
         s.expect(10).await;

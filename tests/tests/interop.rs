@@ -9,8 +9,8 @@ use std::process::Command;
 use a2a_sandbox_tests::*;
 use serde_json::json;
 
-const STEPS: [&str; 8] = [
-    "card", "send", "stream", "get", "list", "cancel", "push", "errors",
+const STEPS: [&str; 9] = [
+    "card", "send", "reply", "stream", "get", "list", "cancel", "push", "errors",
 ];
 
 fn run_client(program: &str, args: &[&str], url: &str, token: &str) {

@@ -14,8 +14,15 @@ fn code(r: &Value) -> i64 {
         .unwrap_or_else(|| panic!("expected an error: {r}"))
 }
 
+/// A task on the conformance agent that stays working (`work …`).
 async fn start_working(url: &str, token: &str, text: &str) -> String {
-    let r = rpc(url, token, "SendMessage", text_message(text)).await;
+    let r = rpc(
+        url,
+        token,
+        "SendMessage",
+        text_message(&format!("work {text}")),
+    )
+    .await;
     assert_eq!(task_of(&r)["status"]["state"], "TASK_STATE_WORKING", "{r}");
     task_of(&r)["id"].as_str().unwrap().to_string()
 }
@@ -30,8 +37,8 @@ fn follow_up(task_id: &str, text: &str) -> Value {
 async fn card_declares_what_works() {
     let server = Server::start(10, &[]);
     let (url, _) = conformance_agent(&server).await;
-    for path in [".well-known/agent-card.json", ".well-known/agent.json"] {
-        let r = http("GET", &format!("{url}{path}"), &[], "").await;
+    {
+        let r = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "").await;
         assert_eq!(r.status, 200);
         assert!(r.headers.get("cache-control").is_some());
         let card = r.json();
@@ -50,6 +57,16 @@ async fn card_declares_what_works() {
             "no internal addresses"
         );
     }
+    // The 0.3 card, where 0.3 clients look for it.
+    let old = http("GET", &format!("{url}.well-known/agent.json"), &[], "")
+        .await
+        .json();
+    assert_eq!(old["protocolVersion"], "0.3.0");
+    assert_eq!(old["url"], url.as_str());
+    assert_eq!(old["preferredTransport"], "JSONRPC");
+    assert_eq!(old["capabilities"]["streaming"], true);
+    assert_eq!(old["security"], json!([{"session": []}]));
+    assert_eq!(old["skills"][0]["id"], "conformance");
     let no_push = Server::start(5, &["--no-push"]);
     let (url, token) = conformance_agent(&no_push).await;
     let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
@@ -206,7 +223,7 @@ async fn list_tasks_filters_and_pages() {
     let (url, token) = conformance_agent(&server).await;
     let mut context = String::new();
     for i in 0..7 {
-        let mut p = text_message(if i == 0 { "complete" } else { "hi" });
+        let mut p = text_message(if i == 0 { "complete" } else { "work" });
         if i % 2 == 1 && !context.is_empty() {
             p["message"]["contextId"] = json!(context);
         }
@@ -600,7 +617,7 @@ async fn push_configs_and_delivery_to_a_loopback_webhook() {
         &url,
         &token,
         "tasks/pushNotificationConfig/set",
-        json!({"taskId": "nope", "url": hook.url}),
+        json!({"taskId": "nope", "pushNotificationConfig": {"url": hook.url}}),
     )
     .await;
     assert_eq!(code(&r), -32001);
@@ -654,17 +671,6 @@ async fn every_error_code_and_alias() {
         task_of(&after)["status"]["state"],
         "TASK_STATE_COMPLETED",
         "the recycled instance answers"
-    );
-
-    let r = rpc(&url, &token, "message/send", text_message("hi")).await;
-    let id = task_of(&r)["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        rpc(&url, &token, "tasks/get", json!({"id": id})).await["result"]["id"],
-        id.as_str()
-    );
-    assert_eq!(
-        rpc(&url, &token, "tasks/cancel", json!({"id": id})).await["result"]["status"]["state"],
-        "TASK_STATE_CANCELED"
     );
 
     let auth = format!("Bearer {token}");
@@ -921,4 +927,123 @@ async fn webhooks_go_over_tls_to_a_verified_host_only() {
         "no delivery without a verified certificate and host name: {nothing:?}"
     );
     let _ = std::fs::remove_file(&ca_file);
+}
+
+/// `message/send` params in 0.3 form.
+fn v03_message(text: &str) -> Value {
+    json!({"message": {"kind": "message", "messageId": uuid_like(), "role": "user",
+        "parts": [{"kind": "text", "text": text}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_0_3_dialect_answers_0_3_method_names_in_0_3_form() {
+    let server = Server::start(5, &[]);
+    let (url, token) = conformance_agent(&server).await;
+    let working = rpc(&url, &token, "message/send", v03_message("work on it")).await;
+    let task = &working["result"];
+    assert_eq!(task["kind"], "task", "the result is the task: {working}");
+    assert_eq!(task["status"]["state"], "working");
+    assert_eq!(task["status"]["message"]["role"], "agent");
+    assert_eq!(task["history"][0]["role"], "user");
+    assert_eq!(task["history"][0]["parts"][0]["kind"], "text");
+    let id = task["id"].as_str().unwrap().to_string();
+    let got = rpc(
+        &url,
+        &token,
+        "tasks/get",
+        json!({"id": id, "historyLength": 1}),
+    )
+    .await;
+    assert_eq!(got["result"]["kind"], "task");
+    assert_eq!(got["result"]["history"].as_array().unwrap().len(), 1);
+
+    // Push configs nest in their task's, and round-trip.
+    let hook = Webhook::start().await;
+    let set = rpc(
+        &url,
+        &token,
+        "tasks/pushNotificationConfig/set",
+        json!({"taskId": id, "pushNotificationConfig": {"url": hook.url, "token": "t03"}}),
+    )
+    .await;
+    assert_eq!(set["result"]["taskId"], id.as_str(), "{set}");
+    assert_eq!(
+        set["result"]["pushNotificationConfig"]["url"],
+        hook.url.as_str()
+    );
+    let config_id = set["result"]["pushNotificationConfig"]["id"].clone();
+    let get = rpc(
+        &url,
+        &token,
+        "tasks/pushNotificationConfig/get",
+        json!({"id": id, "pushNotificationConfigId": config_id}),
+    )
+    .await;
+    assert_eq!(
+        get["result"]["pushNotificationConfig"]["token"], "t03",
+        "{get}"
+    );
+    let list = rpc(
+        &url,
+        &token,
+        "tasks/pushNotificationConfig/list",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(1), "{list}");
+    let deleted = rpc(
+        &url,
+        &token,
+        "tasks/pushNotificationConfig/delete",
+        json!({"id": id, "pushNotificationConfigId": config_id}),
+    )
+    .await;
+    assert!(
+        deleted["result"].is_null() && deleted.get("error").is_none(),
+        "{deleted}"
+    );
+
+    let canceled = rpc(&url, &token, "tasks/cancel", json!({"id": id})).await;
+    assert_eq!(canceled["result"]["status"]["state"], "canceled");
+    let missing = rpc(&url, &token, "tasks/get", json!({"id": "no-such-task"})).await;
+    assert_eq!(code(&missing), -32001);
+
+    let reply = rpc(&url, &token, "message/send", v03_message("reply")).await;
+    assert_eq!(reply["result"]["kind"], "message", "{reply}");
+    assert_eq!(reply["result"]["role"], "agent");
+
+    let mut stream =
+        EventStream::open(&url, &token, "message/stream", v03_message("stream 2")).await;
+    let events = stream.rest(10).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["result"]["kind"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(kinds.first(), Some(&"task"), "{events:?}");
+    assert!(kinds.contains(&"artifact-update"), "{kinds:?}");
+    let last = &events.last().unwrap()["result"];
+    assert_eq!(last["kind"], "status-update");
+    assert_eq!(last["status"]["state"], "completed");
+    assert_eq!(last["final"], true);
+    let finals = events
+        .iter()
+        .filter(|e| e["result"]["final"] == true)
+        .count();
+    assert_eq!(finals, 1, "only the last event is final: {events:?}");
+
+    // A 0.3 client may say which version it speaks; a 1.0 name may not
+    // be sent as 0.3.
+    let auth = format!("Bearer {token}");
+    let body = |method: &str| {
+        json!({"jsonrpc": "2.0", "id": 3, "method": method, "params": v03_message("x")}).to_string()
+    };
+    let old = http(
+        "POST",
+        &url,
+        &[("authorization", &auth), ("A2A-Version", "0.3")],
+        body("message/send"),
+    )
+    .await
+    .json();
+    assert_eq!(old["result"]["kind"], "task", "{old}");
 }

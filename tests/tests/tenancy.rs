@@ -458,25 +458,16 @@ async fn stream_and_connection_floods_are_capped_per_session() {
     );
     let (url, token) = conformance_agent(&server).await;
     let mut streams = Vec::new();
+    // Each task stays working, so each stream stays open.
     for _ in 0..3 {
-        let mut s = EventStream::open(
-            &url,
-            &token,
-            "SendStreamingMessage",
-            text_message("stream 50"),
-        )
-        .await;
+        let mut s =
+            EventStream::open(&url, &token, "SendStreamingMessage", text_message("work")).await;
         assert_eq!(s.status, 200);
         s.expect(5).await;
         streams.push(s);
     }
-    let fourth = EventStream::open(
-        &url,
-        &token,
-        "SendStreamingMessage",
-        text_message("stream 50"),
-    )
-    .await;
+    let fourth =
+        EventStream::open(&url, &token, "SendStreamingMessage", text_message("work")).await;
     assert_eq!(fourth.status, 429, "the fourth stream is over budget");
     drop(streams);
     drop(fourth);

@@ -1,6 +1,8 @@
 //! The conformance agent: drives every part of the A2A surface so
-//! clients and test kits can exercise it. What a message's text starts
-//! with decides what happens:
+//! clients and conformance kits can exercise it.
+//!
+//! # Text directives
+//! What a message's text starts with decides what happens:
 //!
 //! - `stream [N]`: N (default 3) progress updates, one per `interval_ms`
 //!   (config, default 1000), then an artifact; the task completes.
@@ -9,12 +11,35 @@
 //! - `reject`: the task is rejected.
 //! - `fail`: the agent answers with an error; the task fails.
 //! - `panic`: the agent panics; the host recycles it.
-//! - anything else: the task is working and stays working; the answer
-//!   echoes the text. Follow-ups with the task id append to it.
+//! - `work`: the task is working and stays working; follow-ups with the
+//!   task id append to it (`follow-up N: …`) until one says `complete`.
+//! - `reply`: the agent answers with a bare message; no task is kept.
+//! - anything else: the task completes with an echo of the text, so no
+//!   generic client waits on a task that never ends. A follow-up to a
+//!   task that is still open keeps it working.
+//!
+//! # Scenarios by message id
+//! Conformance kits choose a scenario by the `messageId` of the message
+//! that starts the task; a recognised prefix wins over the text:
+//!
+//! - `tck-complete-task`: completes with a text answer.
+//! - `tck-input-required`: asks for input; the follow-up completes it.
+//! - `tck-reject-task`: rejected.
+//! - `tck-artifact-text`, `tck-artifact-file` (bytes),
+//!   `tck-artifact-file-url`, `tck-artifact-data`: one artifact of that
+//!   part kind, then completed.
+//! - `tck-message-response`: a bare message, no task.
+//! - `tck-stream-001` to `tck-stream-003` and `tck-stream-ordering-001`:
+//!   three status updates, then an artifact, then completed, in order.
+//! - `tck-stream-artifact-…`: one artifact sent in three pieces
+//!   (`append`, `lastChunk`), then completed.
+//! - `test-resubscribe-message-id`: working for three seconds (a
+//!   progress update each second), then completed.
+//! - any other `tck-` id: completes at once.
 //!
 //! Cancel ends a task as canceled; the agent remembers which.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use a2a_agent_sdk::*;
@@ -22,8 +47,15 @@ use a2a_agent_sdk::*;
 struct Conformance {
     interval: Duration,
     turns: HashMap<String, u32>,
+    /// Tasks started by `tck-input-required`, waiting for their follow-up.
+    awaiting: HashSet<String>,
     canceled: Vec<String>,
 }
+
+/// Pause between the updates of a message-id stream scenario.
+const SCENARIO_STEP: Duration = Duration::from_millis(50);
+/// How long `test-resubscribe-message-id` keeps its task working.
+const RESUBSCRIBE_WINDOW_SECS: u32 = 3;
 
 fn update(state: TaskState, text: String) -> Update {
     Update {
@@ -33,17 +65,108 @@ fn update(state: TaskState, text: String) -> Update {
     }
 }
 
+fn completed(text: &str) -> Result<Reply, String> {
+    Ok(Update::text(text).into())
+}
+
+fn with_id(mut artifact: Artifact, id: &str) -> Artifact {
+    artifact.artifact_id = id.into();
+    artifact
+}
+
+fn file_artifact(name: &str, file: FileRef) -> Artifact {
+    Artifact {
+        artifact_id: String::new(),
+        name: Some(name.into()),
+        description: None,
+        parts: vec![Part::File(file)],
+    }
+}
+
+impl Conformance {
+    /// The scenario a kit chose by message id, if any.
+    fn scenario(&mut self, req: &Request) -> Option<Result<Reply, String>> {
+        let id = req.message.message_id.as_str();
+        if id.starts_with("test-resubscribe-message-id") {
+            for second in 1..=RESUBSCRIBE_WINDOW_SECS {
+                req.progress(&format!("working, {second}s of {RESUBSCRIBE_WINDOW_SECS}s"));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            return Some(completed("resubscribe window over"));
+        }
+        let scenario = id.strip_prefix("tck-")?;
+        let has = |prefix: &str| scenario.starts_with(prefix);
+        let done = |artifact: Artifact| {
+            Ok(Update::text("artifact attached")
+                .with_artifact(artifact)
+                .into())
+        };
+        Some(if has("complete-task") {
+            completed("task completed")
+        } else if has("input-required") {
+            self.awaiting.insert(req.task_id.clone());
+            Ok(Update::input_required("more input is needed to go on").into())
+        } else if has("reject-task") {
+            Ok(update(TaskState::Rejected, "task rejected".into()).into())
+        } else if has("artifact-text") {
+            done(Artifact::text("text-artifact", "the artifact's text"))
+        } else if has("artifact-file-url") {
+            done(file_artifact(
+                "file-url-artifact",
+                FileRef {
+                    name: Some("report.txt".into()),
+                    media_type: Some("text/plain".into()),
+                    uri: Some("https://example.com/files/report.txt".into()),
+                    bytes: None,
+                },
+            ))
+        } else if has("artifact-file") {
+            done(file_artifact(
+                "file-artifact",
+                FileRef {
+                    name: Some("report.txt".into()),
+                    media_type: Some("text/plain".into()),
+                    uri: None,
+                    bytes: Some(b"the file's bytes".to_vec()),
+                },
+            ))
+        } else if has("artifact-data") {
+            done(Artifact {
+                artifact_id: String::new(),
+                name: Some("data-artifact".into()),
+                description: None,
+                parts: vec![Part::Data(r#"{"kind":"data","values":[1,2,3]}"#.into())],
+            })
+        } else if has("message-response") {
+            Ok(Reply::text("a message, and no task"))
+        } else if has("stream-artifact") {
+            let pieces = ["first piece, ", "second piece, ", "last piece"];
+            for (i, piece) in pieces.iter().enumerate() {
+                let artifact = with_id(Artifact::text("chunked-artifact", piece), "chunked");
+                req.emit_artifact_chunk(&artifact, i > 0, i == pieces.len() - 1);
+                std::thread::sleep(SCENARIO_STEP);
+            }
+            completed("chunked artifact sent")
+        } else if has("stream-") {
+            for step in 1..=3 {
+                req.progress(&format!("status update {step} of 3"));
+                std::thread::sleep(SCENARIO_STEP);
+            }
+            req.emit_artifact(Artifact::text("stream-artifact", "streamed result"));
+            completed("stream completed")
+        } else {
+            completed("task completed")
+        })
+    }
+}
+
 impl Agent for Conformance {
     fn init(config: Config) -> Result<Self, String> {
-        let interval_ms = match config.get("interval_ms") {
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| format!("interval_ms must be a number of milliseconds, not {v:?}"))?,
-            None => 1000,
-        };
+        let interval_ms = config.parse::<u64>("interval_ms")?.unwrap_or(1000);
         Ok(Conformance {
             interval: Duration::from_millis(interval_ms),
             turns: HashMap::new(),
+            awaiting: HashSet::new(),
             canceled: Vec::new(),
         })
     }
@@ -51,21 +174,29 @@ impl Agent for Conformance {
     fn describe(&self) -> Info {
         Info::new(
             "Conformance agent",
-            "Exercises the whole A2A surface: long-running tasks, follow-ups, streams, artifacts, cancel.",
+            "Exercises the whole A2A surface: long-running tasks, follow-ups, streams, artifacts, message replies, cancel.",
         )
         .skill(
             "conformance",
             "Conformance",
-            "stream [N] | complete | input | reject | fail | panic | anything else (echo, stays working)",
-            &["a2a", "testing"],
+            "Acts on the first word of a message: stream [N], complete, input, reject, fail, panic, work, reply; anything else is echoed back as a completed task.",
+            &["a2a", "protocol"],
         )
     }
 
-    fn handle(&mut self, req: Request) -> Result<Update, String> {
+    fn handle(&mut self, req: Request) -> Result<Reply, String> {
         let text = req.text();
         let turn = self.turns.entry(req.task_id.clone()).or_insert(0);
         *turn += 1;
         let turn = *turn;
+        if self.awaiting.remove(&req.task_id) {
+            return completed(&format!("completed with the input: {text}"));
+        }
+        if req.new_task
+            && let Some(reply) = self.scenario(&req)
+        {
+            return reply;
+        }
         let mut words = text.split_whitespace();
         match words.next().unwrap_or("") {
             "stream" => {
@@ -86,7 +217,7 @@ impl Agent for Conformance {
                     "stream-result",
                     &format!("{steps} steps done"),
                 ));
-                Ok(done)
+                Ok(done.into())
             }
             "complete" => {
                 let mut done = update(
@@ -97,26 +228,25 @@ impl Agent for Conformance {
                     "result",
                     &format!("task {} finished", req.task_id),
                 ));
-                Ok(done)
+                Ok(done.into())
             }
-            "input" => Ok(update(
-                TaskState::InputRequired,
-                "what should I do next?".into(),
-            )),
-            "reject" => Ok(update(TaskState::Rejected, "I will not do that".into())),
+            "input" => Ok(update(TaskState::InputRequired, "what should I do next?".into()).into()),
+            "reject" => Ok(update(TaskState::Rejected, "I will not do that".into()).into()),
             "fail" => Err("failed because the message asked me to".into()),
             "panic" => panic!("the conformance agent was asked to panic"),
-            _ if req.new_task => Ok(update(TaskState::Working, format!("echo: {text}"))),
-            _ => Ok(update(
-                TaskState::Working,
-                format!("follow-up {turn}: {text}"),
-            )),
+            "reply" => Ok(Reply::text(&format!("reply: {text}"))),
+            "work" if req.new_task => {
+                Ok(update(TaskState::Working, format!("working on: {text}")).into())
+            }
+            _ if req.new_task => completed(&format!("echo: {text}")),
+            _ => Ok(update(TaskState::Working, format!("follow-up {turn}: {text}")).into()),
         }
     }
 
     fn cancel(&mut self, task_id: &str) {
         log::info(&format!("task {task_id} canceled"));
         self.turns.remove(task_id);
+        self.awaiting.remove(task_id);
         self.canceled.push(task_id.to_string());
         if self.canceled.len() > 100 {
             self.canceled.remove(0);

@@ -14,7 +14,7 @@
 //! Config: `name`, `persona` (free text that changes the voice, never the
 //! rules) and `seed` (fixes every random choice, so a draft replays).
 
-use a2a_agent_sdk::{Agent, Config, Info, Message, Part, Request, Update};
+use a2a_agent_sdk::{Agent, Config, Info, Message, Part, Reply, Request, Update};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -430,9 +430,9 @@ impl<S: Strategy> Drafter<S> {
     }
 }
 
-fn answer(value: &impl Serialize) -> Update {
+fn answer(value: &impl Serialize) -> Reply {
     let json = serde_json::to_string(value).expect("answers serialise");
-    Update::completed(Message::agent(vec![Part::Data(json)]))
+    Update::completed(Message::agent(vec![Part::Data(json)])).into()
 }
 
 impl<S: Strategy> Agent for Drafter<S> {
@@ -480,7 +480,7 @@ impl<S: Strategy> Agent for Drafter<S> {
             )
     }
 
-    fn handle(&mut self, req: Request) -> Result<Update, String> {
+    fn handle(&mut self, req: Request) -> Result<Reply, String> {
         let Some(data) = req.message.data() else {
             let text = req.text();
             if text.trim() == "memory" {
@@ -495,7 +495,7 @@ impl<S: Strategy> Agent for Drafter<S> {
                 false,
                 &mut self.rng,
             );
-            return Ok(Update::completed(Message::agent_text(&ack)));
+            return Ok(Update::completed(Message::agent_text(&ack)).into());
         };
         let value: Value =
             serde_json::from_str(data).map_err(|e| format!("data part is not JSON: {e}"))?;
@@ -564,9 +564,10 @@ mod tests {
         }
     }
 
-    fn answer_of(update: Update) -> Value {
+    fn answer_of(reply: Reply) -> Value {
+        let update = reply.task().expect("drafters answer with a task");
         assert_eq!(update.state, TaskState::Completed);
-        let data = update.message.unwrap().data().unwrap().to_string();
+        let data = reply.message().unwrap().data().unwrap().to_string();
         serde_json::from_str(&data).unwrap()
     }
 

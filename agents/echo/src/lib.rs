@@ -31,7 +31,7 @@ impl Agent for Echo {
         )
     }
 
-    fn handle(&mut self, req: Request) -> Result<Update, String> {
+    fn handle(&mut self, req: Request) -> Result<Reply, String> {
         let text = req.text();
         if text == "fail" {
             // An error fails the task; the client sees this text.
@@ -43,7 +43,8 @@ impl Agent for Echo {
             "{} heard: {text} (message {})",
             self.name,
             self.heard.len()
-        )))
+        ))
+        .into())
     }
 }
 

@@ -21,9 +21,9 @@
 //!     fn describe(&self) -> Info {
 //!         Info::new("Counter", "Counts messages").skill("count", "Count", "Counts", &["example"])
 //!     }
-//!     fn handle(&mut self, req: Request) -> Result<Update, String> {
+//!     fn handle(&mut self, req: Request) -> Result<Reply, String> {
 //!         self.seen += 1;
-//!         Ok(Update::text(&format!("{} #{}: {}", self.greeting, self.seen, req.text())))
+//!         Ok(Reply::text(&format!("{} #{}: {}", self.greeting, self.seen, req.text())))
 //!     }
 //! }
 //! // In the agent crate: export_agent!(Counter);
@@ -31,7 +31,36 @@
 //! // An agent is plain Rust, so it is tested without a host:
 //! let mut agent = Counter::init(Config::from_pairs(&[("greeting", "Hello")])).unwrap();
 //! let answer = agent.handle(Request::user_text("ping")).unwrap();
-//! assert_eq!(answer.message.unwrap().text(), "Hello #1: ping");
+//! assert_eq!(answer.message().unwrap().text(), "Hello #1: ping");
+//! ```
+//!
+//! An agent answers in one of two shapes. A bare message
+//! ([`Reply::text`], [`Reply::data`], or any [`Message`] `.into()`) is
+//! the whole exchange: no task is kept, right for an echo or a lookup.
+//! A task [`Update`] (`.into()` a [`Reply`]) keeps a task the client can
+//! follow, continue, cancel and subscribe to: right for work that takes
+//! turns, streams progress or produces artifacts.
+//!
+//! ```
+//! use a2a_agent_sdk::*;
+//!
+//! /// Asks for a name, then greets it: a task over two turns.
+//! struct Greeter;
+//!
+//! impl Agent for Greeter {
+//!     fn init(_: Config) -> Result<Self, String> { Ok(Greeter) }
+//!     fn describe(&self) -> Info { Info::new("Greeter", "Greets by name") }
+//!     fn handle(&mut self, req: Request) -> Result<Reply, String> {
+//!         if req.new_task {
+//!             return Ok(Update::input_required("What is your name?").into());
+//!         }
+//!         Ok(Update::text(&format!("Hello, {}", req.text())).into())
+//!     }
+//! }
+//!
+//! let mut agent = Greeter::init(Config::default()).unwrap();
+//! let asked = agent.handle(Request::user_text("hi")).unwrap();
+//! assert_eq!(asked.task().unwrap().state, TaskState::InputRequired);
 //! ```
 //!
 //! Data parts carry JSON; read them typed with [`Request::data`] and
@@ -49,15 +78,14 @@
 //! let req = Request::user_data(&serde_json::json!({"item": "tea", "quantity": 3}));
 //! let order: Order = req.data().unwrap().expect("a data part");
 //! assert_eq!(order.item, "tea");
-//! let update = Update::data(&Receipt { total: order.quantity * 2 });
-//! let answer = update.message.unwrap();
-//! let receipt: serde_json::Value = answer.data_as().unwrap().unwrap();
+//! let reply = Reply::data(&Receipt { total: order.quantity * 2 });
+//! let receipt: serde_json::Value = reply.message().unwrap().data_as().unwrap().unwrap();
 //! assert_eq!(receipt["total"], 6);
 //! ```
 //!
 //! Long work reports progress while `handle` runs with
 //! [`Request::progress`] and streams artifacts with
-//! [`Request::emit_artifact`]; the last [`Update`] `handle` returns is the
+//! [`Request::emit_artifact`]; the [`Update`] `handle` returns is the
 //! task's state afterwards. See `docs/AGENTS.md` for the whole contract.
 
 use std::any::Any;
@@ -76,7 +104,7 @@ pub mod bindings {
 }
 
 pub use bindings::a2a::agent::types::{
-    Artifact, FileRef, Info, Message, Part, Request, Role, Skill, TaskState, Update,
+    Artifact, FileRef, Info, Message, Part, Reply, Request, Role, Skill, TaskState, Update,
 };
 
 /// The per-agent config a session passes to `init`, as key/value pairs.
@@ -141,8 +169,10 @@ pub trait Agent: Sized + 'static {
     fn init(config: Config) -> Result<Self, String>;
     /// The agent's name, description, skills.
     fn describe(&self) -> Info;
-    /// Answers one message.
-    fn handle(&mut self, req: Request) -> Result<Update, String>;
+    /// Answers one message: with a bare [`Message`], or with the task's
+    /// state afterwards (an [`Update`]). An error fails the task with
+    /// that text.
+    fn handle(&mut self, req: Request) -> Result<Reply, String>;
     /// Stops work on a task. The host marks it canceled afterwards.
     fn cancel(&mut self, _task_id: &str) {}
 }
@@ -180,7 +210,7 @@ impl<A: Agent> bindings::Guest for Exported<A> {
     fn describe() -> Info {
         with_agent::<A, _>(|a| a.describe())
     }
-    fn handle(req: Request) -> Result<Update, String> {
+    fn handle(req: Request) -> Result<Reply, String> {
         with_agent::<A, _>(|a| a.handle(req))
     }
     fn cancel(task_id: String) {
@@ -362,6 +392,14 @@ impl Request {
         emit(&self.task_id, &Update::working(Message::agent_text(text)));
     }
 
+    /// Streams one piece of an artifact while `handle` is still running:
+    /// `append` adds its parts to the artifact with the same id streamed
+    /// before, `last` marks the last piece. Give the artifact an id of
+    /// your own, so the pieces share it.
+    pub fn emit_artifact_chunk(&self, artifact: &Artifact, append: bool, last: bool) {
+        bindings::a2a::agent::host::emit_chunk(&self.task_id, artifact, append, last)
+    }
+
     /// Streams an artifact to the client while `handle` is still running.
     pub fn emit_artifact(&self, artifact: Artifact) {
         emit(
@@ -396,6 +434,49 @@ impl Artifact {
                 serde_json::to_string(value).expect("serializable"),
             )],
         }
+    }
+}
+
+impl Reply {
+    /// A bare message holding one text part.
+    pub fn text(text: &str) -> Self {
+        Reply::Message(Message::agent_text(text))
+    }
+
+    /// A bare message holding `value` as one data part.
+    pub fn data(value: &impl serde::Serialize) -> Self {
+        Reply::Message(Message::agent(vec![Part::Data(
+            serde_json::to_string(value).expect("serializable"),
+        )]))
+    }
+
+    /// The message this reply carries: the bare message, or the task's
+    /// status message.
+    pub fn message(&self) -> Option<&Message> {
+        match self {
+            Reply::Message(m) => Some(m),
+            Reply::Task(update) => update.message.as_ref(),
+        }
+    }
+
+    /// The task update, if the reply is one.
+    pub fn task(&self) -> Option<&Update> {
+        match self {
+            Reply::Task(update) => Some(update),
+            Reply::Message(_) => None,
+        }
+    }
+}
+
+impl From<Message> for Reply {
+    fn from(message: Message) -> Self {
+        Reply::Message(message)
+    }
+}
+
+impl From<Update> for Reply {
+    fn from(update: Update) -> Self {
+        Reply::Task(update)
     }
 }
 

@@ -10,10 +10,11 @@ pub mod push;
 pub mod service;
 pub mod tasks;
 pub mod types;
+pub mod v03;
 
 pub use card::{AgentInfo, Skill, agent_card};
 pub use service::{
-    A2aService, AgentBackend, AgentFailure, AgentRequest, Capabilities, Crash, EmitSink,
-    INPUT_MODES, Reply,
+    A2aService, AgentBackend, AgentFailure, AgentReply, AgentRequest, Capabilities, Crash,
+    EmitSink, INPUT_MODES, Reply,
 };
 pub use tasks::TaskUpdate;

@@ -27,6 +27,7 @@ use super::types::{
     GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, PushConfig, PushConfigRef,
     Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
 };
+use super::v03::{self, Dialect, Shape};
 use crate::budget::{Held, Kind, SessionBudget};
 use crate::egress::{Destination, Outbound};
 use crate::metrics::{KindLabel, Metrics, metrics};
@@ -72,6 +73,23 @@ pub struct Crash {
     pub detail: String,
 }
 
+/// What an agent answered a message with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentReply {
+    /// A bare message: the exchange needs no task.
+    Message(Message),
+    /// The task's state afterwards.
+    Task(TaskUpdate),
+}
+
+/// The result of `SendMessage`: `{"task": …}` or `{"message": …}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Sent {
+    Task(Task),
+    Message(Message),
+}
+
 /// Receives progress the agent emits while a call runs: (task id, update).
 pub type EmitSink = Arc<dyn Fn(&str, TaskUpdate) + Send + Sync>;
 
@@ -80,12 +98,12 @@ pub type EmitSink = Arc<dyn Fn(&str, TaskUpdate) + Send + Sync>;
 /// their own, never from a request's future, so they always run to the
 /// end even when the client that caused them has gone.
 pub trait AgentBackend: Send + Sync + 'static {
-    /// Handles one message and returns the task's new state.
+    /// Handles one message: a reply, or the task's new state.
     fn run(
         &self,
         req: AgentRequest,
         emit: EmitSink,
-    ) -> impl Future<Output = Result<TaskUpdate, AgentFailure>> + Send;
+    ) -> impl Future<Output = Result<AgentReply, AgentFailure>> + Send;
 
     /// Tells the agent a task was canceled.
     fn cancel(&self, task_id: String) -> impl Future<Output = ()> + Send;
@@ -154,6 +172,20 @@ impl Method {
     fn streams(self) -> bool {
         matches!(self, Method::SendStreamingMessage | Method::SubscribeToTask)
     }
+
+    /// The shape of the method's params and result, for the 0.3 dialect.
+    fn shape(self) -> Shape {
+        match self {
+            Method::SendMessage | Method::SendStreamingMessage => Shape::Send,
+            Method::GetTask | Method::CancelTask | Method::SubscribeToTask => Shape::Task,
+            Method::ListTasks => Shape::TaskList,
+            Method::CreatePushConfig => Shape::SetPushConfig,
+            Method::GetPushConfig => Shape::GetPushConfig,
+            Method::ListPushConfigs => Shape::ListPushConfigs,
+            Method::DeletePushConfig => Shape::DeletePushConfig,
+            Method::GetExtendedAgentCard => Shape::Other,
+        }
+    }
 }
 
 /// What an agent's server offers beyond the basics.
@@ -163,6 +195,10 @@ pub struct Capabilities {
     pub streaming: bool,
     /// Push notification configs are accepted.
     pub push: bool,
+    /// The agent may answer with a bare message (contract 0.2.0): a
+    /// message stream then starts with the agent's first event or its
+    /// reply, not with the task as submitted.
+    pub message_replies: bool,
 }
 
 /// The A2A server of one agent instance: its task store and its backend.
@@ -269,8 +305,8 @@ const LARGE_ANSWER: usize = 256 << 10;
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum Answer {
-    /// SendMessage: `{"task": Task}`.
-    Sent { task: Task },
+    /// SendMessage: `{"task": Task}` or `{"message": Message}`.
+    Sent(Sent),
     /// GetTask, CancelTask.
     Task(Task),
     /// ListTasks.
@@ -297,9 +333,21 @@ impl Answer {
     /// The memory the answer's tasks hold: about what it takes to write.
     fn weight(&self) -> usize {
         match self {
-            Answer::Sent { task } | Answer::Task(task) => cost::task(task),
+            Answer::Sent(Sent::Task(task)) | Answer::Task(task) => cost::task(task),
+            Answer::Sent(Sent::Message(message)) => cost::message(message),
             Answer::Page { tasks, .. } => tasks.iter().map(cost::task).sum(),
             Answer::Config(_) | Answer::Configs { .. } | Answer::Empty {} => 0,
+        }
+    }
+}
+
+/// The response body for a method's result, in the request's dialect.
+fn answer_body(dialect: Dialect, shape: Shape, id: &RequestId, result: &Answer) -> Vec<u8> {
+    match dialect {
+        Dialect::V1 => jsonrpc::result_body(id, result),
+        Dialect::V03 => {
+            let v1 = serde_json::to_value(result).expect("answers serialise");
+            jsonrpc::result_body(id, &v03::result_from_v1(shape, v1))
         }
     }
 }
@@ -368,14 +416,26 @@ impl<B: AgentBackend> A2aService<B> {
             Err((id, e)) => return Reply::Json(jsonrpc::error_body(&id, &e)),
         };
         let reply_id = request.id.clone().unwrap_or(Value::Null);
-        let method = match version.filter(|v| *v != "1.0") {
+        let dialect = Dialect::of_method(&request.method);
+        let method = match version.filter(|v| !dialect.accepts_version(Some(v))) {
             Some(v) => Err(RpcError::version_not_supported(v)),
             None => Method::parse(&request.method)
                 .ok_or_else(|| RpcError::method_not_found(&request.method)),
         };
+        // A 0.3 request's params, rewritten in the 1.0 shape.
+        let translated = match (dialect, &method) {
+            (Dialect::V03, Ok(m)) => Some(v03::params_to_v1(m.shape(), request.params)),
+            _ => None,
+        };
+        let (method, params) = match &translated {
+            Some(Err(e)) => (Err(e.clone()), request.params),
+            Some(Ok(p)) => (method, p.as_ref()),
+            None => (method, request.params),
+        };
+        let shape = method.as_ref().map_or(Shape::Other, |m| m.shape());
         let outcome = match method {
             Ok(m) if m.streams() => {
-                let stream = self.stream(m, reply_id.clone(), request.params).await;
+                let stream = self.stream(m, dialect, reply_id.clone(), params).await;
                 return match (request.id, stream) {
                     (None, _) => Reply::Nothing,
                     (Some(_), Ok(stream)) => Reply::Stream(stream),
@@ -384,7 +444,7 @@ impl<B: AgentBackend> A2aService<B> {
                     }
                 };
             }
-            Ok(m) => self.dispatch(m, request.params).await,
+            Ok(m) => self.dispatch(m, params).await,
             Err(e) => Err(e),
         };
         match (request.id, outcome) {
@@ -393,7 +453,7 @@ impl<B: AgentBackend> A2aService<B> {
                 // Tens of MiB of history take milliseconds to write out:
                 // bulk work, so the threads that serve every other
                 // session's requests are not held up by it.
-                crate::bulk::run(move || jsonrpc::result_body(&id, &result))
+                crate::bulk::run(move || answer_body(dialect, shape, &id, &result))
                     .await
                     .map(Reply::Json)
                     .unwrap_or_else(|e| {
@@ -401,7 +461,7 @@ impl<B: AgentBackend> A2aService<B> {
                         Reply::Json(jsonrpc::error_body(&reply_id, &RpcError::internal()))
                     })
             }
-            (Some(id), Ok(result)) => Reply::Json(jsonrpc::result_body(&id, &result)),
+            (Some(id), Ok(result)) => Reply::Json(answer_body(dialect, shape, &id, &result)),
             (Some(id), Err(e)) if e.is_over_budget() => {
                 Reply::OverBudget(jsonrpc::error_body(&id, &e))
             }
@@ -508,8 +568,12 @@ impl<B: AgentBackend> A2aService<B> {
     }
 
     /// Runs the agent on a request in a task of its own and records the
-    /// outcome. The handle yields the task afterwards, or `-32006` if the
-    /// agent crashed or answered something invalid.
+    /// outcome. The handle yields the task afterwards (or the agent's
+    /// message, if it answered with one), or `-32006` if the agent
+    /// crashed or answered something invalid. `shown` says whether the
+    /// client has been shown the task already (a follow-up, or a send
+    /// that returned at once): a message reply then completes the task
+    /// rather than drop it.
     ///
     /// The call holds `slot` until it is done; when the session ends it
     /// is dropped, waiting or running, and the agent with it.
@@ -518,7 +582,8 @@ impl<B: AgentBackend> A2aService<B> {
         request: AgentRequest,
         slot: CallSlot,
         history: Option<usize>,
-    ) -> tokio::task::JoinHandle<Result<Task, RpcError>> {
+        shown: bool,
+    ) -> tokio::task::JoinHandle<Result<Sent, RpcError>> {
         let ended = self.budget.ended().clone();
         let (backend, tasks) = (Arc::clone(&self.backend), Arc::clone(&self.tasks));
         let emit_tasks = Arc::clone(&self.tasks);
@@ -539,13 +604,25 @@ impl<B: AgentBackend> A2aService<B> {
                 }
             };
             let crash = match outcome {
-                Ok(update) => match valid_update(&update) {
+                Ok(AgentReply::Task(update)) => match valid_update(&update) {
                     Ok(()) => {
                         let _ = tasks.apply(&task_id, update);
                         None
                     }
                     Err(why) => Some(why),
                 },
+                Ok(AgentReply::Message(message)) if message.parts.is_empty() => Some(Crash {
+                    kind: "invalid_update",
+                    detail: "the agent's reply message has no parts".into(),
+                }),
+                Ok(AgentReply::Message(message)) => {
+                    // A task canceled while the agent worked stays
+                    // canceled: the reply is not delivered.
+                    match tasks.finish_with_message(&task_id, message, shown) {
+                        Ok(message) => return Ok(Sent::Message(message)),
+                        Err(_) => None,
+                    }
+                }
                 Err(AgentFailure::Refused(why)) => {
                     let _ = tasks.apply(&task_id, failed(why));
                     None
@@ -561,6 +638,7 @@ impl<B: AgentBackend> A2aService<B> {
             // A task canceled while the agent worked stays canceled.
             tasks
                 .get(&task_id, history)
+                .map(Sent::Task)
                 .ok_or_else(|| RpcError::task_not_found(&task_id))
         })
     }
@@ -568,17 +646,16 @@ impl<B: AgentBackend> A2aService<B> {
     async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Answer, RpcError> {
         let slot = self.call_slot()?;
         let prepared = self.prepare(p).await?;
-        let run = self.start_agent(prepared.request, slot, prepared.history);
+        let shown = !prepared.request.new_task || prepared.return_immediately;
+        let run = self.start_agent(prepared.request, slot, prepared.history, shown);
         if prepared.return_immediately {
-            return Ok(Answer::Sent {
-                task: prepared.snapshot,
-            });
+            return Ok(Answer::Sent(Sent::Task(prepared.snapshot)));
         }
-        let task = run.await.map_err(|e| {
+        let sent = run.await.map_err(|e| {
             tracing::error!(session = %self.budget.session(), error = %e, "agent task panicked");
             RpcError::internal()
         })??;
-        Ok(Answer::Sent { task })
+        Ok(Answer::Sent(sent))
     }
 
     fn get_task(&self, p: GetTaskParams) -> Result<Answer, RpcError> {
@@ -752,6 +829,7 @@ impl<B: AgentBackend> A2aService<B> {
     async fn stream(
         self: &Arc<Self>,
         method: Method,
+        dialect: Dialect,
         id: RequestId,
         p: &RawValue,
     ) -> Result<mpsc::Receiver<Bytes>, RpcError> {
@@ -765,10 +843,12 @@ impl<B: AgentBackend> A2aService<B> {
                 "this agent does not stream (its card says streaming: false)",
             )),
             Method::SendStreamingMessage => self.start_stream(p).await,
-            _ => self.resubscribe(p),
+            _ => self
+                .resubscribe(p)
+                .map(|(task, events)| (task, events, None)),
         };
         match started {
-            Ok((snapshot, events)) => {
+            Ok((snapshot, events, reply)) => {
                 let first =
                     serde_json::to_vec(&StreamResponse::Task(snapshot)).expect("tasks serialise");
                 let ends = Ends {
@@ -778,7 +858,8 @@ impl<B: AgentBackend> A2aService<B> {
                     // client; a subscription follows the task to its end.
                     at_interruption: method == Method::SendStreamingMessage,
                 };
-                tokio::spawn(forward(id, first, events, tx, held, ends));
+                let frames = Frames { id, dialect };
+                tokio::spawn(forward(frames, first, reply, events, tx, held, ends));
             }
             Err(e) if e.is_over_budget() => return Err(e),
             Err(e) => {
@@ -788,10 +869,10 @@ impl<B: AgentBackend> A2aService<B> {
         Ok(rx)
     }
 
-    async fn start_stream(
-        &self,
-        p: &RawValue,
-    ) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
+    /// Starts the agent on a streamed message: the task as submitted,
+    /// its events, and (for an agent that may answer with a bare
+    /// message) the agent's reply to wait for before the first event.
+    async fn start_stream(&self, p: &RawValue) -> Result<StreamStart, RpcError> {
         let slot = self.call_slot()?;
         let prepared = self.prepare(params(p)?).await?;
         // Subscribe before the agent starts, so no event is missed.
@@ -799,8 +880,10 @@ impl<B: AgentBackend> A2aService<B> {
             .tasks
             .subscribe(&prepared.request.task_id, Some(0))
             .map_err(store_error)?;
-        drop(self.start_agent(prepared.request, slot, prepared.history));
-        Ok((prepared.snapshot, events))
+        let replies = self.capabilities.message_replies;
+        let shown = !prepared.request.new_task || !replies;
+        let run = self.start_agent(prepared.request, slot, prepared.history, shown);
+        Ok((prepared.snapshot, events, replies.then_some(run)))
     }
 
     fn resubscribe(
@@ -817,6 +900,36 @@ impl<B: AgentBackend> A2aService<B> {
     }
 }
 
+/// A stream's start: the task, its events, and the agent's reply when
+/// the stream waits for it (see [`Capabilities::message_replies`]).
+type StreamStart = (
+    Task,
+    broadcast::Receiver<TaskEvent>,
+    Option<tokio::task::JoinHandle<Result<Sent, RpcError>>>,
+);
+
+/// Writes a stream's SSE frames: JSON-RPC responses to request `id`, in
+/// the request's dialect.
+struct Frames {
+    id: RequestId,
+    dialect: Dialect,
+}
+
+impl Frames {
+    /// A frame holding one serialised StreamResponse; `last` when it ends
+    /// the stream.
+    fn result(&self, event: &[u8], last: bool) -> Bytes {
+        match self.dialect {
+            Dialect::V1 => jsonrpc::sse_result(&self.id, event),
+            Dialect::V03 => jsonrpc::sse_result(&self.id, &v03::event_from_v1(event, last)),
+        }
+    }
+
+    fn error(&self, e: &RpcError) -> Bytes {
+        jsonrpc::sse_error(&self.id, e)
+    }
+}
+
 /// What ends a stream: the session ending, the server shutting down
 /// (which says so in a last event), and the task reaching a terminal
 /// state or, if `at_interruption`, one that waits for the client.
@@ -830,19 +943,47 @@ struct Ends {
 /// stream, the client goes away, the client falls too far behind, or the
 /// session or the server ends. The stream's share of the budget is held
 /// until then.
+///
+/// With a `reply` to wait for, the first event waits for the task's
+/// first event or the agent's answer: an agent that answers with a bare
+/// message before showing the task gives a stream of that one message.
 async fn forward(
-    id: RequestId,
+    frames: Frames,
     first: Vec<u8>,
+    reply: Option<tokio::task::JoinHandle<Result<Sent, RpcError>>>,
     mut events: broadcast::Receiver<TaskEvent>,
     tx: mpsc::Sender<Bytes>,
     _held: Held,
     ends: Ends,
 ) {
-    if tx.send(jsonrpc::sse_result(&id, &first)).await.is_err() {
+    let mut early = None;
+    if let Some(reply) = reply {
+        tokio::select! {
+            // Events first: a task the reply completed has published them.
+            biased;
+            _ = tx.closed() => return,
+            _ = ends.session.cancelled() => return,
+            _ = ends.server.cancelled() => {}
+            // A task dropped for a message reply closes its events.
+            Ok(event) = events.recv() => early = Some(Ok(event)),
+            answer = reply => {
+                if let Ok(Ok(Sent::Message(message))) = answer {
+                    let json = serde_json::to_vec(&StreamResponse::Message(message))
+                        .expect("messages serialise");
+                    let _ = tx.send(frames.result(&json, true)).await;
+                    return;
+                }
+            }
+        }
+    }
+    if tx.send(frames.result(&first, false)).await.is_err() {
         return;
     }
     loop {
-        let event = tokio::select! {
+        let event = if let Some(event) = early.take() {
+            event
+        } else {
+            tokio::select! {
             _ = tx.closed() => return,
             _ = ends.session.cancelled() => return,
             _ = ends.server.cancelled() => {
@@ -851,20 +992,16 @@ async fn forward(
                      subscribe again (SubscribeToTask) on another instance or later",
                 )
                 .with_meta("cause", "shutting_down");
-                let _ = tx.send(jsonrpc::sse_error(&id, &e)).await;
+                let _ = tx.send(frames.error(&e)).await;
                 return;
             }
             event = events.recv() => event,
+            }
         };
         match event {
             Ok(event) => {
                 let last = event.terminal || (ends.at_interruption && event.ends_stream);
-                if tx
-                    .send(jsonrpc::sse_result(&id, &event.json))
-                    .await
-                    .is_err()
-                    || last
-                {
+                if tx.send(frames.result(&event.json, last)).await.is_err() || last {
                     return;
                 }
             }
@@ -873,7 +1010,7 @@ async fn forward(
                     "CLIENT_TOO_SLOW",
                     format!("the client fell {missed} events behind; subscribe again"),
                 );
-                let _ = tx.send(jsonrpc::sse_error(&id, &e)).await;
+                let _ = tx.send(frames.error(&e)).await;
                 return;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -905,6 +1042,7 @@ fn failed(why: String) -> TaskUpdate {
         state: TaskState::Failed,
         message: Some(Message::text(Role::Agent, why)),
         artifacts: Vec::new(),
+        chunk: None,
     }
 }
 
@@ -939,19 +1077,17 @@ mod tests {
     use tokio::sync::Notify;
 
     /// An agent that answers what the first text part asks: `fail`
-    /// crashes, `refuse` refuses, `wait` blocks until released, anything
-    /// else completes with the text echoed.
+    /// crashes, `refuse` refuses, `wait` blocks until released, `say`
+    /// answers with a bare message, `progress` emits an update and then
+    /// answers with a message, anything else completes with the text
+    /// echoed.
     #[derive(Default)]
     struct Scripted {
         release: Notify,
     }
 
     impl AgentBackend for Scripted {
-        async fn run(
-            &self,
-            req: AgentRequest,
-            _emit: EmitSink,
-        ) -> Result<TaskUpdate, AgentFailure> {
+        async fn run(&self, req: AgentRequest, emit: EmitSink) -> Result<AgentReply, AgentFailure> {
             let text = match &req.message.parts[0].content {
                 crate::a2a::types::PartContent::Text(t) => t.clone(),
                 _ => String::new(),
@@ -964,9 +1100,16 @@ mod tests {
                 "refuse" => Err(AgentFailure::Refused("not today".into())),
                 "wait" => {
                     self.release.notified().await;
-                    Ok(completed("released"))
+                    Ok(AgentReply::Task(completed("released")))
                 }
-                other => Ok(completed(other)),
+                "say" => Ok(AgentReply::Message(Message::text(Role::Agent, "said"))),
+                "progress" => {
+                    let mut working = completed("on it");
+                    working.state = TaskState::Working;
+                    emit(&req.task_id, working);
+                    Ok(AgentReply::Message(Message::text(Role::Agent, "done")))
+                }
+                other => Ok(AgentReply::Task(completed(other))),
             }
         }
 
@@ -978,6 +1121,7 @@ mod tests {
             state: TaskState::Completed,
             message: Some(Message::text(Role::Agent, text)),
             artifacts: Vec::new(),
+            chunk: None,
         }
     }
 
@@ -992,6 +1136,7 @@ mod tests {
         let capabilities = Capabilities {
             streaming: true,
             push: true,
+            message_replies: true,
         };
         Arc::new(A2aService::new(
             Scripted::default(),
@@ -1033,6 +1178,103 @@ mod tests {
         assert_eq!(got["id"], 8);
         assert_eq!(got["result"]["id"], task["id"]);
         assert_eq!(got["result"]["history"].as_array().unwrap().len(), 2);
+    }
+
+    async fn get_task(service: &Arc<A2aService<Scripted>>, id: &Value) -> Value {
+        let get = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
+        answer(service, get.to_string().as_bytes()).await.1
+    }
+
+    #[tokio::test]
+    async fn a_message_reply_to_a_new_task_leaves_no_task() {
+        let service = service(BudgetLimits::default());
+        let (_, sent) = answer(&service, &send("say", json!({}))).await;
+        let message = &sent["result"]["message"];
+        assert_eq!(message["parts"][0]["text"], "said", "{sent}");
+        assert_eq!(message["role"], "ROLE_AGENT");
+        assert!(message["contextId"].is_string() && message["taskId"].is_null());
+        assert!(sent["result"]["task"].is_null());
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "ListTasks", "params": {}});
+        let (_, listed) = answer(&service, list.to_string().as_bytes()).await;
+        assert_eq!(listed["result"]["totalSize"], 0, "{listed}");
+        assert_eq!(service.budget.used(Kind::StoreBytes), 0);
+    }
+
+    #[tokio::test]
+    async fn a_message_reply_completes_a_task_the_client_has_seen() {
+        let service = service(BudgetLimits::default());
+        // Returned at once: the client holds the task, so it is kept.
+        let at_once = json!({"configuration": {"returnImmediately": true}});
+        let (_, sent) = answer(&service, &send("say", at_once)).await;
+        let id = sent["result"]["task"]["id"].clone();
+        let mut got = get_task(&service, &id).await;
+        for _ in 0..100 {
+            if got["result"]["status"]["state"] == "TASK_STATE_COMPLETED" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            got = get_task(&service, &id).await;
+        }
+        assert_eq!(got["result"]["status"]["state"], "TASK_STATE_COMPLETED");
+        assert_eq!(
+            got["result"]["status"]["message"]["parts"][0]["text"],
+            "said"
+        );
+        // Progress was published: the reply completes the task.
+        let (_, sent) = answer(&service, &send("progress", json!({}))).await;
+        let message = &sent["result"]["message"];
+        assert_eq!(message["parts"][0]["text"], "done", "{sent}");
+        let got = get_task(&service, &message["taskId"]).await;
+        assert_eq!(got["result"]["status"]["state"], "TASK_STATE_COMPLETED");
+        assert_eq!(got["result"]["history"].as_array().unwrap().len(), 3);
+    }
+
+    /// The events of a SendStreamingMessage with `text`, as JSON results.
+    async fn stream_of(service: &Arc<A2aService<Scripted>>, text: &str) -> Vec<Value> {
+        let body = String::from_utf8(send(text, json!({})))
+            .unwrap()
+            .replace("\"SendMessage\"", "\"SendStreamingMessage\"");
+        let Reply::Stream(mut rx) = service.call(None, body.as_bytes()).await else {
+            panic!("a stream");
+        };
+        let mut events = Vec::new();
+        while let Some(frame) = rx.recv().await {
+            let frame = std::str::from_utf8(&frame).unwrap();
+            let data = frame.trim().strip_prefix("data:").unwrap().trim();
+            let event: Value = serde_json::from_str(data).unwrap();
+            events.push(event["result"].clone());
+        }
+        events
+    }
+
+    #[tokio::test]
+    async fn a_streamed_message_reply_is_a_stream_of_that_message() {
+        let service = service(BudgetLimits::default());
+        let said = stream_of(&service, "say").await;
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert_eq!(said[0]["message"]["parts"][0]["text"], "said");
+        // Progress first: the task, its update, then its completion.
+        let progress = stream_of(&service, "progress").await;
+        let kinds: Vec<&str> = progress
+            .iter()
+            .map(|e| e.as_object().unwrap().keys().next().unwrap().as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["task", "statusUpdate", "statusUpdate"],
+            "{progress:?}"
+        );
+        assert_eq!(
+            progress[2]["statusUpdate"]["status"]["message"]["parts"][0]["text"],
+            "done"
+        );
+        // A task reply streams as before.
+        let echoed = stream_of(&service, "hi").await;
+        assert!(echoed[0]["task"].is_object(), "{echoed:?}");
+        assert_eq!(
+            echoed.last().unwrap()["statusUpdate"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
     }
 
     #[tokio::test]

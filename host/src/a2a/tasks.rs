@@ -37,6 +37,16 @@ pub struct TaskUpdate {
     pub state: TaskState,
     pub message: Option<Message>,
     pub artifacts: Vec<Artifact>,
+    /// Set when the artifacts are pieces of artifacts sent in parts.
+    pub chunk: Option<ArtifactChunk>,
+}
+
+/// How a piece of an artifact joins the task: `append` adds its parts
+/// to the artifact with the same id, `last_chunk` marks the last piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactChunk {
+    pub append: bool,
+    pub last_chunk: bool,
 }
 
 /// One event of a task, serialized once for every subscriber and webhook.
@@ -81,12 +91,15 @@ struct Entry {
     updated_ms: u64,
     events: Option<broadcast::Sender<TaskEvent>>,
     push: BTreeMap<String, (PushConfig, PushQueue)>,
+    /// Whether an event of this task has been published.
+    published: bool,
 }
 
 impl Entry {
     /// Sends events to subscribers and webhooks. Called under the lock,
     /// so events of one task are published in order; nothing here waits.
     fn publish(&mut self, events: Vec<TaskEvent>) {
+        self.published |= !events.is_empty();
         for event in events {
             for (_, queue) in self.push.values() {
                 queue.send(event.json.clone());
@@ -115,6 +128,7 @@ impl Entry {
     /// Sends `event` to the task's stream subscribers only (not to its
     /// webhooks).
     fn publish_to_streams(&mut self, event: TaskEvent) {
+        self.published = true;
         if let Some(tx) = &self.events
             && tx.send(event).is_err()
         {
@@ -365,9 +379,53 @@ impl TaskStore {
                 updated_ms: now_ms(),
                 events: None,
                 push: BTreeMap::new(),
+                published: false,
             },
         );
         Ok(copy)
+    }
+
+    /// Ends an exchange the agent answered with a bare message. A task
+    /// nobody has seen (not `shown` to the client and no event of it
+    /// published) is dropped as if it had never been; any other task
+    /// completes with the message as its status. Returns the message as
+    /// the client gets it: ids filled in, and the task's id only when the
+    /// task is kept.
+    pub fn finish_with_message(
+        &self,
+        id: &str,
+        mut message: Message,
+        shown: bool,
+    ) -> Result<Message, StoreError> {
+        let mut tasks = self.lock();
+        let entry = tasks.live_entry(id)?;
+        if shown || entry.published || !entry.push.is_empty() {
+            let before = entry.bytes;
+            let events = apply_update(
+                entry,
+                TaskUpdate {
+                    state: TaskState::Completed,
+                    message: Some(message),
+                    artifacts: Vec::new(),
+                    chunk: None,
+                },
+            );
+            entry.publish(events);
+            let answer = entry.task.status.message.as_deref().cloned();
+            tasks.settle(id, before);
+            return Ok(answer.expect("the update has a message"));
+        }
+        if message.message_id.is_empty() {
+            message.message_id = new_id();
+        }
+        message.role = Role::Agent;
+        message.context_id = Some(entry.task.context_id.clone());
+        message.task_id = None;
+        if let Some(entry) = tasks.by_id.remove(id) {
+            tasks.order.retain(|o| o != id);
+            tasks.charge(-(entry.bytes as isize));
+        }
+        Ok(message)
     }
 
     /// A copy of the task with its history clipped to `history`.
@@ -604,7 +662,8 @@ impl TaskStore {
 
 /// What an agent update does to a task: the agent's status message (ids
 /// filled in, added to history), new artifacts, the new state. Returns
-/// the events to publish: one per artifact, then the status.
+/// the events to publish: one per artifact, then the status (unless
+/// the update only adds artifacts to a task whose state stays).
 fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
     let mut added = 0;
     let task = &mut entry.task;
@@ -625,25 +684,43 @@ fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
             .push(Arc::clone(m));
     }
     let mut events = Vec::new();
+    let chunk = update.chunk.unwrap_or(ArtifactChunk {
+        append: false,
+        last_chunk: true,
+    });
     for mut artifact in update.artifacts {
         if artifact.artifact_id.is_empty() {
             artifact.artifact_id = new_id();
         }
+        added += cost::artifact(&artifact);
+        let stored = task.artifacts.get_or_insert_with(Vec::new);
+        // A piece that appends joins the artifact it continues; one that
+        // continues nothing starts an artifact of its own.
+        let continued = stored
+            .iter_mut()
+            .rev()
+            .find(|a| chunk.append && a.artifact_id == artifact.artifact_id);
         events.push(event(
             &StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
                 task_id: task.id.clone(),
                 context_id: task.context_id.clone(),
                 artifact: artifact.clone(),
-                append: false,
-                last_chunk: true,
+                append: continued.is_some(),
+                last_chunk: chunk.last_chunk,
                 metadata: None,
             }),
             None,
         ));
-        added += cost::artifact(&artifact);
-        task.artifacts.get_or_insert_with(Vec::new).push(artifact);
+        match continued {
+            Some(existing) => existing.parts.extend(artifact.parts),
+            None => stored.push(artifact),
+        }
     }
     entry.bytes += added;
+    // Artifacts alone leave the status as it was: their events say all.
+    if message.is_none() && !events.is_empty() && update.state == entry.task.status.state {
+        return events;
+    }
     set_status(entry, update.state, message);
     events.push(entry.status_event());
     events
@@ -721,6 +798,7 @@ mod tests {
             state: TaskState::Completed,
             message: Some(msg(text)),
             artifacts: vec![],
+            chunk: None,
         };
         store.apply(id, done).unwrap();
     }
@@ -730,7 +808,41 @@ mod tests {
             state,
             message: None,
             artifacts: vec![],
+            chunk: None,
         }
+    }
+
+    #[test]
+    fn artifact_pieces_join_the_artifact_they_continue() {
+        let store = store_with(BUDGET);
+        store.create("t", "c", Arc::new(msg("hi")), None).unwrap();
+        let (_, mut events) = store.subscribe("t", None).unwrap();
+        let piece = |text: &str, append: bool, last_chunk: bool| TaskUpdate {
+            artifacts: vec![Artifact {
+                artifact_id: "a".into(),
+                name: None,
+                description: None,
+                parts: vec![Part::text(text)],
+                metadata: None,
+            }],
+            chunk: Some(ArtifactChunk { append, last_chunk }),
+            ..update(TaskState::Working)
+        };
+        store.apply("t", piece("one ", false, false)).unwrap();
+        store.apply("t", piece("two", true, true)).unwrap();
+        let task = store.get("t", None).unwrap();
+        let artifacts = task.artifacts.unwrap();
+        assert_eq!(artifacts.len(), 1);
+        assert_eq!(artifacts[0].parts.len(), 2);
+        let mut flags = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
+            if let Some(a) = v.get("artifactUpdate") {
+                let flag = |name: &str| a[name].as_bool().unwrap_or(false);
+                flags.push((flag("append"), flag("lastChunk")));
+            }
+        }
+        assert_eq!(flags, [(false, false), (true, true)]);
     }
 
     #[test]
@@ -741,6 +853,7 @@ mod tests {
             state: TaskState::Completed,
             message: Some(msg("bye")),
             artifacts: vec![],
+            chunk: None,
         };
         let task = store.apply("t", done.clone()).unwrap();
         assert_eq!(task.status.state, TaskState::Completed);
@@ -855,6 +968,7 @@ mod tests {
                     state: TaskState::Completed,
                     message: Some(msg(&big)),
                     artifacts: vec![],
+                    chunk: None,
                 },
             )
             .unwrap();
@@ -904,6 +1018,7 @@ mod tests {
             state: TaskState::Completed,
             message: Some(msg(&big)),
             artifacts: vec![],
+            chunk: None,
         };
         assert_eq!(
             store.apply("w", answer).unwrap().status.state,
@@ -955,6 +1070,7 @@ mod tests {
                     state: TaskState::Working,
                     message: None,
                     artifacts: vec![artifact],
+                    chunk: None,
                 },
             )
             .unwrap();

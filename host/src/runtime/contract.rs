@@ -18,6 +18,8 @@ pub const EXPORTS: [&str; 4] = ["init", "describe", "handle", "cancel"];
 /// host interface, I/O streams, stdio (discarded), an empty environment,
 /// clocks and randomness. Files, sockets and HTTP are not granted.
 const GRANTED: &[&str] = &[
+    "a2a:agent/types@0.2.0",
+    "a2a:agent/host@0.2.0",
     "a2a:agent/types@0.1.0",
     "a2a:agent/host@0.1.0",
     "wasi:io/error",
@@ -67,7 +69,9 @@ pub enum ContractError {
     MissingExport(&'static str),
     #[error("{}; remove the code that uses them", forbidden_list(.0))]
     Forbidden(Vec<(String, &'static str)>),
-    #[error("its exports do not match wit/agent.wit (a2a:agent@0.1.0): {0}")]
+    #[error(
+        "its exports match neither wit/agent.wit (a2a:agent@0.2.0) nor wit/0.1.0/agent.wit (a2a:agent@0.1.0): {0}"
+    )]
     Types(String),
     #[error("init with an empty config failed: {0}; init must succeed without config")]
     Init(String),
@@ -144,7 +148,7 @@ fn forbidden_because(interface: &str) -> &'static str {
         "wasi:filesystem" => "agents get no file system",
         "wasi:sockets" => "agents get no network",
         "wasi:http" => "agents cannot make HTTP requests",
-        "a2a:agent" => "this host serves a2a:agent@0.1.0 (wit/agent.wit)",
+        "a2a:agent" => "this host serves a2a:agent@0.2.0 (wit/agent.wit) and 0.1.0",
         _ => "the sandbox does not grant it",
     }
 }

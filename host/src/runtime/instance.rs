@@ -11,13 +11,22 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{Agent, AgentPre};
 use super::guest;
 use super::limits::{GuestLimits, Limiter, MemoryLimitExceeded};
+use super::versions::{AgentPre, Exports, current, first};
 use crate::rate::TokenBucket;
 
-/// Receives a guest's `emit` calls during one call: (task id, update).
-pub type EmitFn = Box<dyn FnMut(&str, guest::Update) + Send>;
+/// Receives a guest's `emit` and `emit-chunk` calls during one call:
+/// (task id, update, and for a piece of an artifact how it joins).
+pub type EmitFn = Box<dyn FnMut(&str, guest::Update, Option<Chunk>) + Send>;
+
+/// A piece of an artifact: whether it adds to the artifact of the same
+/// id, and whether it is the last piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    pub append: bool,
+    pub last: bool,
+}
 
 /// Longest guest log line kept; the rest is cut.
 const MAX_LOG_LINE: usize = 1024;
@@ -144,25 +153,35 @@ impl GuestState {
     }
 }
 
+/// The size of parts' content, as the response cap counts it.
+fn parts_size(parts: &[guest::Part]) -> usize {
+    parts
+        .iter()
+        .map(|p| match p {
+            guest::Part::Text(t) | guest::Part::Data(t) => t.len(),
+            guest::Part::File(f) => {
+                f.bytes.as_ref().map_or(0, Vec::len) + f.uri.as_ref().map_or(0, String::len)
+            }
+        })
+        .sum()
+}
+
 /// The size of an update's content, as the response cap counts it.
 pub fn update_size(update: &guest::Update) -> usize {
-    let parts = |parts: &[guest::Part]| -> usize {
-        parts
-            .iter()
-            .map(|p| match p {
-                guest::Part::Text(t) | guest::Part::Data(t) => t.len(),
-                guest::Part::File(f) => {
-                    f.bytes.as_ref().map_or(0, Vec::len) + f.uri.as_ref().map_or(0, String::len)
-                }
-            })
-            .sum()
-    };
-    update.message.as_ref().map_or(0, |m| parts(&m.parts))
+    update.message.as_ref().map_or(0, |m| parts_size(&m.parts))
         + update
             .artifacts
             .iter()
-            .map(|a| parts(&a.parts))
+            .map(|a| parts_size(&a.parts))
             .sum::<usize>()
+}
+
+/// The size of a reply's content, as the response cap counts it.
+pub fn reply_size(reply: &guest::Reply) -> usize {
+    match reply {
+        guest::Reply::Message(m) => parts_size(&m.parts),
+        guest::Reply::Task(update) => update_size(update),
+    }
 }
 
 impl WasiView for GuestState {
@@ -174,10 +193,21 @@ impl WasiView for GuestState {
     }
 }
 
-impl super::bindings::a2a::agent::types::Host for GuestState {}
+impl current::a2a::agent::types::Host for GuestState {}
 
-impl super::bindings::a2a::agent::host::Host for GuestState {
+impl first::a2a::agent::host::Host for GuestState {
     fn emit(&mut self, task_id: String, update: guest::Update) {
+        current::a2a::agent::host::Host::emit(self, task_id, update)
+    }
+
+    fn log(&mut self, level: u8, text: String) {
+        current::a2a::agent::host::Host::log(self, level, text)
+    }
+}
+
+impl GuestState {
+    /// Passes an update on, within the per-call count and size caps.
+    fn emit_within_limits(&mut self, task_id: &str, update: guest::Update, chunk: Option<Chunk>) {
         self.emits_this_call += 1;
         if self.emits_this_call > self.limits.max_emits_per_call
             || update_size(&update) > self.limits.max_emit_bytes
@@ -186,8 +216,33 @@ impl super::bindings::a2a::agent::host::Host for GuestState {
             return;
         }
         if let Some(emit) = self.emit.as_mut() {
-            emit(&task_id, update);
+            emit(task_id, update, chunk);
         }
+    }
+}
+
+impl current::a2a::agent::host::Host for GuestState {
+    fn emit(&mut self, task_id: String, update: guest::Update) {
+        self.emit_within_limits(&task_id, update, None);
+    }
+
+    fn emit_chunk(
+        &mut self,
+        task_id: String,
+        artifact: guest::Artifact,
+        append: bool,
+        last_chunk: bool,
+    ) {
+        let update = guest::Update {
+            state: guest::TaskState::Working,
+            message: None,
+            artifacts: vec![artifact],
+        };
+        let chunk = Chunk {
+            append,
+            last: last_chunk,
+        };
+        self.emit_within_limits(&task_id, update, Some(chunk));
     }
 
     fn log(&mut self, level: u8, mut text: String) {
@@ -228,11 +283,11 @@ impl super::bindings::a2a::agent::host::Host for GuestState {
 /// A live agent: its store and exports, plus what it takes to make it
 /// again after a trap.
 pub struct GuestInstance {
-    pre: AgentPre<GuestState>,
+    pre: AgentPre,
     limits: GuestLimits,
     config: Vec<(String, String)>,
     tag: LogTag,
-    live: Option<(Store<GuestState>, Agent)>,
+    live: Option<(Store<GuestState>, Exports)>,
     hooks: Hooks,
     /// Traps since the last call that worked.
     traps_in_a_row: u32,
@@ -291,7 +346,7 @@ fn lock(turn: &Turn) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> 
 impl GuestInstance {
     /// Instantiates from `pre` and calls the guest's `init` with `config`.
     pub(crate) async fn new(
-        pre: AgentPre<GuestState>,
+        pre: AgentPre,
         limits: GuestLimits,
         config: Vec<(String, String)>,
         tag: LogTag,
@@ -348,8 +403,8 @@ impl GuestInstance {
         // call: the epoch callback traps a guest that computes too long,
         // and the timeout ends one that blocks in a host call (a sleep).
         let started = tokio::time::timeout(timeout + EPOCH_SLACK, async {
-            let agent = self.pre.instantiate_async(&mut store).await?;
-            let init = agent.call_init(&mut store, &self.config).await?;
+            let agent = self.pre.instantiate(&mut store).await?;
+            let init = agent.init(&mut store, &self.config).await?;
             Ok::<_, wasmtime::Error>((agent, init))
         })
         .await;
@@ -397,7 +452,7 @@ impl GuestInstance {
     async fn run<R>(
         &mut self,
         emit: Option<EmitFn>,
-        call: impl AsyncFnOnce(&Agent, &mut Store<GuestState>) -> wasmtime::Result<R>,
+        call: impl AsyncFnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.traps_in_a_row >= 2 {
             let doublings = (self.traps_in_a_row - 2).min(16);
@@ -461,7 +516,7 @@ impl GuestInstance {
 
     /// The guest's `describe`.
     pub async fn describe(&mut self) -> Result<guest::Info, CallError> {
-        self.run(None, async |agent, store| agent.call_describe(store).await)
+        self.run(None, async |agent, store| agent.describe(store).await)
             .await
     }
 
@@ -470,14 +525,14 @@ impl GuestInstance {
         &mut self,
         req: &guest::Request,
         emit: EmitFn,
-    ) -> Result<Result<guest::Update, String>, CallError> {
+    ) -> Result<Result<guest::Reply, String>, CallError> {
         let answer = self
             .run(Some(emit), async |agent, store| {
-                agent.call_handle(store, req).await
+                agent.handle(store, req).await
             })
             .await?;
         let limit = self.limits.max_response_bytes;
-        match answer.as_ref().map(update_size) {
+        match answer.as_ref().map(reply_size) {
             Ok(size) if size > limit => Err(CallError::ResponseTooLarge { size, limit }),
             _ => Ok(answer),
         }
@@ -486,7 +541,7 @@ impl GuestInstance {
     /// The guest's `cancel`.
     pub async fn cancel(&mut self, task_id: &str) -> Result<(), CallError> {
         self.run(None, async |agent, store| {
-            agent.call_cancel(store, task_id).await
+            agent.cancel(store, task_id).await
         })
         .await
     }

@@ -8,6 +8,7 @@ pub mod contract;
 mod instance;
 mod limits;
 pub mod reload;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,24 +18,16 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use contract::ContractError;
-pub use instance::{CallError, Dropped, EmitFn, GuestInstance, Hooks, LogTag, update_size};
+pub use instance::{CallError, Chunk, Dropped, EmitFn, GuestInstance, Hooks, LogTag, update_size};
 pub use limits::GuestLimits;
 
-/// Generated from `wit/agent.wit`.
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "agent",
-        path: "../wit",
-        exports: { default: async },
-    });
-}
-
+pub use versions::ContractVersion;
 /// The contract's types as the host sees them.
-pub use bindings::a2a::agent::types as guest;
+pub use versions::current::a2a::agent::types as guest;
 
 /// How often the epoch ticks. Deadlines are checked, and long-running
 /// guests step aside for other work, at this granularity.
@@ -104,7 +97,14 @@ pub struct LoadedComponent {
     pub load_time: Duration,
     /// Whether the code came from the precompiled cache.
     pub cached: bool,
-    pre: bindings::AgentPre<instance::GuestState>,
+    pre: versions::AgentPre,
+}
+
+impl LoadedComponent {
+    /// The contract version the component implements.
+    pub fn contract(&self) -> ContractVersion {
+        self.pre.version()
+    }
 }
 
 /// The engine, the linker and every loaded component.
@@ -151,9 +151,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|_| {
-                bindings::Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            })
+            .and_then(|_| versions::add_to_linker(&mut linker))
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let ticker_running = Arc::new(AtomicBool::new(true));
@@ -269,10 +267,7 @@ impl Runtime {
         let size = bytes.len();
         let (component, cached) = self.compile(&hash, bytes).await?;
         contract::check_interfaces(&self.engine, &component)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(bindings::AgentPre::new)
+        let pre = versions::AgentPre::new(&self.linker, &component)
             .map_err(|e| ContractError::Types(format!("{e:#}")))?;
         let mut probe = GuestInstance::new(
             pre.clone(),

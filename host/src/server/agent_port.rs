@@ -120,7 +120,10 @@ pub fn spawn(
 /// What a request refused for budget is told to wait before retrying.
 const BUDGET_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-const CARD_PATHS: [&str; 2] = ["/.well-known/agent-card.json", "/.well-known/agent.json"];
+/// The 1.0 card's path (RFC 8615).
+const CARD_PATH: &str = "/.well-known/agent-card.json";
+/// The 0.3 card's path, for clients that predate 1.0.
+const CARD_PATH_V03: &str = "/.well-known/agent.json";
 
 /// `http://{Host}/` of a request on an agent port: the URL its card
 /// advertises.
@@ -149,11 +152,11 @@ pub(crate) async fn answer(
         None if req.uri().path().ends_with('/') => "/".to_string(),
         None => req.uri().path().to_string(),
     };
-    if CARD_PATHS.contains(&rest.as_str()) {
+    if rest == CARD_PATH || rest == CARD_PATH_V03 {
         if req.method() != Method::GET {
             return method_not_allowed("GET");
         }
-        return card(&req, session, agent, base_url);
+        return card(&req, session, agent, base_url, rest == CARD_PATH_V03);
     }
     if rest != "/" {
         return error_response(
@@ -162,7 +165,7 @@ pub(crate) async fn answer(
             format!(
                 "no such path {}: JSON-RPC is at POST {base_url}, the card at {base_url}{}",
                 req.uri().path(),
-                &CARD_PATHS[0][1..]
+                &CARD_PATH[1..]
             ),
         );
     }
@@ -219,19 +222,24 @@ fn a2a_version(req: &Request<RequestBody>) -> Option<String> {
     })
 }
 
-/// The agent's card, with validators: `ETag` (a hash of the bytes, which
-/// depend on the URL it is reached at) and `Last-Modified` (the session's
-/// start: a running session's card never changes). A client that has it
-/// gets 304 (`If-None-Match`, or failing that `If-Modified-Since`).
+/// The agent's card (1.0, or the 0.3 form for `v03`), with validators:
+/// `ETag` (a hash of the bytes, which depend on the URL it is reached at)
+/// and `Last-Modified` (the session's start: a running session's card
+/// never changes). A client that has it gets 304 (`If-None-Match`, or
+/// failing that `If-Modified-Since`).
 fn card(
     req: &Request<RequestBody>,
     session: &Session,
     agent: &SlotAgent,
     url: &str,
+    v03: bool,
 ) -> Response<Body> {
     use sha2::{Digest, Sha256};
     let push = agent.service.capabilities().push;
-    let card = agent_card(&agent.info, Some(url), session.token().is_some(), push);
+    let mut card = agent_card(&agent.info, Some(url), session.token().is_some(), push);
+    if v03 {
+        card = crate::a2a::v03::card_from_v1(&card, url);
+    }
     let body = serde_json::to_vec(&card).expect("cards serialise");
     let digest = Sha256::digest(&body);
     let etag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();

@@ -304,6 +304,7 @@ impl ControlApi {
             .map(|c| {
                 let info = crate::session::info_from_guest(c.info.clone());
                 json!({"name": c.name, "hash": c.hash, "bytes": c.bytes,
+                       "contract": c.contract().as_str(),
                        "load_ms": c.load_time.as_secs_f64() * 1e3, "precompiled": c.cached,
                        "card": agent_card(&info, None, true, push)})
             })
@@ -362,6 +363,7 @@ impl ControlApi {
                 "name": name,
                 "hash": component.hash,
                 "bytes": component.bytes,
+                "contract": component.contract().as_str(),
                 "load_ms": component.load_time.as_secs_f64() * 1e3,
                 "card": agent_card(&info, None, true, push),
             }),

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use crate::a2a::tasks::ArtifactChunk;
 use crate::a2a::types::{Artifact, JsonText, Message, Part, PartContent, Role, TaskState};
 use crate::a2a::{
-    AgentBackend, AgentFailure, AgentInfo, AgentRequest, Crash, EmitSink, Skill, TaskUpdate,
+    AgentBackend, AgentFailure, AgentInfo, AgentReply, AgentRequest, Crash, EmitSink, Skill,
+    TaskUpdate,
 };
 use crate::metrics::{CallLabels, ComponentLabel, Metrics, metrics};
-use crate::runtime::{CallError, GuestInstance, guest};
+use crate::runtime::{CallError, Chunk, GuestInstance, guest};
 
 /// One agent instance behind a lock: a store runs one call at a time, so
 /// calls to one agent queue here while other agents run in parallel.
@@ -55,16 +57,23 @@ impl Drop for GuestBackend {
 }
 
 impl AgentBackend for GuestBackend {
-    async fn run(&self, req: AgentRequest, emit: EmitSink) -> Result<TaskUpdate, AgentFailure> {
+    async fn run(&self, req: AgentRequest, emit: EmitSink) -> Result<AgentReply, AgentFailure> {
         let request = guest::Request {
             task_id: req.task_id,
             context_id: req.context_id,
             new_task: req.new_task,
             message: message_to_guest(&req.message),
         };
-        let on_emit = Box::new(move |task_id: &str, update: guest::Update| {
-            emit(task_id, update_from_guest(update))
-        });
+        let on_emit = Box::new(
+            move |task_id: &str, update: guest::Update, chunk: Option<Chunk>| {
+                let mut update = update_from_guest(update);
+                update.chunk = chunk.map(|c| ArtifactChunk {
+                    append: c.append,
+                    last_chunk: c.last,
+                });
+                emit(task_id, update)
+            },
+        );
         let mut instance = self.instance.lock().await;
         let started = std::time::Instant::now();
         let outcome = instance.handle(&request, on_emit).await;
@@ -75,9 +84,12 @@ impl AgentBackend for GuestBackend {
             })
             .observe(started.elapsed().as_secs_f64());
         match outcome {
-            Ok(Ok(update)) => {
+            Ok(Ok(reply)) => {
                 self.record("handle", "ok");
-                Ok(update_from_guest(update))
+                Ok(match reply {
+                    guest::Reply::Message(m) => AgentReply::Message(message_from_guest(m)),
+                    guest::Reply::Task(update) => AgentReply::Task(update_from_guest(update)),
+                })
             }
             Ok(Err(refusal)) => {
                 self.record("handle", "refused");
@@ -223,6 +235,7 @@ fn update_from_guest(u: guest::Update) -> TaskUpdate {
                 metadata: None,
             })
             .collect(),
+        chunk: None,
     }
 }
 

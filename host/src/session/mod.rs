@@ -551,6 +551,7 @@ impl SessionRegistry {
                 let capabilities = Capabilities {
                     streaming: info.streaming,
                     push: self.settings.push,
+                    message_replies: started.component.contract().replies_with_messages(),
                 };
                 Arc::new(SlotAgent {
                     slot: slot as u8,
