@@ -1,8 +1,10 @@
-//! The official A2A SDKs (Python `a2a-sdk` 1.x, JavaScript
-//! `@a2a-js/sdk`) against a live session: each client program in
-//! `tests/interop/` resolves the card, sends, streams, gets, lists,
-//! cancels and sets a push config served on loopback, asserting on what
-//! came back. `make test` installs both SDKs first.
+//! The official A2A SDKs (Python `a2a-sdk`, JavaScript `@a2a-js/sdk`)
+//! against a live session, each of the 1.x line and of the 0.3 line:
+//! each client program in `tests/interop/` (1.x) and `tests/interop/v03/`
+//! (0.3, served in the 0.3 dialect) resolves the card, sends, gets a
+//! message reply, streams, gets, cancels, sets a push config and meets
+//! an error, asserting on what came back. `make test` installs the SDKs
+//! first.
 
 use std::process::Command;
 
@@ -13,8 +15,15 @@ const STEPS: [&str; 9] = [
     "card", "send", "reply", "stream", "get", "list", "cancel", "push", "errors",
 ];
 
-fn run_client(program: &str, args: &[&str], url: &str, token: &str) {
-    let dir = repo_root().join("tests/interop");
+/// The steps every 0.3 client program passes.
+const STEPS_V03: [&str; 8] = [
+    "card", "send", "reply", "stream", "get", "cancel", "push", "errors",
+];
+
+/// Runs a client program in `dir` (under tests/interop) and checks that
+/// it passed each of `steps`.
+fn run_client(dir: &str, program: &str, args: &[&str], steps: &[&str], url: &str, token: &str) {
+    let dir = repo_root().join("tests/interop").join(dir);
     let output = Command::new(program)
         .args(args)
         .args([url, token])
@@ -29,7 +38,7 @@ fn run_client(program: &str, args: &[&str], url: &str, token: &str) {
         output.status.success(),
         "{program} failed:\n{stdout}\n{stderr}"
     );
-    for step in STEPS {
+    for step in steps {
         assert!(
             stdout.lines().any(|l| l == format!("PASS {step}")),
             "{program}: step {step} did not pass:\n{stdout}\n{stderr}"
@@ -37,8 +46,9 @@ fn run_client(program: &str, args: &[&str], url: &str, token: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_python_and_javascript_clients_pass_every_step() {
+/// Runs the Python and the JavaScript client programs in `dir` at once,
+/// each against its own conformance agent of one session.
+async fn python_and_javascript(dir: &'static str, steps: &'static [&'static str]) {
     let server = Server::start(5, &[]);
     let s = server
         .session(Some(json!({"agents": [
@@ -49,17 +59,23 @@ async fn official_python_and_javascript_clients_pass_every_step() {
     let s = SessionInfo::from(&s);
     let (python_url, js_url, token) = (s.urls[0].clone(), s.urls[1].clone(), s.token.clone());
     let python = tokio::task::spawn_blocking(move || {
-        run_client(
-            ".venv/bin/python",
-            &["python_client.py"],
-            &python_url,
-            &token,
-        )
+        let args = ["python_client.py"];
+        run_client(dir, ".venv/bin/python", &args, steps, &python_url, &token)
     });
     let token = s.token.clone();
     let js = tokio::task::spawn_blocking(move || {
-        run_client("node", &["js_client.mjs"], &js_url, &token)
+        run_client(dir, "node", &["js_client.mjs"], steps, &js_url, &token)
     });
     python.await.expect("Python SDK client");
     js.await.expect("JavaScript SDK client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_and_javascript_clients_pass_every_step() {
+    python_and_javascript("", &STEPS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_0_3_clients_pass_every_step_in_the_0_3_dialect() {
+    python_and_javascript("v03", &STEPS_V03).await;
 }

@@ -295,8 +295,9 @@ async fn agent_ports_check_the_session_token() {
     .await
     .json();
     assert_eq!(
-        card["securitySchemes"]["session"]["httpAuthSecurityScheme"]["scheme"],
-        "Bearer"
+        card["securitySchemes"]["session"],
+        json!({"type": "http", "scheme": "bearer"}),
+        "the 0.3 card names the bearer scheme the 0.3 way"
     );
 }
 

@@ -1,5 +1,6 @@
-//! JSON-RPC bodies (every method's params, page tokens, timestamps) into
-//! one agent of an open session, through the gateway.
+//! JSON-RPC bodies (every method's params, page tokens, timestamps, in
+//! the 1.0 and the 0.3 dialect) into one agent of an open session,
+//! through the gateway.
 #![no_main]
 
 #[path = "common.rs"]
@@ -26,13 +27,9 @@ fn agent_path(server: &common::Fuzzed) -> &'static str {
 fuzz_target!(|data: &[u8]| {
     let server = common::server();
     let path = agent_path(server);
-    let req = common::request(
-        server,
-        "POST",
-        path,
-        &[("a2a-version", "1.0")],
-        data.to_vec(),
-    )
+    // No A2A-Version: 1.0 and 0.3 method names (and so both dialects)
+    // are both served.
+    let req = common::request(server, "POST", path, &[], data.to_vec())
     .expect("a request");
     let (status, answer) = common::send(server, req);
     // JSON-RPC always answers 200 with a JSON body, 429 with one, or a
