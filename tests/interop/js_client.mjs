@@ -2,7 +2,7 @@
 // (@a2a-js/sdk): resolve the card, send, stream, get, list, cancel, and a
 // push config whose webhook this program serves on loopback.
 //
-// Usage: node js_client.mjs AGENT_URL TOKEN
+// Usage: node js_client.mjs AGENT_URL TOKEN [JSONRPC|HTTP+JSON]
 // Prints one "PASS <step>" line per step; exits non-zero on the first failure.
 
 import http from 'node:http';
@@ -12,9 +12,10 @@ import {
   ClientFactoryOptions,
   DefaultAgentCardResolver,
   JsonRpcTransportFactory,
+  RestTransportFactory,
 } from '@a2a-js/sdk/client';
 
-const [url, token] = process.argv.slice(2);
+const [url, token, binding = 'JSONRPC'] = process.argv.slice(2);
 const TaskState = { WORKING: 2, COMPLETED: 3, CANCELED: 5 };
 const ROLE_USER = 1;
 
@@ -72,7 +73,11 @@ function startWebhook() {
 
 const factory = new ClientFactory(
   ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
-    transports: [new JsonRpcTransportFactory({ fetchImpl: authFetch })],
+    transports: [
+      new JsonRpcTransportFactory({ fetchImpl: authFetch }),
+      new RestTransportFactory({ fetchImpl: authFetch }),
+    ],
+    preferredTransports: [binding],
     cardResolver: new DefaultAgentCardResolver({ fetchImpl: authFetch }),
   }),
 );
@@ -145,11 +150,19 @@ try {
   raised = error;
 }
 check(/TaskNotFound/.test(raised?.name ?? raised?.constructor?.name), `unknown task raises task-not-found: ${raised}`);
-// The error keeps the JSON-RPC data: a google.rpc.ErrorInfo first.
-const info = (raised?.data ?? [])[0] ?? {};
-check(
-  info['@type'] === 'type.googleapis.com/google.rpc.ErrorInfo' && info.reason === 'TASK_NOT_FOUND' &&
-    info.domain === 'a2a-protocol.org' && info.metadata?.taskId === 'no-such-task',
-  `ErrorInfo as the SDK surfaces it: ${JSON.stringify(raised?.data)}`,
-);
+if (binding === 'HTTP+JSON') {
+  // Over REST: HTTP 404, and the ErrorInfo's metadata on the error.
+  check(
+    raised.statusCode === 404 && raised.metadata?.taskId === 'no-such-task',
+    `ErrorInfo as the SDK surfaces it: ${raised.statusCode} ${JSON.stringify(raised.metadata)}`,
+  );
+} else {
+  // Over JSON-RPC the error keeps the data: a google.rpc.ErrorInfo first.
+  const info = (raised?.data ?? [])[0] ?? {};
+  check(
+    info['@type'] === 'type.googleapis.com/google.rpc.ErrorInfo' && info.reason === 'TASK_NOT_FOUND' &&
+      info.domain === 'a2a-protocol.org' && info.metadata?.taskId === 'no-such-task',
+    `ErrorInfo as the SDK surfaces it: ${JSON.stringify(raised?.data)}`,
+  );
+}
 console.log('PASS errors');

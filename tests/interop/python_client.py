@@ -2,7 +2,7 @@
 (a2a-sdk 1.x): resolve the card, send, stream, get, list, cancel, and a
 push config whose webhook this program serves on loopback.
 
-Usage: python_client.py AGENT_URL TOKEN
+Usage: python_client.py AGENT_URL TOKEN [JSONRPC|HTTP+JSON]
 Prints one "PASS <step>" line per step; exits non-zero on the first failure.
 """
 
@@ -71,7 +71,7 @@ def final_task(events):
     return tasks[-1]
 
 
-async def main(url, token):
+async def main(url, token, binding):
     http_client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     card = await A2ACardResolver(http_client, url).get_agent_card()
@@ -81,8 +81,13 @@ async def main(url, token):
     check(card.supported_interfaces[0].url == url, "card URL is the one we used")
     print("PASS card")
 
-    plain = await create_client(card, ClientConfig(streaming=False, httpx_client=http_client))
-    streaming = await create_client(card, ClientConfig(streaming=True, httpx_client=http_client))
+    check(
+        any(i.protocol_binding == binding for i in card.supported_interfaces),
+        f"the card offers {binding}: {card.supported_interfaces}",
+    )
+    config = dict(httpx_client=http_client, supported_protocol_bindings=[binding])
+    plain = await create_client(card, ClientConfig(streaming=False, **config))
+    streaming = await create_client(card, ClientConfig(streaming=True, **config))
 
     events = await collect(plain.send_message(SendMessageRequest(message=user_message("complete"))))
     done = final_task(events)
@@ -158,4 +163,5 @@ async def main(url, token):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    # The binding to use: JSONRPC (the default) or HTTP+JSON.
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "JSONRPC"))

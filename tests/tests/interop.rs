@@ -1,5 +1,6 @@
 //! The official A2A SDKs (Python `a2a-sdk`, JavaScript `@a2a-js/sdk`)
-//! against a live session, each of the 1.x line and of the 0.3 line:
+//! against a live session, each of the 1.x line (over JSON-RPC and over
+//! HTTP+JSON) and of the 0.3 line:
 //! each client program in `tests/interop/` (1.x) and `tests/interop/v03/`
 //! (0.3, served in the 0.3 dialect) resolves the card, sends, gets a
 //! message reply, streams, gets, cancels, sets a push config and meets
@@ -20,13 +21,29 @@ const STEPS_V03: [&str; 8] = [
     "card", "send", "reply", "stream", "get", "cancel", "push", "errors",
 ];
 
-/// Runs a client program in `dir` (under tests/interop) and checks that
-/// it passed each of `steps`.
-fn run_client(dir: &str, program: &str, args: &[&str], steps: &[&str], url: &str, token: &str) {
+/// A client program of the suite: `script` in `dir` (under
+/// tests/interop), run with `program`, over `binding` when given.
+struct Client {
+    dir: &'static str,
+    program: &'static str,
+    script: &'static str,
+    binding: Option<&'static str>,
+}
+
+/// Runs `client` against `url` with `token` and checks that it passed
+/// each of `steps`.
+fn run_client(client: Client, steps: &[&str], url: &str, token: &str) {
+    let Client {
+        dir,
+        program,
+        script,
+        binding,
+    } = client;
     let dir = repo_root().join("tests/interop").join(dir);
     let output = Command::new(program)
-        .args(args)
+        .arg(script)
         .args([url, token])
+        .args(binding)
         .current_dir(&dir)
         .output()
         .unwrap_or_else(|e| {
@@ -47,35 +64,49 @@ fn run_client(dir: &str, program: &str, args: &[&str], steps: &[&str], url: &str
 }
 
 /// Runs the Python and the JavaScript client programs in `dir` at once,
-/// each against its own conformance agent of one session.
-async fn python_and_javascript(dir: &'static str, steps: &'static [&'static str]) {
-    let server = Server::start(5, &[]);
-    let s = server
-        .session(Some(json!({"agents": [
-            {"component": "conformance", "config": {"interval_ms": 100}},
-            {"component": "conformance", "config": {"interval_ms": 100}}
-        ]})))
-        .await;
-    let s = SessionInfo::from(&s);
-    let (python_url, js_url, token) = (s.urls[0].clone(), s.urls[1].clone(), s.token.clone());
-    let python = tokio::task::spawn_blocking(move || {
-        let args = ["python_client.py"];
-        run_client(dir, ".venv/bin/python", &args, steps, &python_url, &token)
-    });
-    let token = s.token.clone();
-    let js = tokio::task::spawn_blocking(move || {
-        run_client(dir, "node", &["js_client.mjs"], steps, &js_url, &token)
-    });
-    python.await.expect("Python SDK client");
-    js.await.expect("JavaScript SDK client");
+/// once per binding in `bindings` (passed as their third argument; `None`
+/// passes none), each against its own conformance agent of one session.
+async fn python_and_javascript(
+    dir: &'static str,
+    steps: &'static [&'static str],
+    bindings: &[Option<&'static str>],
+) {
+    let server = Server::start(10, &[]);
+    let agent = json!({"component": "conformance", "config": {"interval_ms": 100}});
+    let agents = vec![agent; bindings.len() * 2];
+    let s = SessionInfo::from(&server.session(Some(json!({ "agents": agents }))).await);
+    let mut runs = Vec::new();
+    let programs = [
+        (".venv/bin/python", "python_client.py"),
+        ("node", "js_client.mjs"),
+    ];
+    for (i, (binding, (program, script))) in bindings
+        .iter()
+        .flat_map(|b| programs.iter().map(move |p| (*b, *p)))
+        .enumerate()
+    {
+        let (url, token) = (s.urls[i].clone(), s.token.clone());
+        let client = Client {
+            dir,
+            program,
+            script,
+            binding,
+        };
+        runs.push(tokio::task::spawn_blocking(move || {
+            run_client(client, steps, &url, &token)
+        }));
+    }
+    for run in runs {
+        run.await.expect("an SDK client");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_python_and_javascript_clients_pass_every_step() {
-    python_and_javascript("", &STEPS).await;
+async fn official_python_and_javascript_clients_pass_every_step_over_json_rpc_and_rest() {
+    python_and_javascript("", &STEPS, &[Some("JSONRPC"), Some("HTTP+JSON")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_0_3_clients_pass_every_step_in_the_0_3_dialect() {
-    python_and_javascript("v03", &STEPS_V03).await;
+    python_and_javascript("v03", &STEPS_V03, &[None]).await;
 }

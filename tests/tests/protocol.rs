@@ -1003,8 +1003,18 @@ async fn the_0_3_dialect_answers_0_3_method_names_in_0_3_form() {
         "{deleted}"
     );
 
+    let mut resubscribed =
+        EventStream::open(&url, &token, "tasks/resubscribe", json!({"id": id})).await;
+    let now = resubscribed.expect(5).await;
+    assert_eq!(now["result"]["kind"], "task", "{now}");
+    assert_eq!(now["result"]["status"]["state"], "working");
+
     let canceled = rpc(&url, &token, "tasks/cancel", json!({"id": id})).await;
     assert_eq!(canceled["result"]["status"]["state"], "canceled");
+    let ended = resubscribed.expect(5).await;
+    assert_eq!(ended["result"]["kind"], "status-update", "{ended}");
+    assert_eq!(ended["result"]["status"]["state"], "canceled");
+    assert_eq!(ended["result"]["final"], true);
     let missing = rpc(&url, &token, "tasks/get", json!({"id": "no-such-task"})).await;
     assert_eq!(code(&missing), -32001);
 

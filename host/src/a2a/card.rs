@@ -45,8 +45,11 @@ pub fn agent_card(info: &AgentInfo, url: Option<&str>, secured: bool, push: bool
         "skills": skills,
     });
     if let Some(url) = url {
-        card["supportedInterfaces"] =
-            json!([{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}]);
+        // Both bindings at the one base URL: JSON-RPC at it, REST below it.
+        card["supportedInterfaces"] = json!([
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+            {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+        ]);
     }
     if secured {
         card["securitySchemes"] =

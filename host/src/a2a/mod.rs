@@ -7,6 +7,7 @@ mod cost;
 pub mod error;
 pub mod jsonrpc;
 pub mod push;
+pub mod rest;
 pub mod service;
 pub mod tasks;
 pub mod types;

@@ -119,6 +119,8 @@ pub enum Reply {
     OverBudget(Vec<u8>),
     /// An SSE stream: each item is one complete `data:` event.
     Stream(mpsc::Receiver<Bytes>),
+    /// A REST error: its HTTP status and `google.rpc.Status` body.
+    Failed(u16, Vec<u8>),
     /// A notification was processed: nothing to send.
     Nothing,
 }
@@ -435,7 +437,11 @@ impl<B: AgentBackend> A2aService<B> {
         let shape = method.as_ref().map_or(Shape::Other, |m| m.shape());
         let outcome = match method {
             Ok(m) if m.streams() => {
-                let stream = self.stream(m, dialect, reply_id.clone(), params).await;
+                let frames = Frames::JsonRpc {
+                    id: reply_id.clone(),
+                    dialect,
+                };
+                let stream = self.stream(m, frames, params).await;
                 return match (request.id, stream) {
                     (None, _) => Reply::Nothing,
                     (Some(_), Ok(stream)) => Reply::Stream(stream),
@@ -466,6 +472,46 @@ impl<B: AgentBackend> A2aService<B> {
                 Reply::OverBudget(jsonrpc::error_body(&id, &e))
             }
             (Some(id), Err(e)) => Reply::Json(jsonrpc::error_body(&id, &e)),
+        }
+    }
+
+    /// Answers one REST request: `method`, with its params in the 1.0
+    /// JSON shape ([`super::rest`] made them from the path, query and
+    /// body). `version` is the client's `A2A-Version`.
+    pub async fn call_rest(
+        self: &Arc<Self>,
+        version: Option<&str>,
+        method: Method,
+        params: &RawValue,
+    ) -> Reply {
+        let failed = |e: RpcError| {
+            if e.is_over_budget() {
+                Reply::OverBudget(super::rest::error_body(&e))
+            } else {
+                Reply::Failed(super::rest::status_of(&e).0, super::rest::error_body(&e))
+            }
+        };
+        if let Some(v) = version.filter(|v| !Dialect::V1.accepts_version(Some(v))) {
+            return failed(RpcError::version_not_supported(v));
+        }
+        if method.streams() {
+            return match self.stream(method, Frames::Rest, params).await {
+                Ok(stream) => Reply::Stream(stream),
+                Err(e) => failed(e),
+            };
+        }
+        match self.dispatch(method, params).await {
+            Ok(answer) if answer.weight() >= LARGE_ANSWER => {
+                crate::bulk::run(move || serde_json::to_vec(&answer).expect("answers serialise"))
+                    .await
+                    .map(Reply::Json)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "serialising an answer panicked");
+                        failed(RpcError::internal())
+                    })
+            }
+            Ok(answer) => Reply::Json(serde_json::to_vec(&answer).expect("answers serialise")),
+            Err(e) => failed(e),
         }
     }
 
@@ -825,12 +871,11 @@ impl<B: AgentBackend> A2aService<B> {
     /// Answers a streaming method: one SSE event per StreamResponse. A
     /// stream is charged to the session's stream budget while it is open;
     /// a refusal for budget comes back as an error, anything else as an
-    /// error event on the stream.
+    /// error event on the stream (over REST, as an error too).
     async fn stream(
         self: &Arc<Self>,
         method: Method,
-        dialect: Dialect,
-        id: RequestId,
+        frames: Frames,
         p: &RawValue,
     ) -> Result<mpsc::Receiver<Bytes>, RpcError> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -858,12 +903,13 @@ impl<B: AgentBackend> A2aService<B> {
                     // client; a subscription follows the task to its end.
                     at_interruption: method == Method::SendStreamingMessage,
                 };
-                let frames = Frames { id, dialect };
                 tokio::spawn(forward(frames, first, reply, events, tx, held, ends));
             }
-            Err(e) if e.is_over_budget() => return Err(e),
+            // REST answers an error found before streaming with its
+            // HTTP status; JSON-RPC streams it as one error event.
+            Err(e) if e.is_over_budget() || matches!(frames, Frames::Rest) => return Err(e),
             Err(e) => {
-                let _ = tx.try_send(jsonrpc::sse_error(&id, &e));
+                let _ = tx.try_send(frames.error(&e));
             }
         }
         Ok(rx)
@@ -908,25 +954,47 @@ type StreamStart = (
     Option<tokio::task::JoinHandle<Result<Sent, RpcError>>>,
 );
 
-/// Writes a stream's SSE frames: JSON-RPC responses to request `id`, in
-/// the request's dialect.
-struct Frames {
-    id: RequestId,
-    dialect: Dialect,
+/// Writes a stream's SSE frames as its binding does: JSON-RPC responses
+/// to request `id` in the request's dialect, or (REST) the bare
+/// StreamResponse, with errors as `event: error`.
+enum Frames {
+    JsonRpc { id: RequestId, dialect: Dialect },
+    Rest,
 }
 
 impl Frames {
     /// A frame holding one serialised StreamResponse; `last` when it ends
     /// the stream.
     fn result(&self, event: &[u8], last: bool) -> Bytes {
-        match self.dialect {
-            Dialect::V1 => jsonrpc::sse_result(&self.id, event),
-            Dialect::V03 => jsonrpc::sse_result(&self.id, &v03::event_from_v1(event, last)),
+        match self {
+            Frames::JsonRpc {
+                id,
+                dialect: Dialect::V1,
+            } => jsonrpc::sse_result(id, event),
+            Frames::JsonRpc {
+                id,
+                dialect: Dialect::V03,
+            } => jsonrpc::sse_result(id, &v03::event_from_v1(event, last)),
+            Frames::Rest => {
+                let mut frame = Vec::with_capacity(event.len() + 8);
+                frame.extend_from_slice(b"data: ");
+                frame.extend_from_slice(event);
+                frame.extend_from_slice(b"\n\n");
+                frame.into()
+            }
         }
     }
 
     fn error(&self, e: &RpcError) -> Bytes {
-        jsonrpc::sse_error(&self.id, e)
+        match self {
+            Frames::JsonRpc { id, .. } => jsonrpc::sse_error(id, e),
+            Frames::Rest => {
+                let mut frame = b"event: error\ndata: ".to_vec();
+                frame.extend_from_slice(&super::rest::error_body(e));
+                frame.extend_from_slice(b"\n\n");
+                frame.into()
+            }
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use super::http::{
     json_bytes, method_not_allowed, read_body, refuse_connection, spawn_connection, sse_response,
     too_many_requests, with_retry_after,
 };
+use crate::a2a::rest::{self, Endpoint, NotAnEndpoint};
 use crate::a2a::{Reply, agent_card};
 use crate::budget::Kind;
 use crate::metrics::{Metrics, metrics};
@@ -98,8 +99,12 @@ pub fn spawn(
                 async move {
                     let _in_flight = in_flight;
                     let base = port_base_url(&req, local);
+                    let at = Mount {
+                        base: &base,
+                        path: "",
+                    };
                     Ok::<_, Infallible>(
-                        answer_even_on_panic(answer(&session, &agent, req, &base, limits, &drain))
+                        answer_even_on_panic(answer(&session, &agent, req, at, limits, &drain))
                             .await,
                     )
                 }
@@ -136,21 +141,31 @@ fn port_base_url(req: &Request<RequestBody>, local: Option<SocketAddr>) -> Strin
     format!("http://{authority}/")
 }
 
-/// Answers one request for an agent. `rest` is the path below the
-/// agent's base URL, which is `base_url` (its own port's `/`, or its
-/// gateway path).
+/// Where an agent is reached: its base URL as clients use it, and the
+/// path on this server its paths are below (`""` on its own port or
+/// host name, `/s/{session}/{slot}` on the gateway).
+#[derive(Clone, Copy)]
+pub(crate) struct Mount<'a> {
+    pub base: &'a str,
+    pub path: &'a str,
+}
+
+/// Answers one request for an agent mounted `at`.
 pub(crate) async fn answer(
     session: &Session,
     agent: &SlotAgent,
     req: Request<RequestBody>,
-    base_url: &str,
+    at: Mount<'_>,
     limits: PortLimits,
     drain: &super::Drain,
 ) -> Response<Body> {
-    let rest = match req.uri().path().find("/.well-known/") {
-        Some(i) => req.uri().path()[i..].to_string(),
-        None if req.uri().path().ends_with('/') => "/".to_string(),
-        None => req.uri().path().to_string(),
+    let base_url = at.base;
+    let path = req.uri().path();
+    let below = path.strip_prefix(at.path).unwrap_or(path);
+    let rest = match below.find("/.well-known/") {
+        Some(i) => below[i..].to_string(),
+        None if below.is_empty() || below.ends_with('/') => "/".to_string(),
+        None => below.to_string(),
     };
     if rest == CARD_PATH || rest == CARD_PATH_V03 {
         if req.method() != Method::GET {
@@ -158,20 +173,27 @@ pub(crate) async fn answer(
         }
         return card(&req, session, agent, base_url, rest == CARD_PATH_V03);
     }
-    if rest != "/" {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no such path {}: JSON-RPC is at POST {base_url}, the card at {base_url}{}",
-                req.uri().path(),
-                &CARD_PATH[1..]
-            ),
-        );
-    }
-    if req.method() != Method::POST {
-        return method_not_allowed("POST");
-    }
+    // JSON-RPC at the base URL; the REST binding's paths below it.
+    let endpoint = match rest.as_str() {
+        "/" if req.method() != Method::POST => return method_not_allowed("POST"),
+        "/" => None,
+        path => match Endpoint::parse(req.method().as_str(), path, req.uri().query()) {
+            Ok(endpoint) => Some(endpoint),
+            Err(NotAnEndpoint::WrongVerb(allowed)) => return method_not_allowed(allowed),
+            Err(NotAnEndpoint::NotFound) => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!(
+                        "no such path {}: JSON-RPC is at POST {base_url}, REST at \
+                         {base_url}message:send, tasks/… (A2A section 11.3), the card at {base_url}{}",
+                        req.uri().path(),
+                        &CARD_PATH[1..]
+                    ),
+                );
+            }
+        },
+    };
     if drain.is_draining() {
         return draining();
     }
@@ -193,8 +215,25 @@ pub(crate) async fn answer(
         Ok(b) => b,
         Err(response) => return response,
     };
-    match agent.service.call(version.as_deref(), &body).await {
+    let reply = match endpoint {
+        None => agent.service.call(version.as_deref(), &body).await,
+        Some(endpoint) => match endpoint.params(&body) {
+            Ok(params) => {
+                let version = version.as_deref();
+                agent
+                    .service
+                    .call_rest(version, endpoint.method, &params)
+                    .await
+            }
+            Err(e) => Reply::Failed(rest::status_of(&e).0, rest::error_body(&e)),
+        },
+    };
+    match reply {
         Reply::Json(bytes) => json_bytes(StatusCode::OK, bytes),
+        Reply::Failed(status, bytes) => json_bytes(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            bytes,
+        ),
         Reply::OverBudget(bytes) => {
             Metrics::count(&metrics().rate_limited, "budget");
             with_retry_after(

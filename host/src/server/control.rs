@@ -81,7 +81,7 @@ impl ControlApi {
         };
         if let Some((session, slot)) = self.agent_host(origin.hostname()) {
             let base = format!("{}://{}/", self.scheme(), origin.authority);
-            return self.agent(req, &session, &slot, &base).await;
+            return self.agent(req, &session, &slot, &base, "").await;
         }
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
@@ -218,7 +218,8 @@ impl ControlApi {
         origin: &Origin,
     ) -> Response<Body> {
         let base = format!("{}/s/{session}/{slot}/", self.gateway_base(origin));
-        self.agent(req, session, slot, &base).await
+        let mount = format!("/s/{session}/{slot}");
+        self.agent(req, session, slot, &base, &mount).await
     }
 
     /// The session and slot an agent host name (`{session}-{slot}.` the
@@ -261,13 +262,14 @@ impl ControlApi {
     }
 
     /// Serves a request for the agent in `slot` of `session`, reached at
-    /// `base`.
+    /// `base`, whose paths are below `mount` on this server.
     async fn agent(
         &self,
         req: Request<RequestBody>,
         session: &str,
         slot: &str,
         base: &str,
+        mount: &str,
     ) -> Response<Body> {
         let Some(session) = self.registry.get(session) else {
             return no_session(session);
@@ -284,7 +286,8 @@ impl ControlApi {
                 format!("session {} has no agent in slot {slot}", session.id),
             );
         };
-        agent_port::answer(&session, &agent, req, base, self.limits, &self.drain).await
+        let at = agent_port::Mount { base, path: mount };
+        agent_port::answer(&session, &agent, req, at, self.limits, &self.drain).await
     }
 
     /// The base URL of the gateway as the client should use it.
