@@ -325,6 +325,19 @@ pub async fn rpc(url: &str, token: &str, method: &str, params: Value) -> Value {
     r.json()
 }
 
+/// Asks for task `id` until it is in `state` (`TASK_STATE_…`) or `secs`
+/// seconds pass; returns the last `GetTask` answer.
+pub async fn task_in_state(url: &str, token: &str, id: &Value, state: &str, secs: u64) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = rpc(url, token, "GetTask", json!({"id": id})).await;
+        if got["result"]["status"]["state"] == state || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `SendMessage` params holding one user message with these parts.
 pub fn message(parts: Value) -> Value {
     json!({"message": {

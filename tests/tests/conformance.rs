@@ -28,6 +28,14 @@ fn kind(event: &Value) -> String {
         .unwrap_or_else(|| format!("not a result: {event}"))
 }
 
+/// Every event of a SendStreamingMessage with `params`, to its end.
+async fn streamed(url: &str, token: &str, params: Value) -> Vec<Value> {
+    EventStream::open(url, token, "SendStreamingMessage", params)
+        .await
+        .rest(10)
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_by_message_id_end_as_each_says() {
     let server = Server::start(5, &[]);
@@ -98,14 +106,7 @@ async fn a_message_reply_is_the_whole_answer_and_leaves_no_task() {
     let listed = rpc(&url, &token, "ListTasks", json!({})).await;
     assert_eq!(listed["result"]["totalSize"], 0, "{listed}");
 
-    let mut stream = EventStream::open(
-        &url,
-        &token,
-        "SendStreamingMessage",
-        with_id("tck-message-response-2", "go"),
-    )
-    .await;
-    let events = stream.rest(10).await;
+    let events = streamed(&url, &token, with_id("tck-message-response-2", "go")).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(kind(&events[0]), "message");
     assert_eq!(events[0]["result"]["message"]["role"], "ROLE_AGENT");
@@ -115,14 +116,7 @@ async fn a_message_reply_is_the_whole_answer_and_leaves_no_task() {
     at_once["configuration"] = json!({"returnImmediately": true});
     let r = rpc(&url, &token, "SendMessage", at_once).await;
     let id = r["result"]["task"]["id"].clone();
-    let mut got = Value::Null;
-    for _ in 0..200 {
-        got = rpc(&url, &token, "GetTask", json!({"id": id})).await;
-        if got["result"]["status"]["state"] == "TASK_STATE_COMPLETED" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let got = task_in_state(&url, &token, &id, "TASK_STATE_COMPLETED", 5).await;
     assert_eq!(
         got["result"]["status"]["state"], "TASK_STATE_COMPLETED",
         "{got}"
@@ -139,9 +133,7 @@ async fn stream_scenarios_send_updates_then_artifacts_then_completion_in_order()
         "tck-stream-003",
         "tck-stream-ordering-001",
     ] {
-        let mut stream =
-            EventStream::open(&url, &token, "SendStreamingMessage", with_id(id, "go")).await;
-        let events = stream.rest(10).await;
+        let events = streamed(&url, &token, with_id(id, "go")).await;
         let kinds: Vec<String> = events.iter().map(kind).collect();
         assert_eq!(
             kinds,
@@ -159,14 +151,7 @@ async fn stream_scenarios_send_updates_then_artifacts_then_completion_in_order()
         assert_eq!(last, "TASK_STATE_COMPLETED", "{id}");
     }
 
-    let mut stream = EventStream::open(
-        &url,
-        &token,
-        "SendStreamingMessage",
-        with_id("tck-stream-artifact-chunks", "go"),
-    )
-    .await;
-    let events = stream.rest(10).await;
+    let events = streamed(&url, &token, with_id("tck-stream-artifact-chunks", "go")).await;
     let pieces: Vec<(bool, bool)> = events
         .iter()
         .filter_map(|e| e["result"].get("artifactUpdate"))

@@ -152,15 +152,8 @@ async fn send_message_follow_ups_history_and_terminal_rules() {
     immediate["configuration"] = json!({"returnImmediately": true});
     let r = rpc(&url, &token, "SendMessage", immediate).await;
     assert_eq!(task_of(&r)["status"]["state"], "TASK_STATE_SUBMITTED");
-    let id = task_of(&r)["id"].as_str().unwrap().to_string();
-    let mut done = json!(null);
-    for _ in 0..100 {
-        done = rpc(&url, &token, "GetTask", json!({"id": id})).await;
-        if done["result"]["status"]["state"] == "TASK_STATE_COMPLETED" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let id = task_of(&r)["id"].clone();
+    let done = task_in_state(&url, &token, &id, "TASK_STATE_COMPLETED", 5).await;
     assert_eq!(
         done["result"]["status"]["state"], "TASK_STATE_COMPLETED",
         "{done}"

@@ -225,19 +225,21 @@ fn part_to_v1(part: &mut Value) {
     let Some(Value::Object(mut file)) = p.remove("file") else {
         return;
     };
-    if let Some(bytes) = file.remove("bytes") {
-        p.insert("raw".into(), bytes);
-    }
-    if let Some(uri) = file.remove("uri") {
-        p.insert("url".into(), uri);
-    }
-    if let Some(media) = file.remove("mimeType") {
-        p.insert("mediaType".into(), media);
-    }
-    if let Some(name) = file.remove("name") {
-        p.insert("filename".into(), name);
+    for (v03, v1) in FILE_FIELDS {
+        if let Some(value) = file.remove(v03) {
+            p.insert(v1.into(), value);
+        }
     }
 }
+
+/// A file part's fields: the 0.3 name (under `file`) and the 1.0 name
+/// (on the part itself).
+const FILE_FIELDS: [(&str, &str); 4] = [
+    ("bytes", "raw"),
+    ("uri", "url"),
+    ("mimeType", "mediaType"),
+    ("name", "filename"),
+];
 
 fn push_config_to_v1(config: Value) -> Value {
     let Value::Object(mut c) = config else {
@@ -349,17 +351,10 @@ fn part_from_v1(part: Value) -> Value {
         out.insert("data".into(), data);
     } else {
         let mut file = Map::new();
-        if let Some(raw) = p.remove("raw") {
-            file.insert("bytes".into(), raw);
-        }
-        if let Some(url) = p.remove("url") {
-            file.insert("uri".into(), url);
-        }
-        if let Some(media) = p.remove("mediaType") {
-            file.insert("mimeType".into(), media);
-        }
-        if let Some(name) = p.remove("filename") {
-            file.insert("name".into(), name);
+        for (v03, v1) in FILE_FIELDS {
+            if let Some(value) = p.remove(v1) {
+                file.insert(v03.into(), value);
+            }
         }
         out.insert("kind".into(), json!("file"));
         out.insert("file".into(), Value::Object(file));
