@@ -49,6 +49,23 @@ pub struct Config {
     pub push: PushSettings,
     pub outbound: OutboundConfig,
     pub gateway: GatewaySettings,
+    pub bindings: BindingSettings,
+}
+
+/// The A2A protocol bindings agents are served over, beside JSON-RPC
+/// (always on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BindingSettings {
+    /// HTTP+JSON (REST) at the specification's paths below each agent's
+    /// base URL.
+    pub rest: bool,
+}
+
+impl Default for BindingSettings {
+    fn default() -> Self {
+        BindingSettings { rest: true }
+    }
 }
 
 /// How the gateway (the control listener) reaches agents.
@@ -264,6 +281,7 @@ impl Default for Config {
             push: PushSettings::default(),
             outbound: OutboundConfig::default(),
             gateway: GatewaySettings::default(),
+            bindings: BindingSettings::default(),
         }
     }
 }

@@ -252,3 +252,32 @@ async fn rest_works_on_the_gateway_path_too() {
     let (status, task) = rest("GET", &format!("{url}tasks/{id}"), &s.token, "").await;
     assert_eq!((status, task["id"].as_str()), (200, Some(id)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_can_be_turned_off() {
+    let server = Server::start(5, &["--set", "bindings.rest=false"]);
+    let (url, token) = conformance_agent(&server).await;
+    let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
+        .await
+        .json();
+    let bindings: Vec<&str> = card["supportedInterfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["protocolBinding"].as_str().unwrap())
+        .collect();
+    assert_eq!(bindings, ["JSONRPC"]);
+    let (status, _) = rest(
+        "POST",
+        &format!("{url}message:send"),
+        &token,
+        &send_body("hi"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let r = rpc(&url, &token, "SendMessage", text_message("complete")).await;
+    assert_eq!(
+        r["result"]["task"]["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+}

@@ -28,8 +28,14 @@ pub struct Skill {
 /// The A2A 1.0 agent card for an agent served at `url` (`None`: not
 /// served anywhere yet, so no interfaces are listed). `secured` adds
 /// the bearer scheme every call must carry; `push` says whether push
-/// notifications work on this server.
-pub fn agent_card(info: &AgentInfo, url: Option<&str>, secured: bool, push: bool) -> Value {
+/// notifications work on this server, `rest` whether HTTP+JSON does.
+pub fn agent_card(
+    info: &AgentInfo,
+    url: Option<&str>,
+    secured: bool,
+    push: bool,
+    rest: bool,
+) -> Value {
     let skills: Vec<Value> = info
         .skills
         .iter()
@@ -45,11 +51,15 @@ pub fn agent_card(info: &AgentInfo, url: Option<&str>, secured: bool, push: bool
         "skills": skills,
     });
     if let Some(url) = url {
-        // Both bindings at the one base URL: JSON-RPC at it, REST below it.
-        card["supportedInterfaces"] = json!([
-            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-            {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
-        ]);
+        // The bindings at the one base URL: JSON-RPC at it, REST below it.
+        let mut interfaces =
+            vec![json!({"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"})];
+        if rest {
+            interfaces.push(
+                json!({"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}),
+            );
+        }
+        card["supportedInterfaces"] = Value::Array(interfaces);
     }
     if secured {
         card["securitySchemes"] =

@@ -197,6 +197,8 @@ pub struct Capabilities {
     pub streaming: bool,
     /// Push notification configs are accepted.
     pub push: bool,
+    /// The HTTP+JSON (REST) binding is served beside JSON-RPC.
+    pub rest: bool,
     /// The agent may answer with a bare message (contract 0.2.0): a
     /// message stream then starts with the agent's first event or its
     /// reply, not with the task as submitted.
@@ -1204,6 +1206,7 @@ mod tests {
         let capabilities = Capabilities {
             streaming: true,
             push: true,
+            rest: true,
             message_replies: true,
         };
         Arc::new(A2aService::new(

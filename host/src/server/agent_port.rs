@@ -178,6 +178,17 @@ pub(crate) async fn answer(
         "/" if req.method() != Method::POST => return method_not_allowed("POST"),
         "/" => None,
         path => match Endpoint::parse(req.method().as_str(), path, req.uri().query()) {
+            Ok(_) if !agent.service.capabilities().rest => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!(
+                        "no such path {}: this server serves JSON-RPC only (bindings.rest is off), \
+                         at POST {base_url}",
+                        req.uri().path()
+                    ),
+                );
+            }
             Ok(endpoint) => Some(endpoint),
             Err(NotAnEndpoint::WrongVerb(allowed)) => return method_not_allowed(allowed),
             Err(NotAnEndpoint::NotFound) => {
@@ -274,8 +285,13 @@ fn card(
     v03: bool,
 ) -> Response<Body> {
     use sha2::{Digest, Sha256};
-    let push = agent.service.capabilities().push;
-    let mut card = agent_card(&agent.info, Some(url), session.token().is_some(), push);
+    let capabilities = agent.service.capabilities();
+    let (secured, push, rest) = (
+        session.token().is_some(),
+        capabilities.push,
+        capabilities.rest,
+    );
+    let mut card = agent_card(&agent.info, Some(url), secured, push, rest);
     if v03 {
         card = crate::a2a::v03::card_from_v1(&card, url);
     }

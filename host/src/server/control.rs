@@ -299,7 +299,7 @@ impl ControlApi {
     }
 
     fn components(&self) -> Response<Body> {
-        let push = self.registry.settings().push;
+        let (push, rest) = (self.registry.settings().push, self.registry.settings().rest);
         let components: Vec<Value> = self
             .catalog
             .list()
@@ -309,7 +309,7 @@ impl ControlApi {
                 json!({"name": c.name, "hash": c.hash, "bytes": c.bytes,
                        "contract": c.contract().as_str(),
                        "load_ms": c.load_time.as_secs_f64() * 1e3, "precompiled": c.cached,
-                       "card": agent_card(&info, None, true, push)})
+                       "card": agent_card(&info, None, true, push, rest)})
             })
             .collect();
         json_response(StatusCode::OK, &json!({"components": components}))
@@ -354,7 +354,7 @@ impl ControlApi {
         };
         tracing::info!(component = %name, hash = %&component.hash[..12], "component uploaded");
         Metrics::count(&metrics().component_reloads, "loaded");
-        let push = self.registry.settings().push;
+        let (push, rest) = (self.registry.settings().push, self.registry.settings().rest);
         let info = crate::session::info_from_guest(component.info.clone());
         json_response(
             if replaced {
@@ -368,7 +368,7 @@ impl ControlApi {
                 "bytes": component.bytes,
                 "contract": component.contract().as_str(),
                 "load_ms": component.load_time.as_secs_f64() * 1e3,
-                "card": agent_card(&info, None, true, push),
+                "card": agent_card(&info, None, true, push, rest),
             }),
         )
     }

@@ -227,6 +227,8 @@ pub struct RegistrySettings {
     pub allow_open_sessions: bool,
     /// Whether push notifications are offered.
     pub push: bool,
+    /// Whether agents are served over HTTP+JSON (REST) too.
+    pub rest: bool,
     /// What each session may make the host hold.
     pub budgets: BudgetLimits,
     /// The one way out, for webhooks.
@@ -551,6 +553,7 @@ impl SessionRegistry {
                 let capabilities = Capabilities {
                     streaming: info.streaming,
                     push: self.settings.push,
+                    rest: self.settings.rest,
                     message_replies: started.component.contract().replies_with_messages(),
                 };
                 Arc::new(SlotAgent {
@@ -721,6 +724,7 @@ mod registry_tests {
             RegistrySettings {
                 allow_open_sessions,
                 push: false,
+                rest: true,
                 budgets: BudgetLimits::default(),
                 outbound: Arc::new(Outbound::new(OutboundSettings {
                     policy: Default::default(),
