@@ -1,6 +1,7 @@
 // Drives a live a2a-sandbox agent port with the official JavaScript SDK
-// (@a2a-js/sdk): resolve the card, send, stream, get, list, cancel, and a
-// push config whose webhook this program serves on loopback.
+// (@a2a-js/sdk): resolve the card, send, a message reply, stream, get,
+// list, cancel, subscribe, a push config whose webhook this program
+// serves on loopback, and an error.
 //
 // Usage: node js_client.mjs AGENT_URL TOKEN [JSONRPC|HTTP+JSON]
 // Prints one "PASS <step>" line per step; exits non-zero on the first failure.
@@ -127,6 +128,22 @@ check(working.status?.state === TaskState.WORKING, 'working');
 const canceled = await client.cancelTask({ tenant: '', id: working.id, metadata: undefined });
 check(canceled.status?.state === TaskState.CANCELED, 'canceled');
 console.log('PASS cancel');
+
+// Subscribe to a working task; a cancel ends it, and the subscription
+// sees that and ends.
+const open = await client.sendMessage(send('work sub'));
+const seen = [];
+const watcher = (async () => {
+  for await (const event of client.resubscribeTask({ tenant: '', id: open.id })) seen.push(event.payload);
+})();
+while (seen.length === 0) await new Promise((ok) => setTimeout(ok, 50));
+check(seen[0]?.$case === 'task' && seen[0].value.id === open.id, `the task first: ${JSON.stringify(seen[0])}`);
+await client.cancelTask({ tenant: '', id: open.id, metadata: undefined });
+await watcher;
+const ended = seen[seen.length - 1];
+check(ended?.$case === 'statusUpdate' && ended.value.status?.state === TaskState.CANCELED,
+  `the subscription ends canceled: ${JSON.stringify(ended)}`);
+console.log('PASS subscribe');
 
 const hook = await startWebhook();
 const watched = await client.sendMessage(send('work watch'));

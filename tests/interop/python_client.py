@@ -1,6 +1,7 @@
 """Drives a live a2a-sandbox agent port with the official Python SDK
-(a2a-sdk 1.x): resolve the card, send, stream, get, list, cancel, and a
-push config whose webhook this program serves on loopback.
+(a2a-sdk 1.x): resolve the card, send, a message reply, stream, get,
+list, cancel, subscribe, a push config whose webhook this program serves
+on loopback, and an error.
 
 Usage: python_client.py AGENT_URL TOKEN [JSONRPC|HTTP+JSON]
 Prints one "PASS <step>" line per step; exits non-zero on the first failure.
@@ -25,6 +26,7 @@ from a2a.types import (
     Role,
     SendMessageConfiguration,
     SendMessageRequest,
+    SubscribeToTaskRequest,
     TaskPushNotificationConfig,
     TaskState,
 )
@@ -130,6 +132,26 @@ async def main(url, token, binding):
     canceled = await plain.cancel_task(CancelTaskRequest(id=working.id))
     check(canceled.status.state == TaskState.TASK_STATE_CANCELED, f"canceled: {canceled.status}")
     print("PASS cancel")
+
+    # Subscribe to a working task; a cancel ends it, and the subscription
+    # sees that and ends.
+    events = await collect(plain.send_message(SendMessageRequest(message=user_message("work sub"))))
+    open_task = final_task(events)
+    seen = []
+
+    async def follow():
+        async for event in streaming.subscribe(SubscribeToTaskRequest(id=open_task.id)):
+            seen.append(event)
+
+    watcher = asyncio.create_task(follow())
+    while not seen:
+        await asyncio.sleep(0.05)
+    check(seen[0].HasField("task") and seen[0].task.id == open_task.id, f"the task first: {seen[0]}")
+    await plain.cancel_task(CancelTaskRequest(id=open_task.id))
+    await asyncio.wait_for(watcher, 10)
+    last = seen[-1].status_update.status.state
+    check(last == TaskState.TASK_STATE_CANCELED, f"the subscription ends canceled: {seen}")
+    print("PASS subscribe")
 
     hook_url, received = start_webhook()
     events = await collect(plain.send_message(SendMessageRequest(message=user_message("work watch"))))

@@ -12,8 +12,17 @@ use std::process::Command;
 use a2a_sandbox_tests::*;
 use serde_json::json;
 
-const STEPS: [&str; 9] = [
-    "card", "send", "reply", "stream", "get", "list", "cancel", "push", "errors",
+const STEPS: [&str; 10] = [
+    "card",
+    "send",
+    "reply",
+    "stream",
+    "get",
+    "list",
+    "cancel",
+    "subscribe",
+    "push",
+    "errors",
 ];
 
 /// The steps every 0.3 client program passes.
