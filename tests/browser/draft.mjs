@@ -86,6 +86,9 @@ try {
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  // Nothing the page loads fails: no console errors, no 4xx/5xx asset.
+  page.on("console", (m) => m.type() === "error" && errors.push(`console: ${m.text()}`));
+  page.on("response", (r) => r.status() >= 400 && errors.push(`HTTP ${r.status()} ${r.url()}`));
   const one = await playDraft(page, { persona: "a salty pirate", filter: "RB" });
   assert.equal(one.turns, 3, "three human turns in three rounds");
   assert.equal(one.picks, 18);
@@ -94,7 +97,9 @@ try {
   assert.equal(new Set(one.players).size, 18, "the board holds 18 distinct players");
   assert.equal(one.summaryRows, 6);
   assert.match(one.feedText, /matey/, "the edited persona changes Team 1's voice");
-  assert.deepEqual(errors, [], "no script errors");
+  assert.deepEqual(errors, [], "no script errors, console errors or failed loads");
+  const icon = await page.evaluate(async () => (await fetch("/favicon.ico")).headers.get("content-type"));
+  assert.equal(icon, "image/svg+xml", "the icon is served");
   await page.screenshot({ path: screenshot, fullPage: true });
   findings.single = { id: one.id, picks: one.picks };
 

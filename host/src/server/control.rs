@@ -90,7 +90,7 @@ impl ControlApi {
             (Method::GET, ["readyz"]) => self.readiness(),
             (_, ["healthz" | "readyz"]) => method_not_allowed("GET"),
             (_, ["s", session, slot, ..]) => self.gateway(req, session, slot, &origin).await,
-            (Method::GET, [] | ["draft.js" | "draft.css"]) => {
+            (Method::GET, [] | ["draft.js" | "draft.css" | "favicon.svg" | "favicon.ico"]) => {
                 draft_api::asset(segments.first().copied().unwrap_or(""))
             }
             // Cleaning up is never refused for rate: a client that

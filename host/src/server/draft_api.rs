@@ -39,12 +39,15 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const PAGE: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/draft.js");
 const STYLE: &str = include_str!("web/draft.css");
+const ICON: &str = include_str!("web/favicon.svg");
 
-/// The page and its two assets.
+/// The page and its assets. The icon answers at `/favicon.ico` too,
+/// where browsers look when a page names none.
 pub(super) fn asset(name: &str) -> Response<Body> {
     let (body, kind) = match name {
         "draft.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "draft.css" => (STYLE, "text/css; charset=utf-8"),
+        "favicon.svg" | "favicon.ico" => (ICON, "image/svg+xml"),
         _ => (PAGE, "text/html; charset=utf-8"),
     };
     let mut r = Response::new(full(body));
