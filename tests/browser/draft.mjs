@@ -41,6 +41,14 @@ async function playDraft(page, { persona, filter } = {}) {
   await page.click("#start");
   await page.waitForFunction(() => document.body.dataset.draft, null, { timeout: TIMEOUT });
   const id = await page.evaluate(() => document.body.dataset.draft);
+  // The sandbox panel: five endpoints, each card loads and names its agent.
+  await page.waitForSelector("#endpoints li", { timeout: TIMEOUT });
+  assert.equal(await page.locator("#endpoints li").count(), 5, "five A2A endpoints");
+  assert.match(await page.locator("#sandbox-session").textContent(), new RegExp(`Session ${id}`));
+  const cards = await page.locator("#endpoints a").evaluateAll((links) => links.map((a) => a.href));
+  const names = await page.evaluate(async (urls) =>
+    Promise.all(urls.map(async (u) => (await (await fetch(u)).json()).name)), cards);
+  assert.ok(names.every((n) => typeof n === "string" && n.length > 0), `every card loads: ${names}`);
   // Teams 1-3 pick before the human: their picks arrive live.
   await page.waitForSelector("#turn:not([hidden])", { timeout: TIMEOUT });
   const before = await page.locator("#feed li.pick").count();

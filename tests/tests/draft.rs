@@ -207,6 +207,16 @@ async fn the_human_picks_through_the_api_and_bad_picks_are_refused_clearly() {
         post(pick("x"), Some("Bearer nope".into())).await.status,
         403
     );
+    // The draft's session, for its page: the draft token is enough (no
+    // admin token), and the session's own token is not repeated.
+    let session_url = format!("{url}/session");
+    let session = http("GET", &session_url, &[("authorization", &auth)], "").await;
+    assert_eq!(session.status, 200, "{}", session.text());
+    let session = session.json();
+    assert_eq!(session["id"], id.as_str());
+    assert_eq!(session["agents"].as_array().map(Vec::len), Some(5));
+    assert!(session.get("token").is_none(), "{session}");
+    assert_eq!(http("GET", &session_url, &[], "").await.status, 401);
     let mut turns = 0;
     loop {
         let s = wait_for(&server, &id, &token, |s| {

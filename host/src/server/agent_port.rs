@@ -272,7 +272,8 @@ fn a2a_version(req: &Request<RequestBody>) -> Option<String> {
     })
 }
 
-/// The agent's card (1.0, or the 0.3 form for `v03`), with validators:
+/// The agent's card (1.0, or the 0.3 form for `v03`), readable from any
+/// origin, with validators:
 /// `ETag` (a hash of the bytes, which depend on the URL it is reached at)
 /// and `Last-Modified` (the session's start: a running session's card
 /// never changes). A client that has it gets 304 (`If-None-Match`, or
@@ -320,6 +321,11 @@ fn card(
     };
     let headers = r.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    // The card is public: browser-based clients on any origin may read it.
+    headers.insert(
+        hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(ETAG, v);
     }

@@ -96,6 +96,17 @@ impl ControlApi {
             // Cleaning up is never refused for rate: a client that
             // deletes quickly must not leak what it meant to free.
             (Method::DELETE, ["v1", "drafts", _]) => self.drafts.route(req, &segments, peer).await,
+            // A draft's session as its page shows it: the endpoints as
+            // this client reaches them.
+            (Method::GET, ["v1", "drafts", id, "session"]) => match self.rate_limit(peer) {
+                Some(refused) => refused,
+                None => match self.drafts.authorized_draft(&req, id) {
+                    Ok((session, _)) => {
+                        json_response(StatusCode::OK, &self.session_json(&session, &origin, false))
+                    }
+                    Err(refused) => refused,
+                },
+            },
             (_, ["v1", "drafts", ..]) => match self.rate_limit(peer) {
                 Some(refused) => refused,
                 None => self.drafts.route(req, &segments, peer).await,

@@ -168,7 +168,9 @@ impl DraftApi {
     /// token (`Authorization: Bearer`, or `?token=` where a browser cannot
     /// set headers: EventSource).
     #[allow(clippy::result_large_err)] // the error is the response to send
-    fn authorized_draft(
+    /// The draft `id` and its session, if the request carries the
+    /// draft's token; else the refusal to send.
+    pub(super) fn authorized_draft(
         &self,
         req: &Request<RequestBody>,
         id: &str,

@@ -95,10 +95,32 @@ async function start() {
   renderBoard();
   renderAvailable();
   setStatus("Drafting…");
+  showSandbox(draft.id);
   events = new EventSource(`/v1/drafts/${draft.id}/events?token=${encodeURIComponent(token)}`);
   events.onmessage = (m) => onEvent(JSON.parse(m.data));
   events.onerror = () => { if (events && events.readyState === EventSource.CLOSED) setStatus("Connection lost."); };
   $("start").disabled = false;
+}
+
+// The draft's session: its id, mode and expiry, and each drafter's A2A
+// endpoint with a link to its card.
+async function showSandbox(id) {
+  let session;
+  try {
+    session = await api("GET", `/v1/drafts/${id}/session`);
+  } catch (e) {
+    $("sandbox-session").textContent = `Session details unavailable: ${e.message}`;
+    $("sandbox").hidden = false;
+    return;
+  }
+  const expires = session.expires_at ? `, expires ${new Date(session.expires_at).toLocaleTimeString()}` : "";
+  $("sandbox-session").textContent = `Session ${session.id} · ${session.mode} mode${expires}`;
+  $("endpoints").replaceChildren(...session.agents.map((a) =>
+    el("li", {},
+      el("strong", {}, a.name), " ",
+      el("code", { class: "endpoint" }, a.url), " ",
+      el("a", { href: a.card_url, target: "_blank", rel: "noopener" }, "agent card"))));
+  $("sandbox").hidden = false;
 }
 
 function teamName(n) { return draft.teams[n - 1].name; }
