@@ -3,11 +3,30 @@
 //   node draft.mjs BASE_URL SCREENSHOT.png
 //
 // One tab plays a whole draft by clicking (a persona edited first, a
-// position filter used for a pick); then two tabs play at once and must
-// get two different drafts; closing a tab must end its draft's session.
+// position filter used for a pick); a phone-sized tab plays another
+// (nothing scrolls sideways; its screenshot is SCREENSHOT with -phone);
+// axe-core finds no serious or critical violation on either; then two
+// tabs play at once and must get two different drafts; closing a tab
+// must end its draft's session.
 // Prints one JSON line of findings; exits non-zero on the first failure.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+/// axe-core's serious and critical violations on the page as it is now.
+async function accessibilityProblems(page) {
+  await page.addScriptTag({ path: axePath });
+  const { violations } = await page.evaluate(() => axe.run());
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+/// Whether anything on the page is wider than its viewport.
+const scrollsSideways = (page) =>
+  page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
 
 const [base, screenshot] = process.argv.slice(2);
 if (!base || !screenshot) {
@@ -31,7 +50,7 @@ async function sessions() {
 }
 
 /// Clicks through a whole draft in `page`; returns what it saw.
-async function playDraft(page, { persona, filter } = {}) {
+async function playDraft(page, { persona, filter, checks } = {}) {
   await page.goto(base);
   await page.waitForSelector(".card", { timeout: TIMEOUT });
   assert.equal(await page.locator(".card").count(), 5, "five drafter cards");
@@ -57,6 +76,7 @@ async function playDraft(page, { persona, filter } = {}) {
   while (!(await page.locator("#summary").isVisible())) {
     if (await page.locator("#turn").isVisible()) {
       turns += 1;
+      if (turns === 1 && checks) await checks(page);
       const advice = await page.locator("#advice").textContent();
       assert.match(advice, /Advisor: .+\. .+/, "the advisor gives a player and a reason");
       if (filter && turns === 1) {
@@ -110,6 +130,31 @@ try {
   assert.equal(icon, "image/svg+xml", "the icon is served");
   await page.screenshot({ path: screenshot, fullPage: true });
   findings.single = { id: one.id, picks: one.picks };
+
+  // Accessibility (desktop, with the human on the clock) and a phone.
+  const onTheClock = async (p) => {
+    assert.deepEqual(await accessibilityProblems(p), [], "no serious or critical axe violations");
+  };
+  const desktop = await context.newPage();
+  await playDraft(desktop, { checks: onTheClock });
+  await desktop.close();
+  const phone = await (await browser.newContext({
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+  })).newPage();
+  await phone.goto(base);
+  await phone.waitForSelector(".card", { timeout: TIMEOUT });
+  assert.equal(await scrollsSideways(phone), false, "the phone page does not scroll sideways");
+  const small = await playDraft(phone, {
+    checks: async (p) => {
+      assert.equal(await scrollsSideways(p), false, "no sideways scroll while drafting");
+      await onTheClock(p);
+    },
+  });
+  assert.equal(small.picks, 18);
+  assert.equal(await scrollsSideways(phone), false, "no sideways scroll at the end");
+  await phone.evaluate(() => window.scrollTo(0, 0));
+  await phone.screenshot({ path: screenshot.replace(/\.png$/, "-phone.png"), fullPage: false });
+  findings.phone = { id: small.id, picks: small.picks };
 
   // Two tabs at once: two independent drafts.
   const [a, b] = [await context.newPage(), await context.newPage()];

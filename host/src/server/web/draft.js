@@ -46,7 +46,7 @@ function renderCards(teams, editable) {
     persona.value = t.persona || "";
     persona.readOnly = !editable;
     box.append(el("article", { class: "card", id: `card-${t.team}`, "data-team": t.team },
-      el("h3", {}, t.name),
+      el("h2", {}, t.name),
       el("p", { class: "strategy" }, t.description || ""),
       el("label", { for: `persona-${t.team}` }, "Personality"),
       persona,
@@ -238,7 +238,7 @@ function renderFilters() {
 function renderAvailable() {
   const table = $("available");
   const head = el("tr", {}, el("th", {}, "Player"), el("th", {}, "Pos"), el("th", {}, "Team"),
-    el("th", {}, "Tier"), el("th", {}, "Pts/g"), el("th", {}, ""));
+    el("th", {}, "Tier"), el("th", {}, "Pts/g"), el("th", {}, el("span", { class: "visually-hidden" }, "Pick")));
   const body = el("tbody");
   for (const p of available.filter((p) => filter === "ALL" || p.position === filter)) {
     const button = el("button", { class: "pick", "data-player": p.name, onclick: () => choose(p.name) }, "Pick");
