@@ -177,6 +177,20 @@ try {
   assert.ok(!after.includes(ra.id), "closing the tab ended its session");
   assert.ok(after.includes(rb.id), "the other tab's draft lives on");
   findings.tabs = { a: ra.id, b: rb.id, closed: true };
+
+  // A draft that vanishes mid-game (its server restarted, say) is
+  // explained on the page, not left frozen.
+  const lost = await context.newPage();
+  await lost.goto(base);
+  await lost.waitForSelector(".card", { timeout: TIMEOUT });
+  await lost.click("#start");
+  await lost.waitForFunction(() => document.body.dataset.draft, null, { timeout: TIMEOUT });
+  const lostId = await lost.evaluate(() => document.body.dataset.draft);
+  const deleted = await fetch(`${base}/v1/sessions/${lostId}`, { method: "DELETE" });
+  assert.equal(deleted.status, 204);
+  await lost.waitForFunction(() => document.body.dataset.lost === "true", null, { timeout: TIMEOUT });
+  assert.match(await lost.locator("#status").textContent(), /draft is gone.*Start a new draft/);
+  findings.lost = lostId;
   console.log(JSON.stringify({ ok: true, ...findings }));
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e), ...findings }));

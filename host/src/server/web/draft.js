@@ -26,13 +26,42 @@ let filter = "ALL";
 let myTurn = false;
 let tip = null;
 
+// What to tell a person when the server refuses, by the refusal's code.
+const ADVICE = {
+  server_full: "The server is full right now. Try again in a minute.",
+  ports_exhausted: "The server is full right now. Try again in a minute.",
+  instances_exhausted: "The server is full right now. Try again in a minute.",
+  too_many_sessions: "You have as many drafts open as one address may. End a draft in another tab, then try again.",
+  rate_limited: "That was too many requests at once. Wait a few seconds, then try again.",
+  draining: "The server is restarting. Try again in a few seconds.",
+};
+
+/** A refusal from the server: its HTTP status, code and advice. */
+class Refused extends Error {
+  constructor(status, code, message, retryAfter) {
+    const wait = retryAfter ? ` (the server asks to wait ${retryAfter} s)` : "";
+    super(`${ADVICE[code] || message || `The server answered HTTP ${status}.`}${wait}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
 async function api(method, path, body) {
   const headers = { "content-type": "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
-  const r = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+  let r;
+  try {
+    r = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+  } catch (_) {
+    throw new Error("The server cannot be reached. Check that it is running, then reload.");
+  }
   const text = await r.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!r.ok) throw new Error((data && data.error && data.error.message) || `HTTP ${r.status}`);
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { /* not JSON: a proxy's page */ }
+  if (!r.ok) {
+    const error = (data && data.error) || {};
+    throw new Refused(r.status, error.code, error.message, r.headers.get("retry-after"));
+  }
   return data;
 }
 
@@ -98,7 +127,22 @@ async function start() {
   showSandbox(draft.id);
   events = new EventSource(`/v1/drafts/${draft.id}/events?token=${encodeURIComponent(token)}`);
   events.onmessage = (m) => onEvent(JSON.parse(m.data));
-  events.onerror = () => { if (events && events.readyState === EventSource.CLOSED) setStatus("Connection lost."); };
+  // EventSource reconnects by itself and resumes after the last event it
+  // saw (Last-Event-ID); the page says what is happening meanwhile.
+  let statusBeforeLoss = null;
+  events.onopen = () => {
+    if (statusBeforeLoss !== null) setStatus(statusBeforeLoss);
+    statusBeforeLoss = null;
+  };
+  events.onerror = () => {
+    if (!events || !draft) return;
+    if (events.readyState === EventSource.CONNECTING) {
+      if (statusBeforeLoss === null) statusBeforeLoss = $("status").textContent;
+      setStatus("Connection lost. Reconnecting…");
+      return;
+    }
+    explainLostDraft(draft.id);
+  };
   $("start").disabled = false;
 }
 
@@ -121,6 +165,21 @@ async function showSandbox(id) {
       el("code", { class: "endpoint" }, a.url), " ",
       el("a", { href: a.card_url, target: "_blank", rel: "noopener" }, "agent card"))));
   $("sandbox").hidden = false;
+}
+
+// The event stream closed for good: say why, and what to do.
+async function explainLostDraft(id) {
+  try {
+    await api("GET", `/v1/drafts/${id}`);
+    setStatus("Lost the connection to this draft. Reload the page to rejoin it.");
+  } catch (e) {
+    const gone = e instanceof Refused && (e.status === 404 || e.status === 401 || e.status === 403);
+    setStatus(gone
+      ? "This draft is gone: the server restarted, or the draft ended or expired. Start a new draft."
+      : e.message);
+  }
+  if (events) { events.close(); events = null; }
+  document.body.dataset.lost = "true";
 }
 
 function teamName(n) { return draft.teams[n - 1].name; }
