@@ -24,9 +24,11 @@ async function accessibilityProblems(page) {
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
 }
 
-/// Whether anything on the page is wider than its viewport.
+/// Whether anything on the page is wider than the screen (a phone
+/// widens its layout to the widest content, so both are compared).
 const scrollsSideways = (page) =>
-  page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  page.evaluate(() =>
+    Math.max(document.documentElement.scrollWidth, window.innerWidth) > window.screen.width);
 
 const [base, screenshot] = process.argv.slice(2);
 if (!base || !screenshot) {
@@ -104,7 +106,8 @@ async function playDraft(page, { persona, filter, checks } = {}) {
   const players = cells.map((c) => c.replace(/^(QB|RB|WR|TE) /, ""));
   const summaryRows = await page.locator("#summary-table tbody tr").count();
   const feedText = await page.locator("#feed").textContent();
-  return { id, turns, picks, aiPicks, players, summaryRows, feedText };
+  const teamTwo = await page.locator("#card-2 h2").textContent();
+  return { id, turns, picks, aiPicks, players, summaryRows, feedText, teamTwo };
 }
 
 const findings = {};
@@ -130,6 +133,33 @@ try {
   assert.equal(icon, "image/svg+xml", "the icon is served");
   await page.screenshot({ path: screenshot, fullPage: true });
   findings.single = { id: one.id, picks: one.picks };
+
+  // The A2A inspector: a row per engine call, each a SendMessage; the AI
+  // picks among them, each answered with a completed task; a row opens
+  // on the JSON-RPC request with the token masked; the filter shows one
+  // agent's calls; each card counts its drafter's calls.
+  const token = await page.evaluate(() => token);
+  const rows = page.locator("#calls tbody tr.call");
+  const calls = await rows.count();
+  const purposes = await page.locator("#calls tbody tr.call td:nth-child(2)").allTextContents();
+  assert.equal(purposes.filter((p) => p === "pick").length, 15, "one call per AI pick");
+  assert.equal(calls, purposes.length);
+  const methods = new Set(await page.locator("#calls tbody tr.call td:nth-child(3)").allTextContents());
+  assert.deepEqual([...methods], ["SendMessage"]);
+  const states = await page.locator("#calls tbody tr.call td:nth-child(5)").allTextContents();
+  assert.ok(states.every((s) => s === "completed"), `every call completed its task: ${states}`);
+  await rows.first().locator("button.show").click();
+  const body = await page.locator("#calls tbody tr.call-body:not([hidden]) pre").first().textContent();
+  assert.match(body, /"jsonrpc": ?"2.0"/);
+  assert.match(body, /Bearer ••••/);
+  assert.ok(!body.includes(token), "the token is masked");
+  await page.selectOption("#inspector-filter", "2");
+  const visible = await page.locator("#calls tbody tr.call:not([hidden])").allTextContents();
+  assert.ok(visible.length > 0 && visible.length < calls, "the filter narrows the calls");
+  assert.ok(visible.every((v) => v.startsWith(one.teamTwo)), `only Team 2's calls: ${visible}`);
+  const health = await page.locator(".card .health").allTextContents();
+  assert.ok(health.every((h) => /^[1-9]\d* calls · p50 [\d.]+ ms · \d+ fallbacks/.test(h)), `health: ${health}`);
+  findings.inspector = { calls };
 
   // Accessibility (desktop, with the human on the clock) and a phone.
   const onTheClock = async (p) => {

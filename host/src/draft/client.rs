@@ -18,6 +18,37 @@ pub const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// 1 MiB of content; room for the envelope).
 const ANSWER_LIMIT: usize = 4 << 20;
 
+/// Longest request or answer text an [`Exchange`] keeps.
+const EXCHANGE_TEXT: usize = 12 * 1024;
+
+/// One call the engine made to a drafter, as the page's A2A inspector
+/// shows it: the JSON-RPC request and answer as they went over the wire
+/// (the bearer token masked, long texts clipped), and what came of it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Exchange {
+    pub method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// The task's state afterwards, `message` for a bare message reply,
+    /// or `error`.
+    pub state: String,
+    pub latency_ms: f64,
+    /// Request and answer bodies together.
+    pub bytes: usize,
+    pub request: String,
+    pub response: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `text`, cut at [`EXCHANGE_TEXT`] characters.
+fn clipped(text: &str) -> String {
+    match text.char_indices().nth(EXCHANGE_TEXT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// Why a drafter gave no usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
@@ -111,10 +142,50 @@ impl DrafterClient {
 
     /// Sends `request` as the one (`data`) part of a user message and
     /// returns the first `data` part of the answer, whether the agent
-    /// answered with a message or a task. Anything else is an error that
-    /// says why.
-    pub async fn ask(&self, request: &Request) -> Result<Value, AskError> {
-        let body = json!({
+    /// answered with a message or a task (anything else is an error that
+    /// says why), with the exchange as it went.
+    pub async fn ask(&self, request: &Request) -> (Result<Value, AskError>, Exchange) {
+        let started = std::time::Instant::now();
+        let body = self.body(request);
+        let mut answer = Value::Null;
+        let outcome = self.send(&body, &mut answer).await;
+        let result = &answer["result"];
+        let task = &result["task"];
+        let state = match (&outcome, result.get("message")) {
+            (Err(_), _) => "error".to_string(),
+            (_, Some(_)) => "message".to_string(),
+            _ => task["status"]["state"].as_str().unwrap_or("").to_string(),
+        };
+        let (request_text, response_text) = (body.to_string(), answer.to_string());
+        let headers = match &self.token {
+            Some(_) => "Authorization: Bearer •••• (the session token)\nA2A-Version: 1.0\n\n",
+            None => "A2A-Version: 1.0\n\n",
+        };
+        let exchange = Exchange {
+            method: "SendMessage",
+            task_id: task["id"].as_str().map(str::to_string),
+            state,
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            bytes: request_text.len()
+                + if answer.is_null() {
+                    0
+                } else {
+                    response_text.len()
+                },
+            request: clipped(&format!("{headers}{request_text}")),
+            response: if answer.is_null() {
+                String::new()
+            } else {
+                clipped(&response_text)
+            },
+            error: outcome.as_ref().err().map(|e| e.to_string()),
+        };
+        (outcome, exchange)
+    }
+
+    /// The JSON-RPC body that carries `request`.
+    fn body(&self, request: &Request) -> Value {
+        json!({
             "jsonrpc": "2.0",
             "id": 1,
             "method": "SendMessage",
@@ -124,18 +195,24 @@ impl DrafterClient {
                 "role": "ROLE_USER",
                 "parts": [{"data": request}],
             }},
-        });
+        })
+    }
+
+    /// [`ask`](Self::ask)'s call: `answer` receives the JSON-RPC answer.
+    async fn send(&self, body: &Value, answer: &mut Value) -> Result<Value, AskError> {
         let call = json_call(
             &self.http,
             Method::POST,
             &self.path,
             self.token.as_deref(),
             &[("a2a-version", "1.0")],
-            Some(&body),
+            Some(body),
         );
-        let (status, answer) = tokio::time::timeout(AGENT_TIMEOUT, call)
+        let (status, body) = tokio::time::timeout(AGENT_TIMEOUT, call)
             .await
             .map_err(|_| AskError::Timeout)??;
+        *answer = body;
+        let answer = &*answer;
         if status != StatusCode::OK {
             return Err(AskError::Status(status));
         }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-use super::client::{AskError, DrafterClient};
+use super::client::{AskError, DrafterClient, Exchange};
 use super::players::{Player, pool};
 use super::rules::{
     Advice, HUMAN_TEAM, Rng, TEAMS, advise, commenter, on_the_clock, slot_of, team_of,
@@ -26,19 +26,27 @@ const MAX_TEXT_CHARS: usize = 300;
 /// How the drafters are reached: one per AI slot (0..5).
 pub trait Seats: Send + Sync + 'static {
     /// Sends `request` to the drafter in `slot`; returns its `data` answer
-    /// as it came (the engine checks it).
+    /// as it came (the engine checks it), and the exchange, when the
+    /// drafter was reached over A2A.
     fn ask(
         &self,
         slot: usize,
         request: &Request,
-    ) -> impl Future<Output = Result<Value, AskError>> + Send;
+    ) -> impl Future<Output = (Result<Value, AskError>, Option<Exchange>)> + Send;
 }
 
 impl Seats for Vec<DrafterClient> {
-    async fn ask(&self, slot: usize, request: &Request) -> Result<Value, AskError> {
+    async fn ask(
+        &self,
+        slot: usize,
+        request: &Request,
+    ) -> (Result<Value, AskError>, Option<Exchange>) {
         match self.get(slot) {
-            Some(agent) => agent.ask(request).await,
-            None => Err(AskError::NoSeat(slot)),
+            Some(agent) => {
+                let (answer, exchange) = agent.ask(request).await;
+                (answer, Some(exchange))
+            }
+            None => (Err(AskError::NoSeat(slot)), None),
         }
     }
 }
@@ -115,6 +123,15 @@ pub enum DraftEvent<'a> {
     Round {
         round: u32,
         board: BTreeMap<u8, Vec<&'a Player>>,
+    },
+    /// A call the engine made to a drafter, for the A2A inspector.
+    Call {
+        team: u8,
+        team_name: &'a str,
+        /// What the call was for: `pick` or `comment`.
+        purpose: &'static str,
+        #[serde(flatten)]
+        exchange: &'a Exchange,
     },
     /// The draft ended.
     Done {
@@ -421,8 +438,17 @@ impl Draft {
     ) -> (Player, PickedBy, Words) {
         let request = self.pick_request(pick, round, team);
         let slot = slot_of(team).expect("AI teams have slots");
-        let answer = seats.ask(slot, &request).await;
-        let state = self.state();
+        let (answer, exchange) = seats.ask(slot, &request).await;
+        let mut state = self.state();
+        if let Some(exchange) = &exchange {
+            let event = DraftEvent::Call {
+                team,
+                team_name: self.team_name(team),
+                purpose: "pick",
+                exchange,
+            };
+            self.publish(&mut state.events, &event);
+        }
         let checked = answer
             .map_err(Unusable::from)
             .and_then(|a| check_pick(&a, &state.available, &state.picks));
@@ -532,10 +558,18 @@ impl Draft {
             rival: c.rival,
         });
         let slot = slot_of(c.team).expect("commenters are AI teams");
-        let answer = seats
-            .ask(slot, &request)
-            .await
-            .map(serde_json::from_value::<Answer>);
+        let (answer, exchange) = seats.ask(slot, &request).await;
+        if let Some(exchange) = &exchange {
+            let mut state = self.state();
+            let event = DraftEvent::Call {
+                team: c.team,
+                team_name: self.team_name(c.team),
+                purpose: "comment",
+                exchange,
+            };
+            self.publish(&mut state.events, &event);
+        }
+        let answer = answer.map(serde_json::from_value::<Answer>);
         let text = match answer {
             Ok(Ok(Answer::Comment { text })) if !text.trim().is_empty() => clip(text.trim()),
             Ok(_) => return,
@@ -744,7 +778,17 @@ mod tests {
     }
 
     impl Seats for Fake {
-        async fn ask(&self, slot: usize, request: &Request) -> Result<Value, AskError> {
+        async fn ask(
+            &self,
+            slot: usize,
+            request: &Request,
+        ) -> (Result<Value, AskError>, Option<Exchange>) {
+            (self.answer(slot, request), None)
+        }
+    }
+
+    impl Fake {
+        fn answer(&self, slot: usize, request: &Request) -> Result<Value, AskError> {
             if self.dead.contains(&slot) {
                 return Err(AskError::Rpc {
                     code: -32006,

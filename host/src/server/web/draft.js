@@ -79,6 +79,7 @@ function renderCards(teams, editable) {
       el("p", { class: "strategy" }, t.description || ""),
       el("label", { for: `persona-${t.team}` }, "Personality"),
       persona,
+      el("p", { class: "health", id: `health-${t.team}` }, "No calls yet"),
       el("ul", { class: "roster", id: `roster-${t.team}` })));
   }
 }
@@ -114,6 +115,10 @@ async function start() {
   tip = null;
   renderCards(draft.teams, false);
   $("feed").replaceChildren();
+  calls = [];
+  $("calls").tBodies[0].replaceChildren();
+  $("inspector-filter").replaceChildren(el("option", { value: "all" }, "All"),
+    ...draft.teams.filter((t) => !t.human).map((t) => el("option", { value: t.team }, t.name)));
   $("summary").hidden = true;
   $("players").hidden = false;
   $("turn").hidden = true;
@@ -200,7 +205,66 @@ function onEvent(ev) {
     case "round":
       return feed(el("li", { class: "round" }, `End of round ${ev.round}`));
     case "done": return onDone(ev);
+    case "call": return onCall(ev);
   }
+}
+
+// Every call the draft engine made to a drafter, as it happened: a row
+// each, the JSON-RPC request and answer behind a button.
+let calls = [];
+function onCall(ev) {
+  calls.push(ev);
+  const details = el("tr", { class: "call-body", hidden: "" },
+    el("td", { colspan: "8" },
+      el("h3", {}, "Request"), el("pre", {}, pretty(ev.request)),
+      el("h3", {}, ev.error ? `Answer (${ev.error})` : "Answer"), el("pre", {}, pretty(ev.response))));
+  const toggle = el("button", { class: "show", "aria-expanded": "false",
+    onclick: () => {
+      details.hidden = !details.hidden;
+      toggle.setAttribute("aria-expanded", String(!details.hidden));
+      toggle.textContent = details.hidden ? "Show" : "Hide";
+    } }, "Show");
+  const row = el("tr", { class: `call${ev.error ? " failed" : ""}`, "data-team": ev.team },
+    el("td", {}, ev.team_name), el("td", {}, ev.purpose), el("td", {}, ev.method),
+    el("td", { title: ev.task_id || "" }, ev.task_id ? ev.task_id.slice(0, 8) : "—"),
+    el("td", {}, ev.state.replace("TASK_STATE_", "").toLowerCase()),
+    el("td", { class: "num" }, ev.latency_ms.toFixed(1)), el("td", { class: "num" }, ev.bytes),
+    el("td", {}, toggle));
+  const shown = $("inspector-filter").value;
+  if (shown !== "all" && shown !== String(ev.team)) { row.hidden = true; }
+  $("calls").tBodies[0].append(row, details);
+  renderHealth(ev.team);
+}
+
+// Headers, then the JSON body indented, when it is JSON.
+function pretty(text) {
+  const split = text.lastIndexOf("\n\n");
+  const [head, body] = split >= 0 ? [text.slice(0, split + 2), text.slice(split + 2)] : ["", text];
+  try { return head + JSON.stringify(JSON.parse(body), null, 2); } catch (_) { return text; }
+}
+
+function filterCalls() {
+  const shown = $("inspector-filter").value;
+  for (const row of $("calls").tBodies[0].rows) {
+    if (row.classList.contains("call-body")) { row.hidden = true; continue; }
+    row.hidden = shown !== "all" && row.dataset.team !== shown;
+    const button = row.querySelector("button.show");
+    if (button) { button.textContent = "Show"; button.setAttribute("aria-expanded", "false"); }
+  }
+}
+
+// A drafter's health on its card: calls, median latency, fallbacks,
+// failed calls (traps among them: each recycles the drafter's instance).
+function renderHealth(team) {
+  const box = $(`health-${team}`);
+  if (!box) return;
+  const mine = calls.filter((c) => c.team === team);
+  const times = mine.map((c) => c.latency_ms).sort((a, b) => a - b);
+  const p50 = times.length ? times[Math.floor((times.length - 1) / 2)].toFixed(1) : "—";
+  const fallbacks = picks.filter((p) => p.team === team && p.by === "fallback").length;
+  const failed = mine.filter((c) => c.error).length;
+  const traps = mine.filter((c) => /-32006/.test(c.error || "")).length;
+  box.textContent = `${mine.length} calls · p50 ${p50} ms · ${fallbacks} fallbacks · ${failed} failed (${traps} traps)`;
 }
 
 function onPick(ev) {
@@ -216,6 +280,7 @@ function onPick(ev) {
   if (ev.trash_talk) item.append(el("span", { class: "talk" }, `“${ev.trash_talk}”`));
   if (ev.note) item.append(el("span", { class: "fallback" }, ev.note));
   feed(item);
+  if (ev.by === "fallback") renderHealth(ev.team);
   const roster = $(`roster-${ev.team}`);
   if (roster) roster.append(el("li", {}, pos(ev.player.position), " ", ev.player.name));
   if (mine) { myTurn = false; $("turn").hidden = true; }
@@ -349,6 +414,7 @@ window.addEventListener("pagehide", () => {
 });
 
 $("start").addEventListener("click", start);
+$("inspector-filter").addEventListener("change", filterCalls);
 $("end").addEventListener("click", async () => {
   await endDraft();
   $("game").hidden = true;
