@@ -24,6 +24,36 @@ async function accessibilityProblems(page) {
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
 }
 
+/// Presses Tab until the focused element matches `selector` (at most
+/// 400 presses); true if it got there.
+async function tabTo(page, selector) {
+  for (let i = 0; i < 400; i++) {
+    if (await page.evaluate((s) => document.activeElement?.matches(s) ?? false, selector)) return true;
+    await page.keyboard.press("Tab");
+  }
+  return false;
+}
+
+/// Plays a whole draft with the keyboard alone: Tab to a control, Enter.
+async function playByKeyboard(page) {
+  await page.goto(base);
+  await page.waitForSelector(".card", { timeout: TIMEOUT });
+  assert.ok(await tabTo(page, "#start"), "Start is reachable by Tab");
+  await page.keyboard.press("Enter");
+  let turns = 0;
+  for (;;) {
+    await page.waitForSelector("#turn:not([hidden]), #summary:not([hidden])", { timeout: TIMEOUT });
+    if (await page.locator("#summary").isVisible()) break;
+    turns += 1;
+    const before = await page.locator("#feed li.pick.you").count();
+    assert.ok(await tabTo(page, "#available button.pick:not([disabled])"), "a Pick button is reachable by Tab");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((n) => document.querySelectorAll("#feed li.pick.you").length > n,
+      before, { timeout: TIMEOUT });
+  }
+  return { turns, picks: await page.locator("#feed li.pick").count() };
+}
+
 /// Whether anything on the page is wider than the screen (a phone
 /// widens its layout to the widest content, so both are compared).
 const scrollsSideways = (page) =>
@@ -185,6 +215,32 @@ try {
   await phone.evaluate(() => window.scrollTo(0, 0));
   await phone.screenshot({ path: screenshot.replace(/\.png$/, "-phone.png"), fullPage: false });
   findings.phone = { id: small.id, picks: small.picks };
+
+  // A whole draft with the keyboard alone.
+  const keys = await context.newPage();
+  const byKeys = await playByKeyboard(keys);
+  assert.equal(byKeys.turns, 3, "three turns by keyboard");
+  assert.equal(byKeys.picks, 18);
+  await keys.close();
+  findings.keyboard = byKeys;
+
+  // Figures: the page's weight, its first paint, and the first pick
+  // event after Start, as this browser measured them.
+  const timing = await context.newPage();
+  const assets = [];
+  timing.on("response", (r) => {
+    if (r.url().startsWith(base) && !r.url().includes("/v1/")) assets.push(r.body().then((b) => b.length));
+  });
+  await timing.goto(base, { waitUntil: "load" });
+  await timing.waitForSelector(".card", { timeout: TIMEOUT });
+  const bytes = (await Promise.all(assets)).reduce((a, b) => a + b, 0);
+  const paint = await timing.evaluate(() =>
+    performance.getEntriesByType("paint").find((p) => p.name === "first-contentful-paint")?.startTime);
+  const clicked = Date.now();
+  await timing.click("#start");
+  await timing.waitForSelector("#feed li.pick", { timeout: TIMEOUT });
+  findings.figures = { page_bytes: bytes, first_paint_ms: Math.round(paint), first_pick_ms: Date.now() - clicked };
+  await timing.close();
 
   // Two tabs at once: two independent drafts.
   const [a, b] = [await context.newPage(), await context.newPage()];

@@ -384,6 +384,8 @@ async fn the_page_plays_whole_drafts_in_headless_chromium() {
     );
     let result: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(result["ok"], true);
+    println!("browser figures: {}", result["figures"]);
+    assert!(result["figures"]["page_bytes"].as_u64().unwrap() > 1000);
     assert_ne!(result["tabs"]["a"], result["tabs"]["b"]);
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }
