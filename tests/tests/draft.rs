@@ -389,3 +389,28 @@ async fn the_page_plays_whole_drafts_in_headless_chromium() {
     assert_ne!(result["tabs"]["a"], result["tabs"]["b"]);
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }
+
+/// Runs `tests/browser/errors.mjs` in `mode` against `base`.
+fn page_error_script(mode: &str, base: &str) -> Value {
+    let script = repo_root().join("tests/browser/errors.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .args([mode, base])
+        .output()
+        .expect("node runs (make browser-deps installs what it needs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{mode}: {stdout}");
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_when_the_server_is_full() {
+    let server = Server::start(10, &["--set", "sessions.max_sessions=1"]);
+    let taken = server.create(None).await;
+    assert_eq!(taken.status, 201);
+    let base = server.base();
+    let result = tokio::task::spawn_blocking(move || page_error_script("full", &base))
+        .await
+        .unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+}
