@@ -390,12 +390,13 @@ async fn the_page_plays_whole_drafts_in_headless_chromium() {
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }
 
-/// Runs `tests/browser/errors.mjs` in `mode` against `base`.
-fn page_error_script(mode: &str, base: &str) -> Value {
+/// Runs `tests/browser/errors.mjs` in `mode` with `args`.
+fn page_error_script(mode: &str, args: &[&str]) -> Value {
     let script = repo_root().join("tests/browser/errors.mjs");
     let out = Command::new("node")
         .arg(&script)
-        .args([mode, base])
+        .arg(mode)
+        .args(args)
         .output()
         .expect("node runs (make browser-deps installs what it needs)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -409,8 +410,16 @@ async fn the_page_says_when_the_server_is_full() {
     let taken = server.create(None).await;
     assert_eq!(taken.status, 201);
     let base = server.base();
-    let result = tokio::task::spawn_blocking(move || page_error_script("full", &base))
+    let result = tokio::task::spawn_blocking(move || page_error_script("full", &[&base]))
         .await
         .unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+}
+
+#[test]
+fn the_page_says_a_draft_is_gone_when_its_server_restarts_mid_draft() {
+    let (bin, agents) = (server_bin(), repo_root().join("build/test-agents"));
+    let args = [bin.to_str().unwrap(), agents.to_str().unwrap()];
+    let result = page_error_script("restart", &args);
     assert_eq!(result["ok"], true, "{result}");
 }
