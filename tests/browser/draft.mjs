@@ -190,6 +190,10 @@ try {
   const health = await page.locator(".card .health").allTextContents();
   assert.ok(health.every((h) => /^[1-9]\d* calls · p50 [\d.]+ ms · \d+ fallbacks/.test(h)), `health: ${health}`);
   findings.inspector = { calls };
+  // The token a user needs to talk to a drafter is one click away.
+  await page.click("#copy-token");
+  await page.waitForFunction(() => document.getElementById("copy-done").textContent !== "",
+    null, { timeout: TIMEOUT });
 
   // Accessibility (desktop, with the human on the clock) and a phone.
   const onTheClock = async (p) => {

@@ -265,6 +265,10 @@ function renderHealth(team) {
   const failed = mine.filter((c) => c.error).length;
   const traps = mine.filter((c) => /-32006/.test(c.error || "")).length;
   box.textContent = `${mine.length} calls · p50 ${p50} ms · ${fallbacks} fallbacks · ${failed} failed (${traps} traps)`;
+  // Why each fallback happened, on hover and for screen readers.
+  const why = picks.filter((p) => p.team === team && p.by === "fallback").map((p) => p.note).filter(Boolean);
+  if (why.length) box.title = why.join("\n");
+  else box.removeAttribute("title");
 }
 
 function onPick(ev) {
@@ -415,6 +419,14 @@ window.addEventListener("pagehide", () => {
 
 $("start").addEventListener("click", start);
 $("inspector-filter").addEventListener("change", filterCalls);
+$("copy-token").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(token || "");
+    $("copy-done").textContent = "Copied.";
+  } catch (_) {
+    $("copy-done").textContent = `Token: ${token}`;
+  }
+});
 $("end").addEventListener("click", async () => {
   await endDraft();
   $("game").hidden = true;
