@@ -281,3 +281,31 @@ async fn rest_can_be_turned_off() {
         "TASK_STATE_COMPLETED"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_calls_and_streams_count_against_the_session_s_budgets() {
+    let server = Server::start(5, &["--set", "budgets.streams=1"]);
+    let (url, token) = conformance_agent(&server).await;
+    let auth = format!("Bearer {token}");
+    // One stream open over JSON-RPC (its task stays working)...
+    let mut open =
+        EventStream::open(&url, &token, "SendStreamingMessage", text_message("work")).await;
+    open.expect(5).await;
+    // ...is the session's one stream: a second, over REST, is refused.
+    let second = http(
+        "POST",
+        &format!("{url}message:stream"),
+        &[("authorization", &auth)],
+        send_body("work"),
+    )
+    .await;
+    assert_eq!(second.status, 429, "{}", second.text());
+    assert!(second.headers.contains_key("retry-after"));
+    let refused = second.json();
+    assert_eq!(
+        refused["error"]["status"], "RESOURCE_EXHAUSTED",
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["details"][0]["reason"], "OVER_BUDGET");
+    drop(open);
+}
