@@ -345,6 +345,23 @@ impl Answer {
     }
 }
 
+/// `answer` as `write` writes it. Tens of MiB of history take
+/// milliseconds to write out, so a large answer is bulk work: the threads
+/// that serve every other session's requests are not held up by it.
+/// `None` if writing panicked (logged).
+async fn written(
+    answer: Answer,
+    write: impl FnOnce(&Answer) -> Vec<u8> + Send + 'static,
+) -> Option<Vec<u8>> {
+    if answer.weight() < LARGE_ANSWER {
+        return Some(write(&answer));
+    }
+    crate::bulk::run(move || write(&answer))
+        .await
+        .map_err(|e| tracing::error!(error = %e, "serialising an answer panicked"))
+        .ok()
+}
+
 /// The response body for a method's result, in the request's dialect.
 fn answer_body(dialect: Dialect, shape: Shape, id: &RequestId, result: &Answer) -> Vec<u8> {
     match dialect {
@@ -457,19 +474,12 @@ impl<B: AgentBackend> A2aService<B> {
         };
         match (request.id, outcome) {
             (None, _) => Reply::Nothing,
-            (Some(id), Ok(result)) if result.weight() >= LARGE_ANSWER => {
-                // Tens of MiB of history take milliseconds to write out:
-                // bulk work, so the threads that serve every other
-                // session's requests are not held up by it.
-                crate::bulk::run(move || answer_body(dialect, shape, &id, &result))
-                    .await
-                    .map(Reply::Json)
-                    .unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "serialising an answer panicked");
-                        Reply::Json(jsonrpc::error_body(&reply_id, &RpcError::internal()))
-                    })
+            (Some(id), Ok(result)) => {
+                match written(result, move |a| answer_body(dialect, shape, &id, a)).await {
+                    Some(body) => Reply::Json(body),
+                    None => Reply::Json(jsonrpc::error_body(&reply_id, &RpcError::internal())),
+                }
             }
-            (Some(id), Ok(result)) => Reply::Json(answer_body(dialect, shape, &id, &result)),
             (Some(id), Err(e)) if e.is_over_budget() => {
                 Reply::OverBudget(jsonrpc::error_body(&id, &e))
             }
@@ -503,16 +513,15 @@ impl<B: AgentBackend> A2aService<B> {
             };
         }
         match self.dispatch(method, params).await {
-            Ok(answer) if answer.weight() >= LARGE_ANSWER => {
-                crate::bulk::run(move || serde_json::to_vec(&answer).expect("answers serialise"))
-                    .await
-                    .map(Reply::Json)
-                    .unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "serialising an answer panicked");
-                        failed(RpcError::internal())
-                    })
+            Ok(answer) => {
+                let body = written(answer, |a| {
+                    serde_json::to_vec(a).expect("answers serialise")
+                });
+                match body.await {
+                    Some(body) => Reply::Json(body),
+                    None => failed(RpcError::internal()),
+                }
             }
-            Ok(answer) => Reply::Json(serde_json::to_vec(&answer).expect("answers serialise")),
             Err(e) => failed(e),
         }
     }
