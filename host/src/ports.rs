@@ -50,10 +50,23 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// The "bad ports" of the Fetch standard: browsers, and fetch-based
+/// clients such as the official JavaScript A2A SDK, refuse to connect to
+/// them, so an agent is never given one.
+const FETCH_BLOCKED: [u16; 82] = [
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102,
+    103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465,
+    512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993,
+    995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668,
+    6669, 6679, 6697, 10080,
+];
+
 impl PortPool {
-    /// A pool of `range` on `ip`. Nothing is bound until [`take`](Self::take).
+    /// A pool of `range` on `ip`, without the ports browsers and fetch
+    /// clients refuse to connect to. Nothing is bound until
+    /// [`take`](Self::take).
     pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Self {
-        let free: VecDeque<u16> = range.collect();
+        let free: VecDeque<u16> = range.filter(|p| !FETCH_BLOCKED.contains(p)).collect();
         PortPool {
             ip,
             total: free.len(),
@@ -117,6 +130,13 @@ impl PortPool {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn ports_browsers_refuse_are_never_given_out() {
+        let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5995..=6005);
+        assert_eq!(pool.total(), 10);
+        assert!(!pool.lock().contains(&6000));
+    }
 
     fn free_range(len: u16) -> RangeInclusive<u16> {
         // Find a run of ports nobody holds, so the test is not flaky.
