@@ -98,6 +98,13 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
     Ok(Request { id, method, params })
 }
 
+/// Params built here (from a REST path, or rewritten from another
+/// dialect) as the raw params a method parses.
+pub fn params_of(params: &serde_json::Map<String, Value>) -> Box<RawValue> {
+    let text = serde_json::to_string(params).expect("JSON values serialise");
+    RawValue::from_string(text).expect("serialised JSON is JSON")
+}
+
 /// `{}`: the params of a request that sent none.
 fn no_params() -> &'static RawValue {
     static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();

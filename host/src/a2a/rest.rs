@@ -136,8 +136,7 @@ impl Endpoint {
             }
             (None, _) => {}
         }
-        let text = serde_json::to_string(&params).expect("JSON values serialise");
-        Ok(RawValue::from_string(text).expect("serialised JSON is JSON"))
+        Ok(super::jsonrpc::params_of(&params))
     }
 }
 

@@ -102,8 +102,7 @@ pub fn params_to_v1(shape: Shape, params: &RawValue) -> Result<Box<RawValue>, Rp
         }
         Shape::Task | Shape::TaskList | Shape::Other => {}
     }
-    let text = serde_json::to_string(&p).expect("JSON values serialise");
-    Ok(RawValue::from_string(text).expect("serialised JSON is JSON"))
+    Ok(super::jsonrpc::params_of(&p))
 }
 
 /// The 0.3 form of a 1.0 result.
