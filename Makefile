@@ -110,23 +110,22 @@ $(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-l
 	touch $@
 
 # The official A2A SDKs the interop suite drives: Python a2a-sdk in a
-# venv, JavaScript @a2a-js/sdk from the lock file; each of the 1.x line
-# (tests/interop) and of the 0.3 line (tests/interop/v03).
+# venv (its requirements.txt), JavaScript @a2a-js/sdk from the lock
+# file; each of the 1.x line (tests/interop) and of the 0.3 line
+# (tests/interop/v03).
 INTEROP := tests/interop
-A2A_PY_SDK := a2a-sdk==1.3.0
-A2A_PY_SDK_V03 := a2a-sdk==0.3.26
 
 interop-deps: $(INTEROP)/.venv/.installed $(INTEROP)/node_modules/.installed \
 	$(INTEROP)/v03/.venv/.installed $(INTEROP)/v03/node_modules/.installed
 
-$(INTEROP)/.venv/.installed:
+$(INTEROP)/.venv/.installed: $(INTEROP)/requirements.txt
 	python3 -m venv $(INTEROP)/.venv
-	$(INTEROP)/.venv/bin/pip install -q --disable-pip-version-check "$(A2A_PY_SDK)"
+	$(INTEROP)/.venv/bin/pip install -q --disable-pip-version-check -r $<
 	touch $@
 
-$(INTEROP)/v03/.venv/.installed:
+$(INTEROP)/v03/.venv/.installed: $(INTEROP)/v03/requirements.txt
 	python3 -m venv $(INTEROP)/v03/.venv
-	$(INTEROP)/v03/.venv/bin/pip install -q --disable-pip-version-check "$(A2A_PY_SDK_V03)"
+	$(INTEROP)/v03/.venv/bin/pip install -q --disable-pip-version-check -r $<
 	touch $@
 
 $(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-lock.json

@@ -54,17 +54,23 @@ pub struct Config {
 
 /// The A2A protocol bindings agents are served over, beside JSON-RPC
 /// (always on).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BindingSettings {
     /// HTTP+JSON (REST) at the specification's paths below each agent's
     /// base URL.
     pub rest: bool,
+    /// gRPC (HTTP/2 without TLS) on each agent's own port, and on the
+    /// gateway when agents have host names of their own.
+    pub grpc: bool,
 }
 
 impl Default for BindingSettings {
     fn default() -> Self {
-        BindingSettings { rest: true }
+        BindingSettings {
+            rest: true,
+            grpc: true,
+        }
     }
 }
 

@@ -25,11 +25,13 @@ async fn every_rest_endpoint_serves_the_one_task_store() {
     let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
         .await
         .json();
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
     assert_eq!(
         card["supportedInterfaces"],
         json!([
             {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-            {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+            {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+            {"url": authority, "protocolBinding": "GRPC", "protocolVersion": "1.0"}
         ])
     );
 
@@ -266,7 +268,7 @@ async fn rest_can_be_turned_off() {
         .iter()
         .map(|i| i["protocolBinding"].as_str().unwrap())
         .collect();
-    assert_eq!(bindings, ["JSONRPC"]);
+    assert_eq!(bindings, ["JSONRPC", "GRPC"]);
     let (status, _) = rest(
         "POST",
         &format!("{url}message:send"),

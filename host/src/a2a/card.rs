@@ -5,6 +5,27 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::config::BindingSettings;
+
+/// The gRPC target (`host:port`) of an agent whose base URL is `url`, if
+/// gRPC can reach it there: gRPC's paths are fixed, so only an agent at
+/// the root of its origin (its own port or host name) can serve it.
+fn grpc_target(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() || authority.is_empty() {
+        return None;
+    }
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.contains(']'));
+    Some(match (has_port, scheme) {
+        (true, _) => authority.to_string(),
+        (false, "https") => format!("{authority}:443"),
+        (false, _) => format!("{authority}:80"),
+    })
+}
+
 /// An agent's self-description, as its component gives it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentInfo {
@@ -28,13 +49,14 @@ pub struct Skill {
 /// The A2A 1.0 agent card for an agent served at `url` (`None`: not
 /// served anywhere yet, so no interfaces are listed). `secured` adds
 /// the bearer scheme every call must carry; `push` says whether push
-/// notifications work on this server, `rest` whether HTTP+JSON does.
+/// notifications work on this server, `bindings` which bindings beside
+/// JSON-RPC it serves.
 pub fn agent_card(
     info: &AgentInfo,
     url: Option<&str>,
     secured: bool,
     push: bool,
-    rest: bool,
+    bindings: BindingSettings,
 ) -> Value {
     let skills: Vec<Value> = info
         .skills
@@ -51,13 +73,14 @@ pub fn agent_card(
         "skills": skills,
     });
     if let Some(url) = url {
-        // The bindings at the one base URL: JSON-RPC at it, REST below it.
-        let mut interfaces =
-            vec![json!({"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"})];
-        if rest {
-            interfaces.push(
-                json!({"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}),
-            );
+        // JSON-RPC at the base URL, REST below it, gRPC at its authority.
+        let interface = |url: &str, binding| json!({"url": url, "protocolBinding": binding, "protocolVersion": "1.0"});
+        let mut interfaces = vec![interface(url, "JSONRPC")];
+        if bindings.rest {
+            interfaces.push(interface(url, "HTTP+JSON"));
+        }
+        if let Some(target) = grpc_target(url).filter(|_| bindings.grpc) {
+            interfaces.push(interface(&target, "GRPC"));
         }
         card["supportedInterfaces"] = Value::Array(interfaces);
     }
@@ -67,4 +90,24 @@ pub fn agent_card(
         card["securityRequirements"] = json!([{"schemes": {"session": {"list": []}}}]);
     }
     card
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_is_offered_at_the_authority_of_an_agent_at_the_root_of_its_origin() {
+        assert_eq!(
+            grpc_target("http://127.0.0.1:19100/").as_deref(),
+            Some("127.0.0.1:19100")
+        );
+        assert_eq!(
+            grpc_target("https://s1-0.agents.example.com/").as_deref(),
+            Some("s1-0.agents.example.com:443")
+        );
+        assert_eq!(grpc_target("http://[::1]/").as_deref(), Some("[::1]:80"));
+        // A gateway path: gRPC's fixed paths cannot reach it.
+        assert_eq!(grpc_target("http://127.0.0.1:8080/s/abc/0/"), None);
+    }
 }

@@ -5,6 +5,7 @@
 pub mod card;
 mod cost;
 pub mod error;
+pub mod grpc;
 pub mod jsonrpc;
 pub mod push;
 pub mod rest;

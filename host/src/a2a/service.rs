@@ -29,6 +29,7 @@ use super::types::{
 };
 use super::v03::{self, Dialect, Shape};
 use crate::budget::{Held, Kind, SessionBudget};
+use crate::config::BindingSettings;
 use crate::egress::{Destination, Outbound};
 use crate::metrics::{KindLabel, Metrics, metrics};
 use prometheus_client::metrics::gauge::Gauge;
@@ -197,8 +198,8 @@ pub struct Capabilities {
     pub streaming: bool,
     /// Push notification configs are accepted.
     pub push: bool,
-    /// The HTTP+JSON (REST) binding is served beside JSON-RPC.
-    pub rest: bool,
+    /// The bindings served beside JSON-RPC.
+    pub bindings: BindingSettings,
     /// The agent may answer with a bare message (contract 0.2.0): a
     /// message stream then starts with the agent's first event or its
     /// reply, not with the task as submitted.
@@ -1215,7 +1216,7 @@ mod tests {
         let capabilities = Capabilities {
             streaming: true,
             push: true,
-            rest: true,
+            bindings: BindingSettings::default(),
             message_replies: true,
         };
         Arc::new(A2aService::new(

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::header::{
-    AUTHORIZATION, CACHE_CONTROL, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
@@ -18,15 +18,18 @@ use tokio::task::JoinHandle;
 
 use super::access::token_refusal;
 use super::http::{
-    Body, RequestBody, answer_even_on_panic, boxed, draining, error_response, full, host_header,
-    json_bytes, method_not_allowed, read_body, refuse_connection, spawn_connection, sse_response,
-    too_many_requests, with_retry_after,
+    Body, BodyError, RequestBody, answer_even_on_panic, boxed, draining, error_response, full,
+    host_header, json_bytes, method_not_allowed, read_body, read_whole, refuse_connection,
+    spawn_connection, sse_response, too_many_requests, with_retry_after,
 };
+use tonic::Status;
+
+use crate::a2a::grpc;
 use crate::a2a::rest::{self, Endpoint, NotAnEndpoint};
 use crate::a2a::{Reply, agent_card};
 use crate::budget::Kind;
 use crate::metrics::{Metrics, metrics};
-use crate::session::{Session, SlotAgent};
+use crate::session::{Access, Session, SlotAgent};
 
 /// Limits every agent request is held to.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +170,10 @@ pub(crate) async fn answer(
         None if below.is_empty() || below.ends_with('/') => "/".to_string(),
         None => below.to_string(),
     };
+    let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
+    if grpc::is_grpc(content_type) {
+        return answer_grpc(session, agent, req, limits, drain).await;
+    }
     if rest == CARD_PATH || rest == CARD_PATH_V03 {
         if req.method() != Method::GET {
             return method_not_allowed("GET");
@@ -178,7 +185,7 @@ pub(crate) async fn answer(
         "/" if req.method() != Method::POST => return method_not_allowed("POST"),
         "/" => None,
         path => match Endpoint::parse(req.method().as_str(), path, req.uri().query()) {
-            Ok(_) if !agent.service.capabilities().rest => {
+            Ok(_) if !agent.service.capabilities().bindings.rest => {
                 return error_response(
                     StatusCode::NOT_FOUND,
                     "not_found",
@@ -261,6 +268,75 @@ pub(crate) async fn answer(
     }
 }
 
+/// Answers a gRPC call: the session's checks as for the other bindings,
+/// each refusal as the gRPC status that says it, then the call.
+async fn answer_grpc(
+    session: &Session,
+    agent: &SlotAgent,
+    req: Request<RequestBody>,
+    limits: PortLimits,
+    drain: &super::Drain,
+) -> Response<Body> {
+    let refused = |status| boxed_grpc(grpc::refusal(status));
+    if !agent.service.capabilities().bindings.grpc {
+        return refused(Status::unimplemented(
+            "this server does not serve gRPC (bindings.grpc is off): use JSON-RPC or HTTP+JSON, \
+             as the agent card lists",
+        ));
+    }
+    if drain.is_draining() {
+        return refused(Status::unavailable(
+            "the server is shutting down and takes no new work; retry on another instance",
+        ));
+    }
+    match session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+        Access::Granted => {}
+        Access::Missing => {
+            return refused(Status::unauthenticated(
+                "this agent needs the session's token: send authorization: Bearer <token>",
+            ));
+        }
+        Access::Wrong => {
+            return refused(Status::unauthenticated(
+                "the bearer token is not this session's token",
+            ));
+        }
+    }
+    if let Err(wait) = session.take_request() {
+        Metrics::count(&metrics().rate_limited, "agent");
+        return refused(grpc::retry_later(
+            tonic::Code::ResourceExhausted,
+            format!("this session is sending agent requests too fast; retry after {wait:.1?}"),
+            wait,
+        ));
+    }
+    session.touch();
+    let (parts, body) = req.into_parts();
+    // The whole request is one message (every method's request is
+    // unary): read it under the same size and time limits as a JSON
+    // body, plus the 5 bytes of gRPC framing.
+    let framed_limit = limits.max_body_bytes + 5;
+    let body = match read_whole(body, framed_limit, limits.body_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge(_)) => {
+            return refused(Status::resource_exhausted(format!(
+                "the request message is larger than {} bytes",
+                limits.max_body_bytes
+            )));
+        }
+        Err(e @ BodyError::TimedOut(_)) => {
+            return refused(Status::deadline_exceeded(e.to_string()));
+        }
+        Err(e @ BodyError::Unreadable(_)) => return refused(Status::cancelled(e.to_string())),
+    };
+    boxed_grpc(grpc::answer(&agent.service, parts, body, limits.max_body_bytes).await)
+}
+
+/// A gRPC response as the connection sends it.
+fn boxed_grpc(response: Response<grpc::GrpcBody>) -> Response<Body> {
+    response.map(Body::new)
+}
+
 /// The `A2A-Version` header, or the query parameter of the same name.
 fn a2a_version(req: &Request<RequestBody>) -> Option<String> {
     if let Some(v) = req.headers().get("a2a-version") {
@@ -287,12 +363,14 @@ fn card(
 ) -> Response<Body> {
     use sha2::{Digest, Sha256};
     let capabilities = agent.service.capabilities();
-    let (secured, push, rest) = (
-        session.token().is_some(),
+    let secured = session.token().is_some();
+    let mut card = agent_card(
+        &agent.info,
+        Some(url),
+        secured,
         capabilities.push,
-        capabilities.rest,
+        capabilities.bindings,
     );
-    let mut card = agent_card(&agent.info, Some(url), secured, push, rest);
     if v03 {
         card = crate::a2a::v03::card_from_v1(&card, url);
     }

@@ -310,7 +310,10 @@ impl ControlApi {
     }
 
     fn components(&self) -> Response<Body> {
-        let (push, rest) = (self.registry.settings().push, self.registry.settings().rest);
+        let (push, bindings) = (
+            self.registry.settings().push,
+            self.registry.settings().bindings,
+        );
         let components: Vec<Value> = self
             .catalog
             .list()
@@ -320,7 +323,7 @@ impl ControlApi {
                 json!({"name": c.name, "hash": c.hash, "bytes": c.bytes,
                        "contract": c.contract().as_str(),
                        "load_ms": c.load_time.as_secs_f64() * 1e3, "precompiled": c.cached,
-                       "card": agent_card(&info, None, true, push, rest)})
+                       "card": agent_card(&info, None, true, push, bindings)})
             })
             .collect();
         json_response(StatusCode::OK, &json!({"components": components}))
@@ -365,7 +368,10 @@ impl ControlApi {
         };
         tracing::info!(component = %name, hash = %&component.hash[..12], "component uploaded");
         Metrics::count(&metrics().component_reloads, "loaded");
-        let (push, rest) = (self.registry.settings().push, self.registry.settings().rest);
+        let (push, bindings) = (
+            self.registry.settings().push,
+            self.registry.settings().bindings,
+        );
         let info = crate::session::info_from_guest(component.info.clone());
         json_response(
             if replaced {
@@ -379,7 +385,7 @@ impl ControlApi {
                 "bytes": component.bytes,
                 "contract": component.contract().as_str(),
                 "load_ms": component.load_time.as_secs_f64() * 1e3,
-                "card": agent_card(&info, None, true, push, rest),
+                "card": agent_card(&info, None, true, push, bindings),
             }),
         )
     }

@@ -2,22 +2,23 @@
 //! bounded body reads, and serving one connection until shutdown.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// A response body: whole, or (for streams) produced as it goes.
-pub type Body = BoxBody<Bytes, Infallible>;
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// A request body as the handlers read it: a connection's body, boxed at
 /// the edge, so handlers can also be driven without a socket (the fuzz
@@ -31,7 +32,7 @@ pub fn boxed(req: Request<Incoming>) -> Request<RequestBody> {
 
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    Full::new(bytes.into()).boxed_unsync()
 }
 
 /// A response with a JSON body.
@@ -65,7 +66,7 @@ impl hyper::body::Body for ChannelBody {
 
 /// A `text/event-stream` response whose events come from `events`.
 pub fn sse_response(events: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
-    let mut response = Response::new(BoxBody::new(ChannelBody(events)));
+    let mut response = Response::new(Body::new(ChannelBody(events)));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(
@@ -164,38 +165,64 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
-/// Reads a body of at most `limit` bytes; a larger one is a 413.
-///
-/// A client that has not sent the whole body within `timeout` gets 408:
-/// a slow sender cannot hold a request open.
+/// Why a request body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the request body did not arrive within {0:?}")]
+    TimedOut(Duration),
+    #[error("could not read the request body: {0}")]
+    Unreadable(String),
+}
+
+impl BodyError {
+    /// The HTTP answer: 413, 408 (closing the connection) or 400.
+    pub fn response(self) -> Response<Body> {
+        let message = self.to_string();
+        match self {
+            BodyError::TooLarge(_) => {
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+            }
+            BodyError::TimedOut(_) => {
+                let mut r = error_response(StatusCode::REQUEST_TIMEOUT, "body_timeout", message);
+                r.headers_mut()
+                    .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                r
+            }
+            BodyError::Unreadable(_) => {
+                error_response(StatusCode::BAD_REQUEST, "bad_body", message)
+            }
+        }
+    }
+}
+
+/// Reads a body of at most `limit` bytes within `timeout`: a slow sender
+/// cannot hold a request open, nor a large one make the host buffer it.
+pub async fn read_whole(
+    body: RequestBody,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, BodyError> {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        return Err(BodyError::TimedOut(timeout));
+    };
+    match read {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Err(e) => Err(BodyError::Unreadable(e.to_string())),
+    }
+}
+
+/// [`read_whole`], with the refusal as the HTTP answer that says it.
 pub async fn read_body(
     body: RequestBody,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, Response<Body>> {
-    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
-        let mut r = error_response(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!("the request body did not arrive within {timeout:?}"),
-        );
-        r.headers_mut()
-            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-        return Err(r);
-    };
-    match read {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body is larger than {limit} bytes"),
-        )),
-        Err(e) => Err(error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            format!("could not read the request body: {e}"),
-        )),
-    }
+    read_whole(body, limit, timeout)
+        .await
+        .map_err(BodyError::response)
 }
 
 /// Reads a JSON body as `T`; an empty (or all-whitespace) body is
@@ -221,8 +248,12 @@ pub async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
 
 /// The hostname part of a `Host` header, if it is a plausible host name
 /// (it is echoed into URLs, so nothing else gets through).
+/// HTTP/2 requests carry it as the URI's authority.
 pub fn host_header(req: &Request<RequestBody>) -> Option<&str> {
-    let host = req.headers().get(hyper::header::HOST)?.to_str().ok()?;
+    let host = match req.headers().get(hyper::header::HOST) {
+        Some(host) => host.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
+    };
     let valid = !host.is_empty()
         && host.len() <= 255
         && host
@@ -258,11 +289,53 @@ pub fn refuse_connection(mut stream: TcpStream, why: String) {
     });
 }
 
-/// Serves HTTP/1.1 on one connection until the client leaves or
-/// `shutdown` fires, whichever comes first. A client that takes longer
-/// than `header_timeout` to send a request's headers (or idles that long
-/// between requests) is disconnected. `held` (the connection's place in
-/// a cap) is kept until the connection ends.
+/// The first bytes an HTTP/2 client sends without TLS (RFC 9113 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Most concurrent requests (streams) one HTTP/2 connection may have.
+const HTTP2_MAX_STREAMS: u32 = 64;
+
+/// Largest header block an HTTP/2 request may send.
+const HTTP2_MAX_HEADER_BYTES: u32 = 16 * 1024;
+
+/// The protocol a new connection speaks, from its first bytes.
+#[derive(Debug, PartialEq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// Waits (at most `within`) until the connection's first bytes tell
+/// HTTP/2's preface from an HTTP/1.1 request, without consuming them.
+/// `None`: the client sent nothing in time, or left.
+async fn protocol_of(stream: &TcpStream, within: Duration) -> Option<Protocol> {
+    let decide = async {
+        let mut first = [0u8; HTTP2_PREFACE.len()];
+        loop {
+            let n = stream.peek(&mut first).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if first[..n] != HTTP2_PREFACE[..n] {
+                return Some(Protocol::Http1);
+            }
+            if n == HTTP2_PREFACE.len() {
+                return Some(Protocol::Http2);
+            }
+            // Part of the preface so far: peek again once more arrives
+            // (peeking returns at once while bytes wait unread).
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(within, decide).await.ok().flatten()
+}
+
+/// Serves one connection, HTTP/1.1 or HTTP/2 (told apart by its first
+/// bytes), until the client leaves or `shutdown` fires, whichever comes
+/// first. A client that takes longer than `header_timeout` to start,
+/// to send a request's headers, or that idles that long with nothing in
+/// flight, is disconnected. `held` (the connection's place in a cap) is
+/// kept until the connection ends.
 pub fn spawn_connection<S>(
     stream: TcpStream,
     service: S,
@@ -272,21 +345,149 @@ pub fn spawn_connection<S>(
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Send
+        + Sync
         + 'static,
     S::Future: Send + 'static,
 {
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+        let served = async {
+            match protocol_of(&stream, header_timeout).await {
+                Some(Protocol::Http1) => {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_timeout)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let _ = conn.await;
+                }
+                Some(Protocol::Http2) => serve_http2(stream, service, header_timeout).await,
+                None => {}
+            }
+        };
         tokio::select! {
-            _ = conn => {}
+            _ = served => {}
             _ = shutdown.cancelled() => {}
         }
         drop(held);
     });
+}
+
+/// Serves an HTTP/2 connection, closed (GOAWAY) once it has had no
+/// request in flight for `idle_timeout`.
+async fn serve_http2<S>(stream: TcpStream, service: S, idle_timeout: Duration)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let counted = {
+        let activity = Arc::clone(&activity);
+        let service = Arc::new(service);
+        hyper::service::service_fn(move |req| {
+            let started = InFlight::start(&activity);
+            let answered = service.call(req);
+            async move {
+                let response = answered.await?;
+                Ok::<_, Infallible>(response.map(|body| {
+                    Body::new(Counted {
+                        body,
+                        _in_flight: started,
+                    })
+                }))
+            }
+        })
+    };
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        .max_header_list_size(HTTP2_MAX_HEADER_BYTES)
+        .keep_alive_interval(Some(idle_timeout))
+        .keep_alive_timeout(idle_timeout)
+        .serve_connection(TokioIo::new(stream), counted);
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = tokio::time::sleep(idle_timeout / 2), if !closing => {
+                if activity.idle_for() >= idle_timeout {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Requests in flight on one HTTP/2 connection, and when the last ended.
+#[derive(Default)]
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    last_end: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Activity {
+    /// How long the connection has had nothing in flight (zero while it
+    /// has; since it opened if it never had a request).
+    fn idle_for(&self) -> Duration {
+        use std::sync::atomic::Ordering;
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let mut last = self.last_end.lock().unwrap_or_else(|e| e.into_inner());
+        last.get_or_insert_with(std::time::Instant::now).elapsed()
+    }
+}
+
+/// One request in flight until its response body is done or dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlight(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.last_end.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in flight.
+struct Counted {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -262,7 +262,7 @@ impl Server {
             RegistrySettings {
                 allow_open_sessions: config.allow_open_sessions,
                 push: config.push.enabled,
-                rest: config.bindings.rest,
+                bindings: config.bindings,
                 budgets: config.budgets,
                 outbound: Arc::new(Outbound::new(outbound_settings(config, addr.port())?)),
                 mode: config.mode,

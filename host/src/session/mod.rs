@@ -22,8 +22,8 @@ pub use spec::{SessionRequest, SessionSpec, SlotRequest, SlotSpec};
 
 use crate::a2a::{A2aService, AgentInfo, Capabilities};
 use crate::budget::SessionBudget;
-use crate::config::BudgetLimits;
 use crate::config::Mode;
+use crate::config::{BindingSettings, BudgetLimits};
 use crate::egress::Outbound;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
@@ -227,8 +227,8 @@ pub struct RegistrySettings {
     pub allow_open_sessions: bool,
     /// Whether push notifications are offered.
     pub push: bool,
-    /// Whether agents are served over HTTP+JSON (REST) too.
-    pub rest: bool,
+    /// The bindings agents are served over beside JSON-RPC.
+    pub bindings: BindingSettings,
     /// What each session may make the host hold.
     pub budgets: BudgetLimits,
     /// The one way out, for webhooks.
@@ -553,7 +553,7 @@ impl SessionRegistry {
                 let capabilities = Capabilities {
                     streaming: info.streaming,
                     push: self.settings.push,
-                    rest: self.settings.rest,
+                    bindings: self.settings.bindings,
                     message_replies: started.component.contract().replies_with_messages(),
                 };
                 Arc::new(SlotAgent {
@@ -724,7 +724,7 @@ mod registry_tests {
             RegistrySettings {
                 allow_open_sessions,
                 push: false,
-                rest: true,
+                bindings: BindingSettings::default(),
                 budgets: BudgetLimits::default(),
                 outbound: Arc::new(Outbound::new(OutboundSettings {
                     policy: Default::default(),

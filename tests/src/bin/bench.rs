@@ -1,7 +1,8 @@
 //! `make bench`: starts the release server and prints a table of
 //! session create/delete latency over HTTP, SendMessage throughput on
-//! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections)
-//! over each binding and dialect, and a quiet session's p99 under each
+//! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections;
+//! for gRPC a tonic client of 8 HTTP/2 connections on 2 threads) over
+//! each binding and dialect, and a quiet session's p99 under each
 //! tenancy attack against its target. Throughput counts 2xx answers
 //! only; the agent's call queue is raised so that none is refused.
 
@@ -118,6 +119,15 @@ async fn main() {
         ),
     ]
     .map(|(name, url, body)| (name, wrk(&url, &conformance.token, &body)));
+    let target = curl
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let token = conformance.token.clone();
+    // A client runtime of its own, on a thread of its own.
+    let over_grpc = std::thread::spawn(move || grpc_load(&target, &token))
+        .join()
+        .expect("the gRPC load");
 
     // Tenancy: a quiet session's p99 while another session attacks, on a
     // server of its own with room for a big history.
@@ -207,6 +217,12 @@ async fn main() {
         }
     }
     println!(
+        "| the same over gRPC (SendMessage, 8 HTTP/2 connections, 2 client threads): calls/s, p99, non-OK | {:.0}, {}, {} |",
+        over_grpc.per_second,
+        ms(over_grpc.p99),
+        over_grpc.failed
+    );
+    println!(
         "| big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history (target 1x) | {:.2}x |",
         big.history_bytes as f64 / 1048576.0,
         big.follow_up_growth()
@@ -227,6 +243,81 @@ async fn main() {
             ms(p99.noisy)
         );
     }
+}
+
+/// What a closed-loop gRPC run measured.
+struct GrpcLoad {
+    /// Calls answered OK per second.
+    per_second: f64,
+    p99: Duration,
+    /// Calls answered with any other status.
+    failed: u64,
+}
+
+/// SendMessage (`complete`) over gRPC to `target` for WRK_SECONDS, as
+/// wrk drives the JSON bindings: 8 connections, each sending its next
+/// call when the last is answered, from a client runtime of 2 threads.
+fn grpc_load(target: &str, token: &str) -> GrpcLoad {
+    use a2a_pb::a2a_service_client::A2aServiceClient;
+    const CONNECTIONS: usize = 8;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a client runtime");
+    let auth: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("a token header");
+    let endpoint = format!("http://{target}");
+    let request = a2a_pb::SendMessageRequest {
+        message: Some(a2a_pb::Message {
+            message_id: "m".into(),
+            role: a2a_pb::Role::User as i32,
+            parts: vec![a2a_pb::Part {
+                content: Some(a2a_pb::part::Content::Text("complete".into())),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    runtime.block_on(async move {
+        let until = Instant::now() + Duration::from_secs(WRK_SECONDS.into());
+        let mut loops = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                .expect("a gRPC endpoint")
+                .connect()
+                .await
+                .expect("a gRPC connection");
+            let mut client = A2aServiceClient::new(channel);
+            let (auth, request) = (auth.clone(), request.clone());
+            loops.push(tokio::spawn(async move {
+                let (mut latencies, mut failed) = (Vec::new(), 0u64);
+                while Instant::now() < until {
+                    let mut call = tonic::Request::new(request.clone());
+                    call.metadata_mut().insert("authorization", auth.clone());
+                    let t0 = Instant::now();
+                    match client.send_message(call).await {
+                        Ok(_) => latencies.push(t0.elapsed()),
+                        Err(_) => failed += 1,
+                    }
+                }
+                (latencies, failed)
+            }));
+        }
+        let (mut latencies, mut failed) = (Vec::new(), 0);
+        for run in loops {
+            let (l, f) = run.await.expect("a load loop");
+            latencies.extend(l);
+            failed += f;
+        }
+        latencies.sort();
+        GrpcLoad {
+            per_second: latencies.len() as f64 / f64::from(WRK_SECONDS),
+            p99: percentile(&latencies, 99.0),
+            failed,
+        }
+    })
 }
 
 /// Runs wrk against `url`; returns 2xx answers per second, p99 latency
