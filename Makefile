@@ -160,8 +160,9 @@ clean-agents:
 	rm -rf $(AGENTS_OUT)
 
 # The isolation and tenancy report against any running server with the
-# hostile fixture loaded (serve build/test-agents, or add
-# build/fixtures/hostile.wasm to its agents directory):
+# hostile and fetcher fixtures loaded and no grant for the fetcher (serve
+# build/test-agents, or add build/fixtures/{hostile,fetcher}.wasm to its
+# agents directory):
 #   make test-isolation URL=http://127.0.0.1:8080
 test-isolation:
 	@test -n "$(URL)" || { echo "usage: make test-isolation URL=http://HOST:PORT"; exit 2; }

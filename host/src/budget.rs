@@ -23,15 +23,21 @@ pub enum Kind {
     OutboundConnections,
     Streams,
     Connections,
+    /// Guests' HTTP requests in flight.
+    OutboundRequests,
+    /// Bytes guests' HTTP requests sent and received (never given back).
+    OutboundBytes,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 7] = [
         Kind::StoreBytes,
         Kind::PushConfigs,
         Kind::OutboundConnections,
         Kind::Streams,
         Kind::Connections,
+        Kind::OutboundRequests,
+        Kind::OutboundBytes,
     ];
 
     /// The metric label and the name in refusals.
@@ -42,6 +48,8 @@ impl Kind {
             Kind::OutboundConnections => "outbound_connections",
             Kind::Streams => "streams",
             Kind::Connections => "connections",
+            Kind::OutboundRequests => "outbound_requests",
+            Kind::OutboundBytes => "outbound_bytes",
         }
     }
 
@@ -108,6 +116,8 @@ impl SessionBudget {
             Kind::OutboundConnections => self.limits.outbound_connections,
             Kind::Streams => self.limits.streams,
             Kind::Connections => self.limits.connections,
+            Kind::OutboundRequests => self.limits.outbound_requests,
+            Kind::OutboundBytes => self.limits.outbound_bytes,
         }
     }
 

@@ -6,12 +6,15 @@
 //! environment variable of a key is `A2A_SANDBOX_` and the path in capitals
 //! with `.` as `_` (`A2A_SANDBOX_SESSIONS_MAX_SESSIONS`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::guest_http::{Grant, Secret};
 
 /// The prefix of every environment variable the server reads.
 pub const ENV_PREFIX: &str = "A2A_SANDBOX_";
@@ -50,6 +53,94 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub gateway: GatewaySettings,
     pub bindings: BindingSettings,
+    /// What each component is granted, by component name
+    /// (`[components.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, ComponentSettings>,
+    /// Values the host adds to guests' requests for one destination
+    /// (`[secrets.NAME]`); the config holds where to read each value,
+    /// never the value.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretSettings>,
+    pub llm: LlmSettings,
+}
+
+/// A language model the draft's drafters ask for their reasoning and
+/// trash talk: an OpenAI-compatible chat-completions endpoint. Without
+/// `base_url`, drafters use their rule-based lines and nothing leaves
+/// the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmSettings {
+    /// The API's base URL: requests go to `{base_url}/chat/completions`
+    /// (e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The model to ask for.
+    pub model: String,
+    /// The `[secrets.NAME]` sent to it (its API key), if it needs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Longest a drafter waits for the model's answer before it uses
+    /// its rule-based line.
+    pub answer_timeout_ms: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        LlmSettings {
+            base_url: None,
+            model: String::new(),
+            secret: None,
+            answer_timeout_ms: 3000,
+        }
+    }
+}
+
+impl LlmSettings {
+    /// The destination the drafters are granted for it, when it is on.
+    pub fn destination(&self) -> Result<Option<Grant>, ConfigError> {
+        let Some(url) = &self.base_url else {
+            return Ok(None);
+        };
+        let origin = url
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")))
+            .unwrap_or_default();
+        Grant::parse(&origin).map(Some).map_err(|why| {
+            invalid(
+                "llm.base_url",
+                format!("{url:?} is not an http(s) URL: {why}"),
+            )
+        })
+    }
+}
+
+/// What one component is granted beyond computing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComponentSettings {
+    /// Destinations its guests may send HTTP requests to:
+    /// `scheme://host[:port]`, `*.` for every subdomain of a host.
+    pub allowed_outbound_hosts: Vec<String>,
+}
+
+/// Where a secret's value comes from and where it may go.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretSettings {
+    /// The environment variable holding the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Or the file holding it (a trailing newline is dropped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The one destination it is sent to, as a component's grant names it.
+    pub destination: String,
+    /// The header it is sent in.
+    pub header: String,
+    /// Written before the value, e.g. `"Bearer "`.
+    pub prefix: String,
 }
 
 /// The A2A protocol bindings agents are served over, beside JSON-RPC
@@ -184,6 +275,11 @@ pub struct OutboundConfig {
     pub connect_timeout_ms: u64,
     /// Outbound connections open at once, across all sessions.
     pub max_connections: usize,
+    /// Longest a guest's HTTP request may take (never longer than what
+    /// is left of the call that makes it).
+    pub request_timeout_ms: u64,
+    /// Largest response body a guest may read, per request.
+    pub max_response_bytes: usize,
 }
 
 /// The budgets, one set for every session; the `[budgets]` section of
@@ -206,6 +302,13 @@ pub struct BudgetLimits {
     pub streams: usize,
     /// Client connections open at once to the session's agent ports.
     pub connections: usize,
+    /// Guests' HTTP requests in flight at once.
+    pub outbound_requests: usize,
+    /// Guests' HTTP requests a second.
+    pub outbound_requests_per_second: u32,
+    /// Bytes guests' HTTP requests may send and receive, over the
+    /// session's life.
+    pub outbound_bytes: usize,
 }
 
 impl Default for BudgetLimits {
@@ -217,6 +320,9 @@ impl Default for BudgetLimits {
             outbound_connections: 4,
             streams: 16,
             connections: 64,
+            outbound_requests: 8,
+            outbound_requests_per_second: 20,
+            outbound_bytes: 64 << 20,
         }
     }
 }
@@ -288,6 +394,9 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             gateway: GatewaySettings::default(),
             bindings: BindingSettings::default(),
+            components: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            llm: LlmSettings::default(),
         }
     }
 }
@@ -349,6 +458,8 @@ impl Default for OutboundConfig {
             allow_private: false,
             connect_timeout_ms: 3000,
             max_connections: 256,
+            request_timeout_ms: 10_000,
+            max_response_bytes: 8 << 20,
         }
     }
 }
@@ -379,6 +490,8 @@ fn keys() -> Vec<(String, String, toml::Value)> {
     sample.agents_dir = PathBuf::new();
     sample.push.ca_file = Some(PathBuf::new());
     sample.gateway.host_suffix = Some(String::new());
+    sample.llm.base_url = Some(String::new());
+    sample.llm.secret = Some(String::new());
     let table = toml::Table::try_from(&sample).expect("the config serialises");
     let mut keys = Vec::new();
     for (key, value) in table {
@@ -482,6 +595,109 @@ impl Config {
         Ok(config)
     }
 
+    /// Each component's grants, parsed; a grant that is not a
+    /// destination names its key.
+    pub fn guest_http_grants(&self) -> Result<BTreeMap<String, Vec<Grant>>, ConfigError> {
+        let mut grants = BTreeMap::new();
+        for (name, settings) in &self.components {
+            let key = format!("components.{name}.allowed_outbound_hosts");
+            let parsed = settings
+                .allowed_outbound_hosts
+                .iter()
+                .map(|g| Grant::parse(g).map_err(|why| invalid(&key, why)))
+                .collect::<Result<Vec<_>, _>>()?;
+            grants.insert(name.clone(), parsed);
+        }
+        // A configured model is granted to every drafter of the draft.
+        if let Some(model) = self.llm.destination()? {
+            if self.llm.model.trim().is_empty() {
+                return Err(invalid("llm.model", "name the model to ask for"));
+            }
+            if self.llm.answer_timeout_ms == 0 {
+                return Err(invalid("llm.answer_timeout_ms", "must be at least 1"));
+            }
+            for drafter in crate::draft::lineup::DRAFTER_COMPONENTS {
+                let granted = grants.entry(drafter.to_string()).or_default();
+                if !granted.contains(&model) {
+                    granted.push(model.clone());
+                }
+            }
+            if let Some(secret) = &self.llm.secret {
+                let bound = self.secrets.get(secret).map(|s| s.destination.as_str());
+                if bound.and_then(|d| Grant::parse(d).ok()) != Some(model.clone()) {
+                    return Err(invalid(
+                        "llm.secret",
+                        format!(
+                            "name a [secrets.NAME] whose destination is the model's origin, {}",
+                            model.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (name, secret) in &self.secrets {
+            let key = |k: &str| format!("secrets.{name}.{k}");
+            if secret.env.is_some() == secret.file.is_some() {
+                return Err(invalid(
+                    &key("env"),
+                    "give the value's source: env (a variable) or file, one of them",
+                ));
+            }
+            let destination = Grant::parse(&secret.destination)
+                .map_err(|why| invalid(&key("destination"), why))?;
+            if !grants.values().flatten().any(|g| *g == destination) {
+                return Err(invalid(
+                    &key("destination"),
+                    format!(
+                        "{} is granted to no component: a secret goes only to a granted \
+                         destination (components.NAME.allowed_outbound_hosts)",
+                        secret.destination
+                    ),
+                ));
+            }
+            if hyper::header::HeaderName::try_from(secret.header.as_str()).is_err() {
+                return Err(invalid(&key("header"), "not a header name"));
+            }
+        }
+        Ok(grants)
+    }
+
+    /// The secrets with their values, read from the environment
+    /// (`env`) or their files. An error names the secret, never a value.
+    pub fn load_secrets(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Secret>, ConfigError> {
+        self.secrets
+            .iter()
+            .map(|(name, settings)| {
+                let key = |k: &str| format!("secrets.{name}.{k}");
+                let value = match (&settings.env, &settings.file) {
+                    (Some(var), _) => env(var).ok_or_else(|| {
+                        invalid(
+                            &key("env"),
+                            format!("the environment variable {var} is not set"),
+                        )
+                    })?,
+                    (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                        invalid(&key("file"), format!("cannot read {}: {e}", path.display()))
+                    })?,
+                    (None, None) => return Err(invalid(&key("env"), "no source for the value")),
+                };
+                let destination = Grant::parse(&settings.destination)
+                    .map_err(|why| invalid(&key("destination"), why))?;
+                Secret::new(
+                    name,
+                    &settings.header,
+                    &settings.prefix,
+                    &value,
+                    destination,
+                )
+                .map_err(|why| invalid(&key("header"), why))
+            })
+            .collect()
+    }
+
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(suffix) = &self.gateway.host_suffix {
@@ -537,6 +753,15 @@ impl Config {
             ("budgets.connections", b.connections),
             ("budgets.push_configs", b.push_configs),
             ("budgets.outbound_connections", b.outbound_connections),
+            ("budgets.outbound_requests", b.outbound_requests),
+            (
+                "budgets.outbound_requests_per_second",
+                b.outbound_requests_per_second as usize,
+            ),
+            (
+                "outbound.max_response_bytes",
+                self.outbound.max_response_bytes,
+            ),
             ("outbound.max_connections", self.outbound.max_connections),
         ] {
             if value == 0 {
@@ -546,6 +771,10 @@ impl Config {
         if self.outbound.connect_timeout_ms == 0 {
             return Err(invalid("outbound.connect_timeout_ms", "must be at least 1"));
         }
+        if self.outbound.request_timeout_ms == 0 {
+            return Err(invalid("outbound.request_timeout_ms", "must be at least 1"));
+        }
+        self.guest_http_grants()?;
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }
@@ -594,6 +823,52 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+
+    fn with_secret() -> Config {
+        let mut config = Config::default();
+        config.components.insert(
+            "fetcher".into(),
+            ComponentSettings {
+                allowed_outbound_hosts: vec!["https://api.example.com".into()],
+            },
+        );
+        config.secrets.insert(
+            "model".into(),
+            SecretSettings {
+                env: Some("MODEL_KEY".into()),
+                destination: "https://api.example.com".into(),
+                header: "authorization".into(),
+                prefix: "Bearer ".into(),
+                ..SecretSettings::default()
+            },
+        );
+        config
+    }
+
+    #[test]
+    fn secrets_are_read_from_their_source_and_errors_never_hold_a_value() {
+        let config = with_secret();
+        config.validate().unwrap();
+        let secrets = config
+            .load_secrets(|var| (var == "MODEL_KEY").then(|| "sk-123".to_string()))
+            .unwrap();
+        assert_eq!(secrets.len(), 1);
+        assert!(!format!("{secrets:?}").contains("sk-123"));
+        let e = config.load_secrets(|_| None).unwrap_err();
+        assert_eq!(e.key, "secrets.model.env");
+        assert!(e.reason.contains("MODEL_KEY is not set"), "{e}");
+        // A secret bound to a destination no component is granted.
+        let mut config = with_secret();
+        config.components.clear();
+        let e = config.validate().unwrap_err();
+        assert_eq!(e.key, "secrets.model.destination");
+        // A value in a header that cannot carry it: the error names the
+        // secret, not the value.
+        let e = with_secret()
+            .load_secrets(|_| Some("line\nbreak-secret".into()))
+            .unwrap_err();
+        assert!(!e.to_string().contains("break-secret"), "{e}");
+    }
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

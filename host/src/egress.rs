@@ -349,6 +349,11 @@ impl Outbound {
         Outbound { settings, global }
     }
 
+    /// How `https` destinations are verified.
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.settings.tls)
+    }
+
     /// The address policy every connection is held to.
     pub fn policy(&self) -> &AddressPolicy {
         &self.settings.policy

@@ -12,6 +12,7 @@ pub mod config;
 pub mod draft;
 pub mod egress;
 pub mod forwarded;
+pub mod guest_http;
 pub mod http_client;
 pub mod metrics;
 pub mod ports;

@@ -243,11 +243,17 @@ async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
     for path in &paths {
         match a2a_sandbox::runtime::validate_file(path).await {
             Ok(c) => println!(
-                "{}: ok — {}, {:?}, {} skill(s), {} KiB, checked in {} ms",
+                "{}: ok — {}, {:?}, {} skill(s), {}{} KiB, checked in {} ms",
                 path.display(),
                 c.contract(),
                 c.info.name,
                 c.info.skills.len(),
+                if c.sends_http {
+                    "sends HTTP requests (only to destinations granted in \
+                     [components.NAME] allowed_outbound_hosts), "
+                } else {
+                    ""
+                },
                 c.bytes / 1024,
                 c.load_time.as_millis()
             ),

@@ -40,6 +40,16 @@ pub struct ComponentLabel {
     pub component: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The labels of a guest's HTTP request: who sent it, where, and what
+/// came of it (answered, not_granted, address_refused, over_budget,
+/// timeout, failed).
+pub struct GuestHttpLabels {
+    pub component: String,
+    pub destination: String,
+    pub result: String,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -79,6 +89,8 @@ pub struct Metrics {
     /// Outbound destinations refused by the address policy, at creation
     /// or at connect.
     pub outbound_refused: Counter,
+    /// Guests' HTTP requests, by component, destination and result.
+    pub guest_http_requests: Family<GuestHttpLabels, Counter>,
 }
 
 fn call_latency() -> Histogram {
@@ -108,6 +120,7 @@ impl Metrics {
             budget_used: Family::default(),
             budget_refusals: Family::default(),
             outbound_refused: Counter::default(),
+            guest_http_requests: Family::default(),
         };
         registry.register(
             "sessions_active",
@@ -198,6 +211,11 @@ impl Metrics {
             "outbound_refused",
             "Outbound destinations refused by the address policy",
             m.outbound_refused.clone(),
+        );
+        registry.register(
+            "guest_http_requests",
+            "Guests' HTTP requests, by component, destination and result",
+            m.guest_http_requests.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -209,6 +209,8 @@ pub async fn run(base: &str) -> Result<Report, String> {
         passed,
     );
 
+    outbound_http(base, &mut report).await?;
+
     let (r, _) = attack(url, token, "env").await;
     let text = answer_text(&r);
     report.record(
@@ -293,6 +295,42 @@ pub async fn run(base: &str) -> Result<Report, String> {
         http("DELETE", &format!("{base}/v1/sessions/{}", s.id), &[], "").await;
     }
     Ok(report)
+}
+
+/// Outbound HTTP from a component the operator granted nothing (the
+/// fetcher fixture, on a server with no grant for it): the cloud
+/// metadata service, this server's own control API and a public site
+/// are each refused inside the guest, as not granted.
+async fn outbound_http(base: &str, report: &mut Report) -> Result<(), String> {
+    let s = create(base, json!({"agents": [{"component": "fetcher"}]})).await?;
+    for (what, url) in [
+        (
+            "HTTP to cloud metadata",
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+        ),
+        (
+            "HTTP to the host's control API",
+            format!("{base}/v1/sessions"),
+        ),
+        ("HTTP to a public site", "https://example.com/".to_string()),
+    ] {
+        let asked = json!({ "url": url }).to_string();
+        let r = rpc(&s.urls[0], &s.token, "SendMessage", text_message(&asked)).await;
+        let outcome = &r["result"]["message"]["parts"][0]["data"]["outcomes"][0];
+        let error = outcome["error"].as_str().unwrap_or_default().to_string();
+        report.record(
+            what,
+            "refused inside the guest: the component is granted no destination",
+            if error.is_empty() {
+                describe(&r)
+            } else {
+                error.clone()
+            },
+            error.starts_with("not granted"),
+        );
+    }
+    http("DELETE", &format!("{base}/v1/sessions/{}", s.id), &[], "").await;
+    Ok(())
 }
 
 /// A JSON-RPC call with any `Authorization` value; the raw response.

@@ -88,6 +88,9 @@
 //! [`Request::emit_artifact`]; the [`Update`] `handle` returns is the
 //! task's state afterwards. See `docs/AGENTS.md` for the whole contract.
 
+#[cfg(feature = "http")]
+pub mod http;
+
 use std::any::Any;
 use std::cell::RefCell;
 

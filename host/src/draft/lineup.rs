@@ -44,6 +44,19 @@ pub enum LineupError {
     PersonaTooLong(String),
 }
 
+/// The drafter components: what a configured language model (`[llm]`)
+/// is granted to.
+pub const DRAFTER_COMPONENTS: [&str; 4] = ["zero-rb", "bpa", "robust-rb", "upside-hunter"];
+
+/// How the drafters reach a language model, told to each in its config
+/// (`llm_url`, `llm_model`, `llm_timeout_ms`).
+#[derive(Debug, Clone)]
+pub struct ModelAccess {
+    pub base_url: String,
+    pub model: String,
+    pub answer_timeout_ms: u64,
+}
+
 /// The five drafters of the mock draft: Teams 1, 2, 3, 5, 6. Also the
 /// agents of a session created without a body.
 pub fn default_lineup() -> Vec<SlotSpec> {
@@ -74,8 +87,12 @@ pub fn default_lineup() -> Vec<SlotSpec> {
 }
 
 /// The session and settings a draft request asks for. Each drafter is
-/// told its team and gets its own stream of the draft's randomness.
-pub fn draft_spec(request: DraftRequest) -> Result<(SessionSpec, Settings), LineupError> {
+/// told its team and gets its own stream of the draft's randomness, and
+/// (with `model`) how to reach the language model.
+pub fn draft_spec(
+    request: DraftRequest,
+    model: Option<&ModelAccess>,
+) -> Result<(SessionSpec, Settings), LineupError> {
     let rounds = request.rounds.unwrap_or(DEFAULT_ROUNDS);
     if !(1..=MAX_ROUNDS).contains(&rounds) {
         return Err(LineupError::Rounds(rounds));
@@ -114,6 +131,15 @@ pub fn draft_spec(request: DraftRequest) -> Result<(SessionSpec, Settings), Line
         spec.config.push(("team".into(), team.to_string()));
         let own = seed ^ (team as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         spec.config.push(("seed".into(), own.to_string()));
+        if let Some(model) = model.filter(|_| DRAFTER_COMPONENTS.contains(&spec.component.as_str()))
+        {
+            spec.config.retain(|(k, _)| !k.starts_with("llm_"));
+            spec.config.extend([
+                ("llm_url".into(), model.base_url.clone()),
+                ("llm_model".into(), model.model.clone()),
+                ("llm_timeout_ms".into(), model.answer_timeout_ms.to_string()),
+            ]);
+        }
     }
     Ok((
         SessionSpec {
@@ -158,7 +184,7 @@ mod tests {
                 .collect(),
             ..DraftRequest::default()
         };
-        let (spec, settings) = draft_spec(request(&[("6", "terse")])).unwrap();
+        let (spec, settings) = draft_spec(request(&[("6", "terse")]), None).unwrap();
         assert_eq!(settings.seed, 7);
         assert_eq!(persona_of(&spec.slots[4]), "terse");
         let team = |i: usize| {
@@ -171,18 +197,21 @@ mod tests {
         assert_eq!(team(0).as_deref(), Some("1"));
         assert_eq!(team(3).as_deref(), Some("5"));
         for key in ["4", "0", "seven"] {
-            let e = draft_spec(request(&[(key, "x")])).unwrap_err();
+            let e = draft_spec(request(&[(key, "x")]), None).unwrap_err();
             assert!(matches!(e, LineupError::PersonaKey(_)), "{key}: {e}");
         }
         let long = "x".repeat(MAX_PERSONA_CHARS + 1);
         assert!(matches!(
-            draft_spec(request(&[("1", &long)])),
+            draft_spec(request(&[("1", &long)]), None),
             Err(LineupError::PersonaTooLong(_))
         ));
         let rounds = DraftRequest {
             rounds: Some(MAX_ROUNDS + 1),
             ..DraftRequest::default()
         };
-        assert!(matches!(draft_spec(rounds), Err(LineupError::Rounds(_))));
+        assert!(matches!(
+            draft_spec(rounds, None),
+            Err(LineupError::Rounds(_))
+        ));
     }
 }

@@ -16,8 +16,13 @@ pub const EXPORTS: [&str; 4] = ["init", "describe", "handle", "cancel"];
 /// Interfaces an agent may import (package/interface, any 0.2 version for
 /// WASI). Everything a plain Rust, JavaScript or Python agent needs: the
 /// host interface, I/O streams, stdio (discarded), an empty environment,
-/// clocks and randomness. Files, sockets and HTTP are not granted.
+/// clocks and randomness, and the interfaces of outbound HTTP (whose
+/// requests reach only what the operator grants the component; with no
+/// grant, each is refused inside the guest). Files and sockets are not
+/// granted.
 const GRANTED: &[&str] = &[
+    "wasi:http/types",
+    "wasi:http/outgoing-handler",
     "a2a:agent/types@0.2.0",
     "a2a:agent/host@0.2.0",
     "a2a:agent/types@0.1.0",
@@ -135,6 +140,14 @@ pub fn check_interfaces(engine: &Engine, component: &Component) -> Result<(), Co
     }
 }
 
+/// Whether `component` imports outbound HTTP (`wasi:http/outgoing-handler`).
+pub fn sends_http(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/outgoing-handler"))
+}
+
 fn forbidden_list(refused: &[(String, &'static str)]) -> String {
     let items: Vec<String> = refused
         .iter()
@@ -147,7 +160,7 @@ fn forbidden_because(interface: &str) -> &'static str {
     match interface.split('/').next().unwrap_or("") {
         "wasi:filesystem" => "agents get no file system",
         "wasi:sockets" => "agents get no network",
-        "wasi:http" => "agents cannot make HTTP requests",
+        "wasi:http" => "agents may send HTTP requests, not serve them",
         "a2a:agent" => "this host serves a2a:agent@0.2.0 (wit/agent.wit) and 0.1.0",
         _ => "the sandbox does not grant it",
     }

@@ -10,6 +10,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::guest_http::GuestHttp;
 
 use super::guest;
 use super::limits::{GuestLimits, Limiter, MemoryLimitExceeded};
@@ -143,6 +146,45 @@ pub(crate) struct GuestState {
     on_drop: Option<DropHook>,
     /// The long-runner turn held, if any.
     turn: Turn,
+    http: WasiHttpCtx,
+    http_hooks: HttpHooks,
+}
+
+/// Where a guest's HTTP requests go: the agent's grants and budgets when
+/// it has any, else every request is refused as not granted.
+struct HttpHooks {
+    gate: Option<Arc<GuestHttp>>,
+    /// The current call's deadline, which no request outlives.
+    deadline: Instant,
+}
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = crate::guest_http::SendResult> + Send> {
+        let (gate, deadline) = (self.gate.clone(), self.deadline);
+        let first_byte = options.and_then(|o| o.first_byte_timeout);
+        Box::new(async move {
+            match gate {
+                Some(gate) => gate.send(request, deadline, first_byte).await,
+                None => Err(wasmtime_wasi_http::Error::HttpRequestDenied),
+            }
+        })
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http_hooks.deadline = self.deadline;
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
 }
 
 impl GuestState {
@@ -289,6 +331,8 @@ pub struct GuestInstance {
     tag: LogTag,
     live: Option<(Store<GuestState>, Exports)>,
     hooks: Hooks,
+    /// Where its HTTP requests go (none: every one is refused).
+    http: Option<Arc<GuestHttp>>,
     /// Traps since the last call that worked.
     traps_in_a_row: u32,
 }
@@ -351,6 +395,7 @@ impl GuestInstance {
         config: Vec<(String, String)>,
         tag: LogTag,
         hooks: Hooks,
+        http: Option<Arc<GuestHttp>>,
     ) -> Result<Self, CallError> {
         let mut instance = GuestInstance {
             pre,
@@ -359,6 +404,7 @@ impl GuestInstance {
             tag,
             live: None,
             hooks,
+            http,
             traps_in_a_row: 0,
         };
         instance.start().await?;
@@ -393,6 +439,11 @@ impl GuestInstance {
             logs: TokenBucket::new(self.limits.log_lines_per_second),
             on_drop: self.hooks.on_drop.clone(),
             turn: Turn::default(),
+            http: WasiHttpCtx::new(),
+            http_hooks: HttpHooks {
+                gate: self.http.clone(),
+                deadline: Instant::now() + self.limits.call_timeout,
+            },
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);

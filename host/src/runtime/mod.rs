@@ -97,6 +97,9 @@ pub struct LoadedComponent {
     pub load_time: Duration,
     /// Whether the code came from the precompiled cache.
     pub cached: bool,
+    /// Whether it imports `wasi:http/outgoing-handler`: it sends HTTP
+    /// requests, which reach only what the operator grants it.
+    pub sends_http: bool,
     pre: versions::AgentPre,
 }
 
@@ -151,6 +154,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|_| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
             .and_then(|_| versions::add_to_linker(&mut linker))
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
@@ -275,6 +279,8 @@ impl Runtime {
             Vec::new(),
             LogTag::component(name),
             self.hooks.clone(),
+            // The probe is granted nothing.
+            None,
         )
         .await
         .map_err(|e| ContractError::Init(e.to_string()))?;
@@ -290,6 +296,7 @@ impl Runtime {
             bytes: size,
             load_time: started.elapsed(),
             cached,
+            sends_http: contract::sends_http(&self.engine, &component),
             pre,
         }))
     }
@@ -355,11 +362,14 @@ impl Runtime {
     }
 
     /// A fresh instance of `component`, initialised with `config`.
+    /// `http` is where its HTTP requests go; none: each is refused as
+    /// not granted.
     pub async fn instantiate(
         &self,
         component: &LoadedComponent,
         config: Vec<(String, String)>,
         tag: LogTag,
+        http: Option<Arc<crate::guest_http::GuestHttp>>,
     ) -> Result<GuestInstance, CallError> {
         GuestInstance::new(
             component.pre.clone(),
@@ -367,6 +377,7 @@ impl Runtime {
             config,
             tag,
             self.hooks.clone(),
+            http,
         )
         .await
     }

@@ -22,6 +22,7 @@ use crate::config::Mode;
 use crate::draft::lineup::default_lineup;
 use crate::metrics::{Metrics, metrics};
 use crate::rate::KeyedLimiter;
+use crate::runtime::LoadedComponent;
 use crate::runtime::catalog::{Catalog, UploadError, Uploaded};
 use crate::session::{Session, SessionRegistry, SessionRequest};
 
@@ -310,23 +311,31 @@ impl ControlApi {
     }
 
     fn components(&self) -> Response<Body> {
-        let (push, bindings) = (
-            self.registry.settings().push,
-            self.registry.settings().bindings,
-        );
         let components: Vec<Value> = self
             .catalog
             .list()
             .iter()
-            .map(|c| {
-                let info = crate::session::info_from_guest(c.info.clone());
-                json!({"name": c.name, "hash": c.hash, "bytes": c.bytes,
-                       "contract": c.contract().as_str(),
-                       "load_ms": c.load_time.as_secs_f64() * 1e3, "precompiled": c.cached,
-                       "card": agent_card(&info, None, true, push, bindings)})
-            })
+            .map(|c| self.component_json(c))
             .collect();
         json_response(StatusCode::OK, &json!({"components": components}))
+    }
+
+    /// What the API says about a loaded component: its version, its
+    /// card, and whether it sends HTTP requests and where it may.
+    fn component_json(&self, c: &LoadedComponent) -> Value {
+        let settings = self.registry.settings();
+        let info = crate::session::info_from_guest(c.info.clone());
+        let granted: Vec<&str> = settings
+            .guest_http
+            .grants
+            .get(&c.name)
+            .map(|grants| grants.iter().map(|g| g.as_str()).collect())
+            .unwrap_or_default();
+        json!({"name": c.name, "hash": c.hash, "bytes": c.bytes,
+               "contract": c.contract().as_str(),
+               "load_ms": c.load_time.as_secs_f64() * 1e3, "precompiled": c.cached,
+               "outbound_http": {"imports": c.sends_http, "allowed_outbound_hosts": granted},
+               "card": agent_card(&info, None, true, settings.push, settings.bindings)})
     }
 
     /// `PUT /v1/components/{name}`: checks the uploaded component as a
@@ -368,25 +377,13 @@ impl ControlApi {
         };
         tracing::info!(component = %name, hash = %&component.hash[..12], "component uploaded");
         Metrics::count(&metrics().component_reloads, "loaded");
-        let (push, bindings) = (
-            self.registry.settings().push,
-            self.registry.settings().bindings,
-        );
-        let info = crate::session::info_from_guest(component.info.clone());
         json_response(
             if replaced {
                 StatusCode::OK
             } else {
                 StatusCode::CREATED
             },
-            &json!({
-                "name": name,
-                "hash": component.hash,
-                "bytes": component.bytes,
-                "contract": component.contract().as_str(),
-                "load_ms": component.load_time.as_secs_f64() * 1e3,
-                "card": agent_card(&info, None, true, push, bindings),
-            }),
+            &self.component_json(&component),
         )
     }
 

@@ -24,7 +24,7 @@ use super::http::{
 };
 use crate::config::Mode;
 use crate::draft::client::{AskError, DrafterClient};
-use crate::draft::lineup::{DraftRequest, default_lineup, draft_spec, persona_of};
+use crate::draft::lineup::{DraftRequest, ModelAccess, default_lineup, draft_spec, persona_of};
 use crate::draft::rules::{DEFAULT_ROUNDS, HUMAN_TEAM, MAX_ROUNDS, team_of};
 use crate::draft::{Draft, Drafts, PickError, Settings, team_cards};
 use crate::runtime::catalog::Catalog;
@@ -80,6 +80,8 @@ pub struct DraftApi {
     drain: Arc<Drain>,
     /// Needed only to seat other components than the default drafters.
     admin: AdminToken,
+    /// The language model the drafters may ask for their lines.
+    model: Option<ModelAccess>,
 }
 
 impl DraftApi {
@@ -92,6 +94,7 @@ impl DraftApi {
         body_timeout: Duration,
         drain: Arc<Drain>,
         admin: AdminToken,
+        model: Option<ModelAccess>,
     ) -> Self {
         DraftApi {
             registry,
@@ -101,6 +104,7 @@ impl DraftApi {
             body_timeout,
             drain,
             admin,
+            model,
         }
     }
 
@@ -221,7 +225,7 @@ impl DraftApi {
         {
             return refused;
         }
-        let (spec, settings) = match draft_spec(request) {
+        let (spec, settings) = match draft_spec(request, self.model.as_ref()) {
             Ok(s) => s,
             Err(why) => {
                 return error_response(StatusCode::BAD_REQUEST, "bad_request", why.to_string());

@@ -24,14 +24,16 @@ pub use control::ControlApi;
 pub use http::RequestBody;
 
 use crate::config::{Config, Mode};
+use crate::draft::lineup::ModelAccess;
 use crate::egress::{AddressPolicy, Outbound, OutboundSettings};
+use crate::guest_http::HttpLimits;
 use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
 use crate::rate::KeyedLimiter;
 use crate::runtime::catalog::Catalog;
 use crate::runtime::reload::Reload;
 use crate::runtime::{Dropped, GuestLimits, Hooks, Runtime};
-use crate::session::{RegistrySettings, ServePort, SessionRegistry};
+use crate::session::{GuestHttpSettings, RegistrySettings, ServePort, SessionRegistry};
 use access::AdminToken;
 use admission::Admission;
 use draft_api::DraftApi;
@@ -184,6 +186,25 @@ fn outbound_settings(config: &Config, control_port: u16) -> anyhow::Result<Outbo
     })
 }
 
+/// What guests may reach over HTTP: the grants parsed, the secrets'
+/// values read (from the environment or their files) once, at start.
+fn guest_http_settings(config: &Config) -> anyhow::Result<GuestHttpSettings> {
+    let grants = config
+        .guest_http_grants()?
+        .into_iter()
+        .map(|(name, grants)| (name, Arc::from(grants)))
+        .collect();
+    let secrets = config.load_secrets(|var| std::env::var(var).ok())?;
+    Ok(GuestHttpSettings {
+        grants,
+        secrets: Arc::from(secrets),
+        limits: HttpLimits {
+            request_timeout: Duration::from_millis(config.outbound.request_timeout_ms),
+            max_response_bytes: config.outbound.max_response_bytes,
+        },
+    })
+}
+
 /// Runs `job` every `period` until `stop` (a missed tick is not made up).
 fn every<F, Fut>(period: Duration, stop: CancellationToken, job: F) -> tokio::task::JoinHandle<()>
 where
@@ -271,6 +292,7 @@ impl Server {
                 ttl: seconds(config.sessions.ttl_secs),
                 idle_timeout: seconds(config.sessions.idle_timeout_secs),
                 agent_rate: config.http.agent_rate_per_session,
+                guest_http: guest_http_settings(config)?,
             },
             serve_port,
         ));
@@ -282,6 +304,11 @@ impl Server {
             limits.body_timeout,
             Arc::clone(&drain),
             admin.clone(),
+            config.llm.base_url.as_ref().map(|url| ModelAccess {
+                base_url: url.trim_end_matches('/').to_string(),
+                model: config.llm.model.clone(),
+                answer_timeout_ms: config.llm.answer_timeout_ms,
+            }),
         );
         let api = Arc::new(ControlApi {
             registry: Arc::clone(&registry),

@@ -25,6 +25,7 @@ use crate::budget::SessionBudget;
 use crate::config::Mode;
 use crate::config::{BindingSettings, BudgetLimits};
 use crate::egress::Outbound;
+use crate::guest_http::{Grant, GuestHttp, HttpLimits, Secret, SessionHttp};
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::rate::TokenBucket;
@@ -243,6 +244,17 @@ pub struct RegistrySettings {
     pub idle_timeout: Option<Duration>,
     /// Agent requests per second per session.
     pub agent_rate: u32,
+    /// Outbound HTTP for guests: grants by component, secrets, limits.
+    pub guest_http: GuestHttpSettings,
+}
+
+/// What guests may reach over HTTP, and within what.
+#[derive(Debug, Clone, Default)]
+pub struct GuestHttpSettings {
+    /// Destinations by component name; a component not here gets none.
+    pub grants: HashMap<String, Arc<[Grant]>>,
+    pub secrets: Arc<[Secret]>,
+    pub limits: HttpLimits,
 }
 
 /// Sessions counted against the limits, including ones being created.
@@ -423,10 +435,12 @@ impl SessionRegistry {
         }
         let components = self.components_of(&spec)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let started = self.start_instances(&id, &spec, components).await?;
+        let budget = SessionBudget::new(Arc::from(id.as_str()), self.settings.budgets);
+        let started = self
+            .start_instances(&id, &spec, components, &budget)
+            .await?;
         let (leases, mode) = self.lease_ports(started.len())?;
         let now = SystemTime::now();
-        let budget = SessionBudget::new(Arc::from(id.as_str()), self.settings.budgets);
         let agents = self.slot_agents(started, &leases, &budget);
         let session = Arc::new(Session {
             id: id.clone(),
@@ -483,8 +497,24 @@ impl SessionRegistry {
         id: &str,
         spec: &SessionSpec,
         components: Vec<Arc<LoadedComponent>>,
+        budget: &Arc<SessionBudget>,
     ) -> Result<Vec<Started>, CreateError> {
         let session_tag: Arc<str> = Arc::from(id);
+        let guest_http = &self.settings.guest_http;
+        let granted = |c: &LoadedComponent| {
+            guest_http
+                .grants
+                .get(&c.name)
+                .is_some_and(|g| !g.is_empty())
+        };
+        let session_http = components.iter().any(|c| granted(c)).then(|| {
+            SessionHttp::new(
+                Arc::clone(&self.settings.outbound),
+                Arc::clone(budget),
+                self.settings.budgets.outbound_requests_per_second,
+                guest_http.limits,
+            )
+        });
         let mut started = Vec::with_capacity(spec.slots.len());
         for (slot, (slot_spec, component)) in spec.slots.iter().zip(components).enumerate() {
             let mut config = slot_spec.config.clone();
@@ -502,9 +532,24 @@ impl SessionRegistry {
                 component: component.name.clone(),
                 reason,
             };
+            let http = match (&session_http, guest_http.grants.get(&component.name)) {
+                (Some(session), Some(grants)) if !grants.is_empty() => Some(Arc::new(GuestHttp {
+                    session: Arc::clone(session),
+                    component: Arc::clone(&tag.component),
+                    slot: slot as u8,
+                    grants: Arc::clone(grants),
+                    secrets: guest_http
+                        .secrets
+                        .iter()
+                        .filter(|s| grants.contains(&s.destination))
+                        .cloned()
+                        .collect(),
+                })),
+                _ => None,
+            };
             let mut instance = self
                 .runtime
-                .instantiate(&component, config, tag)
+                .instantiate(&component, config, tag, http)
                 .await
                 .map_err(|e| match e {
                     CallError::PoolFull(why) => CreateError::InstancesExhausted(why),
@@ -738,6 +783,7 @@ mod registry_tests {
                 ttl: None,
                 idle_timeout: None,
                 agent_rate: 10,
+                guest_http: GuestHttpSettings::default(),
             },
             serve_port,
         )

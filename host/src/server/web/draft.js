@@ -283,6 +283,10 @@ function onPick(ev) {
   if (ev.reasoning) item.append(el("span", { class: "why" }, ev.reasoning));
   if (ev.trash_talk) item.append(el("span", { class: "talk" }, `“${ev.trash_talk}”`));
   if (ev.note) item.append(el("span", { class: "fallback" }, ev.note));
+  if (ev.from_model) {
+    item.append(el("span", { class: "model", title: "These lines came from the language model" },
+      "lines by the model"));
+  }
   feed(item);
   if (ev.by === "fallback") renderHealth(ev.team);
   const roster = $(`roster-${ev.team}`);
