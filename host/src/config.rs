@@ -846,6 +846,38 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_model_is_granted_to_the_drafters_and_checked() {
+        let mut config = Config::default();
+        config.llm.base_url = Some("http://127.0.0.1:11434/v1".into());
+        let e = config.validate().unwrap_err();
+        assert_eq!(e.key, "llm.model");
+        config.llm.model = "llama3".into();
+        let grants = config.guest_http_grants().unwrap();
+        for drafter in crate::draft::lineup::DRAFTER_COMPONENTS {
+            assert!(
+                grants[drafter][0].allows(false, "127.0.0.1", 11434),
+                "{drafter}"
+            );
+        }
+        assert!(!grants.contains_key("echo"));
+        // Its key must be a secret bound to the model's origin.
+        config.llm.secret = Some("model".into());
+        assert_eq!(config.validate().unwrap_err().key, "llm.secret");
+        config.secrets.insert(
+            "model".into(),
+            SecretSettings {
+                env: Some("K".into()),
+                destination: "http://127.0.0.1:11434".into(),
+                header: "authorization".into(),
+                ..SecretSettings::default()
+            },
+        );
+        config.validate().unwrap();
+        config.llm.base_url = Some("ftp://x".into());
+        assert_eq!(config.validate().unwrap_err().key, "llm.base_url");
+    }
+
+    #[test]
     fn secrets_are_read_from_their_source_and_errors_never_hold_a_value() {
         let config = with_secret();
         config.validate().unwrap();

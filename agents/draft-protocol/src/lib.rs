@@ -101,6 +101,10 @@ pub struct CommentRequest {
     pub rival: bool,
 }
 
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 /// What a drafter answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -112,6 +116,10 @@ pub enum Answer {
         reasoning: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trash_talk: Option<String>,
+        /// The reasoning and trash talk came from a language model (the
+        /// pick itself is always the drafter's rule).
+        #[serde(default, skip_serializing_if = "is_false")]
+        from_model: bool,
     },
     /// A remark on a pick.
     Comment { text: String },
@@ -134,7 +142,8 @@ mod tests {
             Answer::Pick {
                 player: "Puka Nacua".into(),
                 reasoning: None,
-                trash_talk: None
+                trash_talk: None,
+                from_model: false,
             }
         );
         let minimal = r#"{"type":"pick_request","round":1,"pick":4,"available":[{"name":"A","position":"RB","adp":1.5}]}"#;

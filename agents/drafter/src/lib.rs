@@ -13,6 +13,12 @@
 //!
 //! Config: `name`, `persona` (free text that changes the voice, never the
 //! rules) and `seed` (fixes every random choice, so a draft replays).
+//! With `llm_url`, `llm_model` and `llm_timeout_ms` (the host sets them
+//! when the operator configures a language model), a drafter asks the
+//! model for its reasoning and trash talk, in its persona, with its
+//! roster and the board as context. The pick is always the rule's; a
+//! model answer that is late, malformed or refused leaves the rule-based
+//! lines, so a draft never waits on the model.
 
 use a2a_agent_sdk::{Agent, Config, Info, Message, Part, Reply, Request, Update};
 use serde::Serialize;
@@ -102,11 +108,61 @@ pub trait Strategy: Default + 'static {
     }
 }
 
+/// A language model a drafter asks for its lines: an OpenAI-compatible
+/// chat-completions endpoint.
+#[derive(Debug, Clone)]
+struct Model {
+    /// `{base}/chat/completions`.
+    url: String,
+    model: String,
+    /// The per-answer budget: later than this, the rule's lines stand.
+    timeout: std::time::Duration,
+}
+
+impl Model {
+    /// The model the config names, if any.
+    fn from_config(config: &Config) -> Result<Option<Model>, String> {
+        let (Some(base), Some(model)) = (config.get("llm_url"), config.get("llm_model")) else {
+            return Ok(None);
+        };
+        let ms = match config.get("llm_timeout_ms") {
+            None => 3000,
+            Some(ms) => ms
+                .parse::<u64>()
+                .map_err(|_| format!("config.llm_timeout_ms must be a whole number, not {ms:?}"))?,
+        };
+        Ok(Some(Model {
+            url: format!("{}/chat/completions", base.trim_end_matches('/')),
+            model: model.to_string(),
+            timeout: std::time::Duration::from_millis(ms),
+        }))
+    }
+}
+
+/// Longest line taken from a model answer.
+const MAX_MODEL_LINE: usize = 280;
+
+/// The `reasoning` and `trash_talk` of a model's answer: the JSON object
+/// in its message content (fenced or not). `None` for anything else.
+fn model_lines(body: &[u8]) -> Option<(String, String)> {
+    let answer: Value = serde_json::from_slice(body).ok()?;
+    let content = answer["choices"][0]["message"]["content"].as_str()?;
+    let object = &content[content.find('{')?..=content.rfind('}')?];
+    let lines: Value = serde_json::from_str(object).ok()?;
+    let line = |key: &str| {
+        let text = lines[key].as_str()?.trim();
+        (!text.is_empty()).then(|| text.chars().take(MAX_MODEL_LINE).collect::<String>())
+    };
+    Some((line("reasoning")?, line("trash_talk")?))
+}
+
 /// An agent built from a [`Strategy`], with the drafter's memory.
 pub struct Drafter<S: Strategy> {
     strategy: S,
     name: String,
     persona: Option<String>,
+    /// The language model it asks for its lines, when configured.
+    model: Option<Model>,
     voice: Voice,
     rng: Rng,
     my_picks: Vec<Player>,
@@ -364,6 +420,14 @@ impl<S: Strategy> Drafter<S> {
             }
         };
         let trash_talk = self.voice.speak(&trash_talk, true, &mut self.rng);
+        let asked = self
+            .model
+            .as_ref()
+            .and_then(|model| self.ask_model(model, &player, (req.round, req.pick), &reasoning));
+        let (reasoning, trash_talk, from_model) = match asked {
+            Some((reasoning, trash_talk)) => (reasoning, trash_talk, true),
+            None => (reasoning, trash_talk, false),
+        };
         self.say(reasoning.clone());
         let trash_talk = self.say(trash_talk);
         self.my_picks.push(player.clone());
@@ -371,7 +435,83 @@ impl<S: Strategy> Drafter<S> {
             player: player.name.clone(),
             reasoning: Some(reasoning),
             trash_talk: Some(trash_talk),
+            from_model,
         })
+    }
+
+    /// Asks `model` for the reasoning and trash talk of taking `player`,
+    /// in this drafter's persona; `rule` is the rule-based reasoning. The
+    /// answer's lines, or `None` if the model did not give usable ones in
+    /// time.
+    fn ask_model(
+        &self,
+        model: &Model,
+        player: &Player,
+        (round, pick): (u32, u32),
+        rule: &str,
+    ) -> Option<(String, String)> {
+        let persona = self
+            .persona
+            .as_deref()
+            .unwrap_or("a confident fantasy football drafter");
+        let roster: Vec<String> = self
+            .my_picks
+            .iter()
+            .map(|p| format!("{} ({})", p.name, p.position))
+            .collect();
+        let board: Vec<String> = self
+            .board
+            .iter()
+            .map(|(team, picks)| format!("Team {team}: {}", picks.join(", ")))
+            .collect();
+        let system = format!(
+            "You are {name}, an AI drafter in a fantasy football mock draft. Your persona: \
+             {persona}. Your rule: {rule_line}. Stay in character, keep it friendly, no \
+             profanity. Answer with JSON only: {{\"reasoning\": \"one sentence on why you took \
+             the player\", \"trash_talk\": \"one short line of trash talk for the other teams\"}}.",
+            name = self.name,
+            rule_line = S::RULE,
+        );
+        let user = format!(
+            "Round {round}, pick {pick}. You just took {player} ({pos}, {team}), {value}. \
+             Your rule's reason: {rule} \
+             Your roster before this pick: {roster}. The board so far: {board}.",
+            player = player.name,
+            pos = player.position,
+            team = player.team,
+            value = value_words(player, pick),
+            roster = if roster.is_empty() {
+                "nobody yet".to_string()
+            } else {
+                roster.join(", ")
+            },
+            board = if board.is_empty() {
+                "no picks yet".to_string()
+            } else {
+                board.join("; ")
+            },
+        );
+        let body = json!({
+            "model": model.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "max_tokens": 160,
+            "temperature": 0.8,
+        });
+        let answer = a2a_agent_sdk::http::send(&a2a_agent_sdk::http::HttpRequest {
+            method: "POST".into(),
+            url: model.url.clone(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+            timeout: Some(model.timeout),
+        })
+        .ok()?;
+        if answer.status != 200 {
+            return None;
+        }
+        model_lines(&answer.body)
     }
 
     fn comment(&mut self, req: CommentRequest) -> Answer {
@@ -447,6 +587,7 @@ impl<S: Strategy> Agent for Drafter<S> {
             strategy: S::default(),
             name: config.get("name").unwrap_or(S::DEFAULT_NAME).to_string(),
             persona: config.get("persona").map(str::to_string),
+            model: Model::from_config(&config)?,
             voice: Voice::from_persona(config.get("persona")),
             rng: Rng::new(seed),
             my_picks: Vec::new(),
@@ -520,6 +661,39 @@ impl<S: Strategy> Agent for Drafter<S> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn model_lines_come_from_the_json_in_the_answer_or_not_at_all() {
+        let answer = |content: &str| {
+            json!({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                .to_string()
+                .into_bytes()
+        };
+        let lines = r#"{"reasoning": "He wins in space.", "trash_talk": "Catch up."}"#;
+        let want = Some(("He wins in space.".to_string(), "Catch up.".to_string()));
+        assert_eq!(model_lines(&answer(lines)), want);
+        assert_eq!(
+            model_lines(&answer(&format!("```json\n{lines}\n```"))),
+            want
+        );
+        assert_eq!(model_lines(&answer("I can't help with that.")), None);
+        assert_eq!(model_lines(&answer(r#"{"reasoning": "only one"}"#)), None);
+        assert_eq!(
+            model_lines(&answer(r#"{"reasoning": " ", "trash_talk": "x"}"#)),
+            None
+        );
+        assert_eq!(model_lines(b"not json"), None);
+        assert_eq!(
+            model_lines(br#"{"error": {"message": "rate limited"}}"#),
+            None
+        );
+        let long = "x".repeat(1000);
+        let (reasoning, _) = model_lines(&answer(
+            &json!({"reasoning": long, "trash_talk": "t"}).to_string(),
+        ))
+        .unwrap();
+        assert_eq!(reasoning.chars().count(), MAX_MODEL_LINE);
+    }
     use super::*;
     use a2a_agent_sdk::{Role, TaskState};
 

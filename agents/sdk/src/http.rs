@@ -18,7 +18,7 @@
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::streams::StreamError;
 
@@ -31,6 +31,9 @@ pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Longest to wait for the answer to start, and between its pieces
+    /// (the host's own limits and the call's deadline apply anyway).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What came back.
@@ -72,6 +75,7 @@ pub fn post_json(url: &str, body: &serde_json::Value) -> Result<HttpResponse, St
         url: url.into(),
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.to_string().into_bytes(),
+        timeout: None,
     })
 }
 
@@ -126,7 +130,14 @@ pub fn send(request: &HttpRequest) -> Result<HttpResponse, String> {
     let body = outgoing
         .body()
         .map_err(|_| "the request body".to_string())?;
-    let pending = outgoing_handler::handle(outgoing, None).map_err(|e| describe(&e))?;
+    let options = request.timeout.map(|wait| {
+        let options = RequestOptions::new();
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        let _ = options.set_between_bytes_timeout(Some(nanos));
+        options
+    });
+    let pending = outgoing_handler::handle(outgoing, options).map_err(|e| describe(&e))?;
     // A refused request closes the body: its own error, from the answer,
     // says why better than the closed stream does.
     let written = write_body(&body, &request.body)

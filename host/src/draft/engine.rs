@@ -643,6 +643,9 @@ pub struct Words {
     trash_talk: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+    /// The reasoning and trash talk came from the language model.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    from_model: bool,
 }
 
 /// Why a drafter's pick was replaced by the engine's.
@@ -671,6 +674,7 @@ fn check_pick(
         player: name,
         reasoning,
         trash_talk,
+        from_model,
     }) = Answer::deserialize(answer)
     else {
         return Err(Unusable::NotAPick(clip(&answer.to_string())));
@@ -697,6 +701,7 @@ fn check_pick(
             reasoning: said(reasoning),
             trash_talk: said(trash_talk),
             note: None,
+            from_model,
         },
     ))
 }
