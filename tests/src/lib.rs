@@ -320,6 +320,23 @@ pub async fn http(
         .await
 }
 
+/// Every event of a finished draft's feed, in order (the events stream
+/// of a finished draft ends after the last one).
+pub async fn draft_feed(server: &Server, id: &str, token: &str) -> Vec<Value> {
+    http(
+        "GET",
+        &format!("{}/v1/drafts/{id}/events?token={token}", server.base()),
+        &[],
+        "",
+    )
+    .await
+    .text()
+    .lines()
+    .filter_map(|l| l.strip_prefix("data: "))
+    .map(|d| serde_json::from_str::<Value>(d).expect("feed events are JSON"))
+    .collect()
+}
+
 /// A JSON-RPC call to an agent URL with the session's token.
 pub async fn rpc(url: &str, token: &str, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});

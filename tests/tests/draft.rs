@@ -126,19 +126,10 @@ async fn unusable_answers_and_a_trapping_drafter_fall_back_without_stopping_the_
         };
         assert_eq!(p["by"], expected, "{p}");
     }
-    let events = http(
-        "GET",
-        &format!("{}/v1/drafts/{id}/events?token={token}", server.base()),
-        &[],
-        "",
-    )
-    .await
-    .text();
+    let events = draft_feed(&server, &id, &token).await;
     let note = |team: u64| {
         events
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .iter()
             .find(|e| e["type"] == "pick" && e["team"] == team)
             .map(|e| e["note"].as_str().unwrap_or_default().to_string())
             .unwrap()

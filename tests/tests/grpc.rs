@@ -89,6 +89,27 @@ fn task_of(response: a2a_pb::SendMessageResponse) -> a2a_pb::Task {
     }
 }
 
+/// A task left working, and a subscription to it.
+async fn working_and_followed(
+    grpc: &mut Client,
+) -> (a2a_pb::Task, tonic::Streaming<a2a_pb::StreamResponse>) {
+    let task = task_of(
+        grpc.send_message(user_text("work"))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let follow = grpc
+        .subscribe_to_task(SubscribeToTaskRequest {
+            id: task.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (task, follow)
+}
+
 fn state_of(task: &a2a_pb::Task) -> TaskState {
     TaskState::try_from(task.status.as_ref().unwrap().state).unwrap()
 }
@@ -195,20 +216,7 @@ async fn grpc_streams_carry_the_task_then_its_events_to_the_end() {
 
     // A subscription follows a working task until a cancel (over
     // JSON-RPC) ends it.
-    let task = task_of(
-        grpc.send_message(user_text("work"))
-            .await
-            .unwrap()
-            .into_inner(),
-    );
-    let mut follow = grpc
-        .subscribe_to_task(SubscribeToTaskRequest {
-            id: task.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (task, mut follow) = working_and_followed(&mut grpc).await;
     let first = follow.message().await.unwrap().unwrap();
     assert!(matches!(
         first.payload,
@@ -494,20 +502,7 @@ async fn an_idle_http2_connection_is_closed_but_a_live_stream_is_not() {
 
     // A subscription that outlives the timeout is in flight: it stays.
     let mut grpc = client(&target, None, Some(&token)).await;
-    let task = task_of(
-        grpc.send_message(user_text("work"))
-            .await
-            .unwrap()
-            .into_inner(),
-    );
-    let mut follow = grpc
-        .subscribe_to_task(SubscribeToTaskRequest {
-            id: task.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (task, mut follow) = working_and_followed(&mut grpc).await;
     follow.message().await.unwrap().expect("the task");
     tokio::time::sleep(Duration::from_secs(3)).await;
     rpc(&url, &token, "CancelTask", json!({"id": task.id})).await;

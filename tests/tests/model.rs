@@ -170,18 +170,9 @@ async fn auto_draft(server: &Server, seed: u64) -> (Value, Vec<Value>) {
         .await
         .json();
         if s["finished"] == true {
-            let feed = http(
-                "GET",
-                &format!("{}/v1/drafts/{id}/events?token={token}", server.base()),
-                &[],
-                "",
-            )
-            .await
-            .text();
-            let picks = feed
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            let picks = draft_feed(server, id, token)
+                .await
+                .into_iter()
                 .filter(|e| e["type"] == "pick" && e["by"] == "agent")
                 .collect();
             return (s, picks);
