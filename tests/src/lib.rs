@@ -320,6 +320,28 @@ pub async fn http(
         .await
 }
 
+/// A gateway whose agents also have host names under `agents.test`,
+/// with one session of one conformance agent: the server, the session,
+/// and the agent's host name (`{session}-0.agents.test:{port}`), which
+/// clients reach by sending it as the `Host` (or `:authority`).
+pub async fn gateway_with_host_names() -> (Server, SessionInfo, String) {
+    let server = Server::start(
+        5,
+        &[
+            "--mode",
+            "gateway",
+            "--set",
+            "gateway.host_suffix=agents.test",
+        ],
+    );
+    let s = server
+        .session(Some(json!({"agents": [{"component": "conformance"}]})))
+        .await;
+    let info = SessionInfo::from(&s);
+    let host = format!("{}-0.agents.test:{}", info.id, server.addr.port());
+    (server, info, host)
+}
+
 /// Every event of a finished draft's feed, in order (the events stream
 /// of a finished draft ends after the last one).
 pub async fn draft_feed(server: &Server, id: &str, token: &str) -> Vec<Value> {

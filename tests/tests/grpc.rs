@@ -517,21 +517,7 @@ async fn an_idle_http2_connection_is_closed_but_a_live_stream_is_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_reaches_agents_on_the_gateway_by_host_name_only() {
-    let server = Server::start(
-        5,
-        &[
-            "--mode",
-            "gateway",
-            "--set",
-            "gateway.host_suffix=agents.test",
-        ],
-    );
-    let s = server
-        .session(Some(json!({"agents": [{"component": "conformance"}]})))
-        .await;
-    let info = SessionInfo::from(&s);
-    let port = server.addr.port();
-    let host = format!("{}-0.agents.test:{port}", info.id);
+    let (server, info, host) = gateway_with_host_names().await;
     // The card at the agent's host name lists gRPC at that host name.
     let mut http1 = a2a_sandbox_tests::Client::connect(&server.addr.to_string()).await;
     let card = http1

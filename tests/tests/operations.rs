@@ -531,22 +531,9 @@ async fn a_full_instance_pool_is_a_503_not_a_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_have_host_names_of_their_own_under_the_gateway_suffix() {
-    let server = Server::start(
-        5,
-        &[
-            "--mode",
-            "gateway",
-            "--set",
-            "gateway.host_suffix=agents.test",
-        ],
-    );
-    let s = server
-        .session(Some(json!({"agents": [{"component": "conformance"}]})))
-        .await;
-    let info = SessionInfo::from(&s);
+    let (server, info, host) = gateway_with_host_names().await;
     let port = server.addr.port();
-    let host = format!("{}-0.agents.test:{port}", info.id);
-    assert_eq!(info.urls[0], format!("http://{host}/"), "{s}");
+    assert_eq!(info.urls[0], format!("http://{host}/"));
     // Every client resolves *.agents.test to this server: here, by Host.
     let mut client = Client::connect(&server.addr.to_string()).await;
     let card = client
