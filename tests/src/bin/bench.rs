@@ -2,7 +2,8 @@
 //! session create/delete latency over HTTP, SendMessage throughput on
 //! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections;
 //! for gRPC a tonic client of 8 HTTP/2 connections on 2 threads) over
-//! each binding and dialect, and a quiet session's p99 under each
+//! each binding and dialect, what a guest's outbound HTTP request adds
+//! over a native client's, and a quiet session's p99 under each
 //! tenancy attack against its target. Throughput counts 2xx answers
 //! only; the agent's call queue is raised so that none is refused.
 
@@ -129,6 +130,8 @@ async fn main() {
         .join()
         .expect("the gRPC load");
 
+    let (native, through_host) = outbound_overhead().await;
+
     // Tenancy: a quiet session's p99 while another session attacks, on a
     // server of its own with room for a big history.
     let tenancy = Server::start(
@@ -223,6 +226,12 @@ async fn main() {
         over_grpc.failed
     );
     println!(
+        "| a guest's HTTP GET to loopback, mean of {OUTBOUND_CALLS}: native client / through the host (fetcher agent) / added | {} / {} / {} |",
+        ms(native),
+        ms(through_host),
+        ms(through_host.saturating_sub(native))
+    );
+    println!(
         "| big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history (target 1x) | {:.2}x |",
         big.history_bytes as f64 / 1048576.0,
         big.follow_up_growth()
@@ -243,6 +252,84 @@ async fn main() {
             ms(p99.noisy)
         );
     }
+}
+
+/// Requests in each run of the outbound comparison.
+const OUTBOUND_CALLS: u32 = 500;
+
+/// What a guest's HTTP request costs beyond the request itself: the mean
+/// time of the same GET to a loopback server from a native client (a new
+/// connection each time, as the host opens one per guest request) and
+/// from the fetcher fixture through the host (its call's time over the
+/// number of requests it made).
+async fn outbound_overhead() -> (Duration, Duration) {
+    use http_body_util::{BodyExt, Full};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                    bytes::Bytes::from_static(b"ok"),
+                )))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    let started = Instant::now();
+    for _ in 0..OUTBOUND_CALLS {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::get(format!("http://{addr}/"))
+            .header("host", addr.to_string())
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let answer = sender.send_request(req).await.unwrap();
+        answer.into_body().collect().await.unwrap();
+    }
+    let native = started.elapsed() / OUTBOUND_CALLS;
+
+    let config = scratch("bench-outbound").join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://{addr}\"]\n"),
+    )
+    .unwrap();
+    let server = Server::start(
+        5,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--set",
+            "budgets.outbound_requests_per_second=1000000",
+            "--set",
+            "limits.call_timeout_ms=60000",
+        ],
+    );
+    let s = server
+        .session(Some(json!({"agents": [{"component": "fetcher"}]})))
+        .await;
+    let s = SessionInfo::from(&s);
+    let ask = json!({"url": format!("http://{addr}/"), "times": OUTBOUND_CALLS}).to_string();
+    let started = Instant::now();
+    let r = rpc(&s.urls[0], &s.token, "SendMessage", text_message(&ask)).await;
+    let through_host = started.elapsed() / OUTBOUND_CALLS;
+    let outcomes = r["result"]["message"]["parts"][0]["data"]["outcomes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        outcomes.len() == OUTBOUND_CALLS as usize && outcomes.iter().all(|o| o["status"] == 200),
+        "every request through the host answered: {r}"
+    );
+    (native, through_host)
 }
 
 /// What a closed-loop gRPC run measured.
