@@ -79,6 +79,57 @@ pub fn post_json(url: &str, body: &serde_json::Value) -> Result<HttpResponse, St
     })
 }
 
+/// A small A2A client for an agent outside this session, reached through
+/// a granted destination: sends `text` as a JSON-RPC `SendMessage` to the
+/// agent's base `url` (with `bearer` as its token, if it needs one) and
+/// returns the text of its answer (its message, or its task's status
+/// message and text artifacts). An A2A error is the error.
+pub fn a2a_ask(url: &str, bearer: Option<&str>, text: &str) -> Result<String, String> {
+    let call = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+        "params": {"message": {
+            "messageId": format!("m-{}", wasip2::random::random::get_random_u64()),
+            "role": "ROLE_USER", "parts": [{"text": text}]}},
+    });
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("a2a-version".to_string(), "1.0".to_string()),
+    ];
+    if let Some(token) = bearer {
+        headers.push(("authorization".into(), format!("Bearer {token}")));
+    }
+    let answer = send(&HttpRequest {
+        method: "POST".into(),
+        url: url.into(),
+        headers,
+        body: call.to_string().into_bytes(),
+        timeout: None,
+    })?;
+    let body: serde_json::Value = serde_json::from_slice(&answer.body)
+        .map_err(|_| format!("{url} answered {} with no JSON-RPC body", answer.status))?;
+    if let Some(error) = body.get("error") {
+        return Err(format!(
+            "{url}: {}",
+            error["message"].as_str().unwrap_or("error")
+        ));
+    }
+    let result = &body["result"];
+    let texts = |parts: &serde_json::Value| -> Vec<String> {
+        parts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["text"].as_str().map(str::to_string))
+            .collect()
+    };
+    let mut said = texts(&result["message"]["parts"]);
+    said.extend(texts(&result["task"]["status"]["message"]["parts"]));
+    for artifact in result["task"]["artifacts"].as_array().into_iter().flatten() {
+        said.extend(texts(&artifact["parts"]));
+    }
+    Ok(said.join("\n"))
+}
+
 /// Sends `request` and reads the whole answer. The error says what the
 /// host refused or what failed (`not granted: ...`, `timeout`, ...).
 pub fn send(request: &HttpRequest) -> Result<HttpResponse, String> {

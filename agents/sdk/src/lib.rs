@@ -237,6 +237,66 @@ pub fn emit(task_id: &str, update: &Update) {
     bindings::a2a::agent::host::emit(task_id, update)
 }
 
+/// The other agents of this session: ask one a question and get its
+/// answer. A call goes through the host like a client's (the callee's
+/// tasks, limits and budgets apply) and has at most what is left of the
+/// current call. Calling this agent itself, or one already waiting on
+/// this call, fails at once, as does a chain of more than four agents.
+///
+/// ```no_run
+/// use a2a_agent_sdk::peers;
+///
+/// for peer in peers::members().iter().filter(|p| !p.is_self) {
+///     match peers::ask(peer.slot, "Who should I draft next?") {
+///         Ok(answer) => { /* combine */ }
+///         Err(why) => { /* the call failed: say so */ }
+///     }
+/// }
+/// ```
+pub mod peers {
+    use super::bindings::a2a::agent::peers as host;
+    pub use host::Peer;
+
+    use super::{Message, Part, Reply, Role};
+
+    /// The agents of this session, in slot order (`is_self` marks this one).
+    pub fn members() -> Vec<Peer> {
+        host::members()
+    }
+
+    /// Sends `message` to the agent in `slot` and waits for its answer.
+    pub fn call(slot: u8, message: &Message) -> Result<Reply, String> {
+        host::call(slot, message)
+    }
+
+    /// Sends `text` to the agent in `slot`; the text of its answer (its
+    /// message, or its task's status message and text artifacts).
+    pub fn ask(slot: u8, text: &str) -> Result<String, String> {
+        let message = Message {
+            message_id: String::new(),
+            role: Role::User,
+            parts: vec![Part::Text(text.into())],
+            context_id: None,
+            task_id: None,
+        };
+        let reply = call(slot, &message)?;
+        let mut said: Vec<String> = reply.message().map(Message::text).into_iter().collect();
+        if let Some(update) = reply.task() {
+            for artifact in &update.artifacts {
+                said.extend(artifact.parts.iter().filter_map(|p| match p {
+                    Part::Text(t) => Some(t.clone()),
+                    _ => None,
+                }));
+            }
+        }
+        Ok(said
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}
+
 /// Writes to the host's log. The host tags the line with session and slot.
 pub mod log {
     use super::bindings::a2a::agent::host::log;

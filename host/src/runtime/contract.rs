@@ -25,6 +25,7 @@ const GRANTED: &[&str] = &[
     "wasi:http/outgoing-handler",
     "a2a:agent/types@0.2.0",
     "a2a:agent/host@0.2.0",
+    "a2a:agent/peers@0.2.0",
     "a2a:agent/types@0.1.0",
     "a2a:agent/host@0.1.0",
     "wasi:io/error",

@@ -16,6 +16,7 @@ use crate::guest_http::GuestHttp;
 
 use super::guest;
 use super::limits::{GuestLimits, Limiter, MemoryLimitExceeded};
+use super::versions::current::a2a::agent::peers;
 use super::versions::{AgentPre, Exports, current, first};
 use crate::rate::TokenBucket;
 
@@ -130,6 +131,42 @@ impl CallError {
 #[error("deadline exceeded")]
 struct DeadlineExceeded;
 
+/// Most agents one chain of calls between agents may hold.
+pub const MAX_CHAIN: usize = 4;
+
+/// Where a call comes from when another agent of the session made it:
+/// the slots waiting on it (first caller first) and the time the last
+/// caller has left, which the call does not outlive.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallChain {
+    pub waiting: Vec<u8>,
+    pub budget: Option<Duration>,
+}
+
+/// The other agents of an instance's session, as `a2a:agent/peers`
+/// reaches them.
+pub trait Peers: Send + Sync {
+    /// The session's agents, `own` marked as the asker.
+    fn members(&self, own: u8) -> Vec<peers::Peer>;
+
+    /// Sends `message` to the agent in slot `to`, as part of `chain`.
+    fn call(
+        &self,
+        to: u8,
+        message: guest::Message,
+        chain: CallChain,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<guest::Reply, String>> + Send>>;
+}
+
+/// What an instance may reach outside itself.
+#[derive(Clone, Default)]
+pub struct Reach {
+    /// Where its HTTP requests go (none: every one is refused).
+    pub http: Option<Arc<GuestHttp>>,
+    /// Its session's other agents (none: calls to them are refused).
+    pub peers: Option<Arc<dyn Peers>>,
+}
+
 /// What a store holds for its guest.
 pub(crate) struct GuestState {
     wasi: WasiCtx,
@@ -148,6 +185,10 @@ pub(crate) struct GuestState {
     turn: Turn,
     http: WasiHttpCtx,
     http_hooks: HttpHooks,
+    /// The session's other agents (none: the card probe).
+    peers: Option<Arc<dyn Peers>>,
+    /// The slots waiting on the current call.
+    waiting: Vec<u8>,
 }
 
 /// Where a guest's HTTP requests go: the agent's grants and budgets when
@@ -236,6 +277,56 @@ impl WasiView for GuestState {
 }
 
 impl current::a2a::agent::types::Host for GuestState {}
+
+impl peers::Host for GuestState {
+    fn members(&mut self) -> Vec<peers::Peer> {
+        match (&self.peers, self.tag.slot) {
+            (Some(peers), Some(own)) => peers.members(own),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn call(&mut self, slot: u8, message: guest::Message) -> Result<guest::Reply, String> {
+        let (Some(peers), Some(own)) = (self.peers.clone(), self.tag.slot) else {
+            return Err("calls between agents work only in a session".into());
+        };
+        if slot == own {
+            return Err("an agent cannot call itself: it would wait on its own answer".into());
+        }
+        let mut waiting = self.waiting.clone();
+        waiting.push(own);
+        if waiting.contains(&slot) {
+            let chain: Vec<String> = waiting.iter().map(u8::to_string).collect();
+            return Err(format!(
+                "slot {slot} is already waiting in this chain of calls ({} -> {slot}): \
+                 the call would wait on itself",
+                chain.join(" -> ")
+            ));
+        }
+        if waiting.len() >= MAX_CHAIN {
+            return Err(format!(
+                "a chain of calls between agents holds at most {MAX_CHAIN} agents"
+            ));
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < MIN_PEER_BUDGET {
+            return Err("no time is left in this call to call another agent".into());
+        }
+        let chain = CallChain {
+            waiting,
+            budget: Some(left),
+        };
+        match tokio::time::timeout(left, peers.call(slot, message, chain)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(format!(
+                "slot {slot} did not answer within this call's remaining {left:?}"
+            )),
+        }
+    }
+}
+
+/// Least time a call must have left to call another agent.
+const MIN_PEER_BUDGET: Duration = Duration::from_millis(20);
 
 impl first::a2a::agent::host::Host for GuestState {
     fn emit(&mut self, task_id: String, update: guest::Update) {
@@ -331,8 +422,7 @@ pub struct GuestInstance {
     tag: LogTag,
     live: Option<(Store<GuestState>, Exports)>,
     hooks: Hooks,
-    /// Where its HTTP requests go (none: every one is refused).
-    http: Option<Arc<GuestHttp>>,
+    reach: Reach,
     /// Traps since the last call that worked.
     traps_in_a_row: u32,
 }
@@ -395,7 +485,7 @@ impl GuestInstance {
         config: Vec<(String, String)>,
         tag: LogTag,
         hooks: Hooks,
-        http: Option<Arc<GuestHttp>>,
+        reach: Reach,
     ) -> Result<Self, CallError> {
         let mut instance = GuestInstance {
             pre,
@@ -404,7 +494,7 @@ impl GuestInstance {
             tag,
             live: None,
             hooks,
-            http,
+            reach,
             traps_in_a_row: 0,
         };
         instance.start().await?;
@@ -441,9 +531,11 @@ impl GuestInstance {
             turn: Turn::default(),
             http: WasiHttpCtx::new(),
             http_hooks: HttpHooks {
-                gate: self.http.clone(),
+                gate: self.reach.http.clone(),
                 deadline: Instant::now() + self.limits.call_timeout,
             },
+            peers: self.reach.peers.clone(),
+            waiting: Vec::new(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -503,6 +595,7 @@ impl GuestInstance {
     async fn run<R>(
         &mut self,
         emit: Option<EmitFn>,
+        chain: CallChain,
         call: impl AsyncFnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.traps_in_a_row >= 2 {
@@ -516,15 +609,20 @@ impl GuestInstance {
                 .map_err(|e| CallError::Unavailable(e.to_string()))?;
         }
         let limits = self.limits;
+        // A call from another agent gets no more than its caller has left.
+        let timeout = chain
+            .budget
+            .map_or(limits.call_timeout, |left| left.min(limits.call_timeout));
         let (store, agent) = self.live.as_mut().expect("started above");
-        arm(store, limits.call_timeout);
+        arm(store, timeout);
         store.data_mut().emit = emit;
+        store.data_mut().waiting = chain.waiting;
         // The epoch callback traps a guest that computes past its
         // deadline; the timeout also covers one blocked in a host call.
-        let outcome =
-            tokio::time::timeout(limits.call_timeout + EPOCH_SLACK, call(agent, store)).await;
+        let outcome = tokio::time::timeout(timeout + EPOCH_SLACK, call(agent, store)).await;
         let data = store.data_mut();
         data.emit = None;
+        data.waiting = Vec::new();
         end_turn(&data.turn);
         let error = match outcome {
             Ok(Ok(value)) => {
@@ -532,7 +630,7 @@ impl GuestInstance {
                 return Ok(value);
             }
             Ok(Err(e)) => self.classify(e),
-            Err(_elapsed) => CallError::DeadlineExceeded(limits.call_timeout),
+            Err(_elapsed) => CallError::DeadlineExceeded(timeout),
         };
         self.traps_in_a_row += 1;
         self.recycle(&error).await;
@@ -567,18 +665,23 @@ impl GuestInstance {
 
     /// The guest's `describe`.
     pub async fn describe(&mut self) -> Result<guest::Info, CallError> {
-        self.run(None, async |agent, store| agent.describe(store).await)
-            .await
+        self.run(None, CallChain::default(), async |agent, store| {
+            agent.describe(store).await
+        })
+        .await
     }
 
     /// The guest's `handle`; `emit` receives its progress updates.
+    /// The guest's `handle`; `chain` says which agents wait on it, when
+    /// another agent of the session made the call.
     pub async fn handle(
         &mut self,
         req: &guest::Request,
         emit: EmitFn,
+        chain: CallChain,
     ) -> Result<Result<guest::Reply, String>, CallError> {
         let answer = self
-            .run(Some(emit), async |agent, store| {
+            .run(Some(emit), chain, async |agent, store| {
                 agent.handle(store, req).await
             })
             .await?;
@@ -591,7 +694,7 @@ impl GuestInstance {
 
     /// The guest's `cancel`.
     pub async fn cancel(&mut self, task_id: &str) -> Result<(), CallError> {
-        self.run(None, async |agent, store| {
+        self.run(None, CallChain::default(), async |agent, store| {
             agent.cancel(store, task_id).await
         })
         .await

@@ -22,11 +22,15 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use contract::ContractError;
-pub use instance::{CallError, Chunk, Dropped, EmitFn, GuestInstance, Hooks, LogTag, update_size};
+pub use instance::{
+    CallChain, CallError, Chunk, Dropped, EmitFn, GuestInstance, Hooks, LogTag, MAX_CHAIN, Peers,
+    Reach, update_size,
+};
 pub use limits::GuestLimits;
 
 pub use versions::ContractVersion;
 /// The contract's types as the host sees them.
+pub use versions::current::a2a::agent::peers;
 pub use versions::current::a2a::agent::types as guest;
 
 /// How often the epoch ticks. Deadlines are checked, and long-running
@@ -279,8 +283,8 @@ impl Runtime {
             Vec::new(),
             LogTag::component(name),
             self.hooks.clone(),
-            // The probe is granted nothing.
-            None,
+            // The probe reaches nothing.
+            Reach::default(),
         )
         .await
         .map_err(|e| ContractError::Init(e.to_string()))?;
@@ -362,14 +366,14 @@ impl Runtime {
     }
 
     /// A fresh instance of `component`, initialised with `config`.
-    /// `http` is where its HTTP requests go; none: each is refused as
-    /// not granted.
+    /// `reach` is what it may reach outside itself: where its HTTP
+    /// requests go and the session's other agents.
     pub async fn instantiate(
         &self,
         component: &LoadedComponent,
         config: Vec<(String, String)>,
         tag: LogTag,
-        http: Option<Arc<crate::guest_http::GuestHttp>>,
+        reach: Reach,
     ) -> Result<GuestInstance, CallError> {
         GuestInstance::new(
             component.pre.clone(),
@@ -377,7 +381,7 @@ impl Runtime {
             config,
             tag,
             self.hooks.clone(),
-            http,
+            reach,
         )
         .await
     }

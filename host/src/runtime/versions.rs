@@ -18,6 +18,7 @@ pub(crate) mod current {
         world: "agent",
         path: "../wit",
         exports: { default: async },
+        imports: { "a2a:agent/peers.call": async },
     });
 }
 

@@ -74,9 +74,10 @@ impl AgentBackend for GuestBackend {
                 emit(task_id, update)
             },
         );
+        let chain = super::peers::chain_of(&req.message);
         let mut instance = self.instance.lock().await;
         let started = std::time::Instant::now();
-        let outcome = instance.handle(&request, on_emit).await;
+        let outcome = instance.handle(&request, on_emit, chain).await;
         metrics()
             .guest_call_seconds
             .get_or_create(&ComponentLabel {
@@ -181,7 +182,8 @@ fn part_from_guest(part: guest::Part) -> Part {
     }
 }
 
-fn message_to_guest(m: &Message) -> guest::Message {
+/// The guest's copy of a message.
+pub(super) fn message_to_guest(m: &Message) -> guest::Message {
     guest::Message {
         message_id: m.message_id.clone(),
         role: match m.role {
@@ -195,15 +197,57 @@ fn message_to_guest(m: &Message) -> guest::Message {
 }
 
 fn message_from_guest(m: guest::Message) -> Message {
+    let mut message = message_from_guest_as(m, Role::Agent);
+    message.context_id = None;
+    message.task_id = None;
+    message
+}
+
+/// A guest's message as one sent by `role`, with the task and context it
+/// names.
+pub(super) fn message_from_guest_as(m: guest::Message, role: Role) -> Message {
     Message {
         message_id: m.message_id,
-        role: Role::Agent,
+        role,
         parts: m.parts.into_iter().map(part_from_guest).collect(),
-        context_id: None,
-        task_id: None,
+        context_id: m.context_id,
+        task_id: m.task_id,
         metadata: None,
         extensions: None,
         reference_task_ids: None,
+    }
+}
+
+/// A task as a caller's contract sees another agent's answer: its state,
+/// status message and artifacts.
+pub(super) fn update_to_guest(task: &crate::a2a::types::Task) -> guest::Update {
+    guest::Update {
+        state: state_to_guest(task.status.state),
+        message: task.status.message.as_deref().map(message_to_guest),
+        artifacts: task
+            .artifacts
+            .iter()
+            .flatten()
+            .map(|a| guest::Artifact {
+                artifact_id: a.artifact_id.clone(),
+                name: a.name.clone(),
+                description: a.description.clone(),
+                parts: a.parts.iter().map(part_to_guest).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn state_to_guest(s: TaskState) -> guest::TaskState {
+    match s {
+        TaskState::Submitted => guest::TaskState::Submitted,
+        TaskState::Working => guest::TaskState::Working,
+        TaskState::InputRequired => guest::TaskState::InputRequired,
+        TaskState::Completed => guest::TaskState::Completed,
+        TaskState::Canceled => guest::TaskState::Canceled,
+        TaskState::Failed => guest::TaskState::Failed,
+        TaskState::Rejected => guest::TaskState::Rejected,
+        TaskState::AuthRequired => guest::TaskState::AuthRequired,
     }
 }
 

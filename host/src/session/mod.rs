@@ -6,6 +6,7 @@
 //! pool, and the instances are dropped with the last reference.
 
 mod agent;
+pub mod peers;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -29,7 +30,8 @@ use crate::guest_http::{Grant, GuestHttp, HttpLimits, Secret, SessionHttp};
 use crate::metrics::{Metrics, metrics};
 use crate::ports::{Lease, PortPool, PortsExhausted};
 use crate::rate::TokenBucket;
-use crate::runtime::{CallError, GuestInstance, LoadedComponent, LogTag, Runtime, guest};
+use crate::runtime::{CallError, GuestInstance, LoadedComponent, LogTag, Reach, Runtime, guest};
+use peers::SessionPeers;
 
 /// An instance started for a slot of a session being created.
 struct Started {
@@ -436,12 +438,14 @@ impl SessionRegistry {
         let components = self.components_of(&spec)?;
         let id = uuid::Uuid::new_v4().to_string();
         let budget = SessionBudget::new(Arc::from(id.as_str()), self.settings.budgets);
+        let session_peers = Arc::new(SessionPeers::default());
         let started = self
-            .start_instances(&id, &spec, components, &budget)
+            .start_instances(&id, &spec, components, &budget, &session_peers)
             .await?;
         let (leases, mode) = self.lease_ports(started.len())?;
         let now = SystemTime::now();
         let agents = self.slot_agents(started, &leases, &budget);
+        session_peers.set(&agents);
         let session = Arc::new(Session {
             id: id.clone(),
             token: spec.secured.then(new_token),
@@ -498,6 +502,7 @@ impl SessionRegistry {
         spec: &SessionSpec,
         components: Vec<Arc<LoadedComponent>>,
         budget: &Arc<SessionBudget>,
+        session_peers: &Arc<SessionPeers>,
     ) -> Result<Vec<Started>, CreateError> {
         let session_tag: Arc<str> = Arc::from(id);
         let guest_http = &self.settings.guest_http;
@@ -547,9 +552,13 @@ impl SessionRegistry {
                 })),
                 _ => None,
             };
+            let reach = Reach {
+                http,
+                peers: Some(Arc::clone(session_peers) as Arc<dyn crate::runtime::Peers>),
+            };
             let mut instance = self
                 .runtime
-                .instantiate(&component, config, tag, http)
+                .instantiate(&component, config, tag, reach)
                 .await
                 .map_err(|e| match e {
                     CallError::PoolFull(why) => CreateError::InstancesExhausted(why),

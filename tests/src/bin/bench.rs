@@ -131,6 +131,7 @@ async fn main() {
         .expect("the gRPC load");
 
     let (native, through_host) = outbound_overhead().await;
+    let (direct, via_peer) = peer_call_overhead(&server).await;
 
     // Tenancy: a quiet session's p99 while another session attacks, on a
     // server of its own with room for a big history.
@@ -232,6 +233,12 @@ async fn main() {
         ms(through_host.saturating_sub(native))
     );
     println!(
+        "| a SendMessage to the echo agent, mean of {PEER_CALLS}: from a client / from another agent (fan-out, one call each) / added per call | {} / {} / {} |",
+        ms(direct),
+        ms(via_peer),
+        ms(via_peer.saturating_sub(direct))
+    );
+    println!(
         "| big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history (target 1x) | {:.2}x |",
         big.history_bytes as f64 / 1048576.0,
         big.follow_up_growth()
@@ -252,6 +259,33 @@ async fn main() {
             ms(p99.noisy)
         );
     }
+}
+
+/// Calls in each run of the agent-to-agent comparison.
+const PEER_CALLS: u32 = 300;
+
+/// What a call between agents adds: the mean time of a SendMessage to
+/// the echo agent from a client, and of a message to the fan-out agent
+/// that asks the echo agent (`@1`), which is one client call plus one
+/// call between agents.
+async fn peer_call_overhead(server: &Server) -> (Duration, Duration) {
+    let s = server
+        .session(Some(
+            json!({"agents": [{"component": "fan-out"}, {"component": "echo"}]}),
+        ))
+        .await;
+    let s = SessionInfo::from(&s);
+    let mean = async |url: &str, text: &str| {
+        let started = Instant::now();
+        for _ in 0..PEER_CALLS {
+            let r = rpc(url, &s.token, "SendMessage", text_message(text)).await;
+            assert!(r.get("result").is_some(), "{r}");
+        }
+        started.elapsed() / PEER_CALLS
+    };
+    let direct = mean(&s.urls[1], "hi").await;
+    let via_peer = mean(&s.urls[0], "@1 hi").await;
+    (direct, via_peer)
 }
 
 /// Requests in each run of the outbound comparison.
