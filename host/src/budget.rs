@@ -168,6 +168,19 @@ impl SessionBudget {
         self.used(kind) <= self.limit(kind)
     }
 
+    /// What the session uses of each budget and its limit, by kind name:
+    /// `{"store_bytes": {"used": 1234, "limit": 16777216}, ...}`.
+    pub fn report(&self) -> serde_json::Value {
+        Kind::ALL
+            .iter()
+            .map(|&kind| {
+                let entry = serde_json::json!({"used": self.used(kind), "limit": self.limit(kind)});
+                (kind.name().to_string(), entry)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
     /// The refusal for `kind`, counted.
     pub fn refusal(&self, kind: Kind) -> OverBudget {
         refused(kind, self.limit(kind))

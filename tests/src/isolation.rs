@@ -210,6 +210,7 @@ pub async fn run(base: &str) -> Result<Report, String> {
     );
 
     outbound_http(base, &mut report).await?;
+    calls_that_wait_on_themselves(base, &mut report).await?;
 
     let (r, _) = attack(url, token, "env").await;
     let text = answer_text(&r);
@@ -331,6 +332,49 @@ async fn outbound_http(base: &str, report: &mut Report) -> Result<(), String> {
     }
     http("DELETE", &format!("{base}/v1/sessions/{}", s.id), &[], "").await;
     Ok(())
+}
+
+/// Calls between agents that would wait on themselves (the fan-out
+/// agent calling itself, and two fan-outs calling each other) fail at
+/// once with an error that says so, instead of hanging both agents.
+async fn calls_that_wait_on_themselves(base: &str, report: &mut Report) -> Result<(), String> {
+    let s = create(
+        base,
+        json!({"agents": [{"component": "fan-out"}, {"component": "fan-out"}]}),
+    )
+    .await?;
+    for (what, text, says) in [
+        ("an agent calling itself", "@0 hi", "cannot call itself"),
+        (
+            "two agents calling each other",
+            "hi",
+            "already waiting in this chain of calls",
+        ),
+    ] {
+        let (r, took) = attack(&s.urls[0], &s.token, text).await;
+        let answer = r["result"]["message"]["parts"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        report.record(
+            what,
+            "refused at once, saying why; both agents keep working",
+            format!("{} in {:.2}s", clip_line(&answer), took.as_secs_f64()),
+            answer.contains(says) && took < std::time::Duration::from_secs(2),
+        );
+    }
+    http("DELETE", &format!("{base}/v1/sessions/{}", s.id), &[], "").await;
+    Ok(())
+}
+
+/// The first line of `text`, at most 100 characters.
+fn clip_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(100)
+        .collect()
 }
 
 /// A JSON-RPC call with any `Authorization` value; the raw response.

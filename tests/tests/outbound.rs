@@ -94,12 +94,17 @@ fn server_with(test: &str, config: &str, extra: &[&str]) -> (Server, std::path::
     (Server::start(5, &args), path)
 }
 
-/// A session of one fetcher: its URL and token.
-async fn fetcher(server: &Server) -> (String, String) {
+/// A session of one fetcher.
+async fn fetcher_session(server: &Server) -> SessionInfo {
     let s = server
         .session(Some(json!({"agents": [{"component": "fetcher"}]})))
         .await;
-    let s = SessionInfo::from(&s);
+    SessionInfo::from(&s)
+}
+
+/// A session of one fetcher: its URL and token.
+async fn fetcher(server: &Server) -> (String, String) {
+    let s = fetcher_session(server).await;
     (s.urls[0].clone(), s.token)
 }
 
@@ -138,7 +143,8 @@ async fn a_component_reaches_what_it_is_granted_and_nothing_else() {
         "[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\", \"http://*.localhost:{port}\"]\n"
     );
     let (server, _) = server_with("granted", &config, &[]);
-    let agent = fetcher(&server).await;
+    let session = fetcher_session(&server).await;
+    let agent = (session.urls[0].clone(), session.token.clone());
 
     let got = fetch(
         &agent,
@@ -198,6 +204,18 @@ async fn a_component_reaches_what_it_is_granted_and_nothing_else() {
             && l.contains("received=")
             && l.contains("component=fetcher")),
         "{logged:?}"
+    );
+
+    // The session's own figures: what its guests sent and received.
+    let budgets = server.get_session(&session.id).await.json()["budgets"].clone();
+    let bytes = budgets["outbound_bytes"]["used"].as_u64().unwrap();
+    assert!(
+        bytes >= 5 + 100,
+        "request and answer bodies counted: {budgets}"
+    );
+    assert_eq!(
+        budgets["outbound_requests"]["used"], 0,
+        "none in flight now"
     );
 
     // A component with no grant loads, and each request is refused.

@@ -459,6 +459,7 @@ impl ControlApi {
             "created_at": session.created_at,
             "auth": if session.token().is_some() { "bearer" } else { "none" },
             "agents": agents,
+            "budgets": session.budget.report(),
         });
         if let Some(t) = session.expires_at {
             v["expires_at"] = json!(crate::clock::rfc3339(t));
