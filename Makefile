@@ -15,7 +15,7 @@ HOST_BIN := target/release/a2a-sandbox
 # Agent crates' unit and doc tests run natively, on the machine's target.
 HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
 
-.PHONY: all setup agents test-agents fuzz fuzz-deps new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits lint clean-agents
+.PHONY: all setup agents test-agents fuzz fuzz-deps new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits deploy-check lint clean-agents
 
 all: agents host
 
@@ -145,9 +145,20 @@ kernel-limits:
 	  sysctl -qw vm.max_map_count=$(MAX_MAP_COUNT) 2>/dev/null || \
 	  echo "note: vm.max_map_count is below $(MAX_MAP_COUNT); the scale test will say so"
 
-test: precompile lint interop-deps browser-deps kernel-limits
+test: precompile lint interop-deps browser-deps kernel-limits deploy-check
 	$(CARGO) test --release --workspace
 	cd agents && $(CARGO) test --release -p draft-protocol -p drafter -p a2a-agent-sdk --target $(HOST_TARGET)
+
+# deploy/kubernetes.yaml against the Kubernetes API schemas (strict: an
+# unknown field fails), with kubernetes-validate from PyPI in a venv.
+DEPLOY_VENV := tests/deploy/.venv
+deploy-check: $(DEPLOY_VENV)/.installed
+	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet deploy/kubernetes.yaml
+
+$(DEPLOY_VENV)/.installed: tests/deploy/requirements.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	touch $@
 
 lint:
 	$(CARGO) fmt --all --check
