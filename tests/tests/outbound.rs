@@ -337,6 +337,67 @@ async fn budgets_timeouts_and_caps_are_errors_inside_the_guest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_s_byte_budget_ends_its_guests_http_when_spent() {
+    let to = destination().await;
+    let port = to.port();
+    let config =
+        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
+    let (server, _) = server_with("bytes", &config, &["--set", "budgets.outbound_bytes=50000"]);
+    let agent = fetcher(&server).await;
+    let url = format!("http://127.0.0.1:{port}/bytes?n=30000");
+    let outcomes = fetch(&agent, json!({"url": url, "times": 3})).await;
+    // 30 KB fits; the second answer passes 50 KB while it is read and is
+    // cut there; the third is refused before it is sent.
+    assert_eq!(outcomes[0]["bytes"], 30000, "{outcomes:?}");
+    for cut in &outcomes[1..] {
+        assert!(error_of(cut).starts_with("over budget"), "{outcomes:?}");
+    }
+    // Another session has its own budget.
+    let other = fetcher(&server).await;
+    let fresh = fetch(&other, json!({ "url": url })).await.remove(0);
+    assert_eq!(fresh["bytes"], 30000, "{fresh}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_s_requests_in_flight_are_capped_across_its_agents() {
+    let to = destination().await;
+    let port = to.port();
+    let config =
+        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
+    let (server, _) = server_with(
+        "in-flight",
+        &config,
+        &[
+            "--set",
+            "budgets.outbound_requests=1",
+            "--set",
+            "outbound.request_timeout_ms=3000",
+        ],
+    );
+    let s = server
+        .session(Some(
+            json!({"agents": [{"component": "fetcher"}, {"component": "fetcher"}]}),
+        ))
+        .await;
+    let s = SessionInfo::from(&s);
+    let first = (s.urls[0].clone(), s.token.clone());
+    let second = (s.urls[1].clone(), s.token.clone());
+    // One agent's request to a destination that never answers holds the
+    // session's one place in flight...
+    let slow = format!("http://127.0.0.1:{port}/slow");
+    let holding = tokio::spawn(async move { fetch_one(&first, &slow).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...so its sibling's request is refused at once...
+    let refused = fetch_one(&second, &format!("http://127.0.0.1:{port}/echo")).await;
+    assert!(error_of(&refused).starts_with("over budget"), "{refused}");
+    // ...until that request times out and gives its place back.
+    let timed_out = holding.await.unwrap();
+    assert!(error_of(&timed_out).starts_with("timeout"), "{timed_out}");
+    let answered = fetch_one(&second, &format!("http://127.0.0.1:{port}/echo")).await;
+    assert_eq!(answered["status"], 200, "{answered}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_goes_to_its_destination_only_and_is_never_shown() {
     let granted = destination().await;
     let other = destination().await;
