@@ -94,6 +94,15 @@ fn server_with(test: &str, config: &str, extra: &[&str]) -> (Server, std::path::
     (Server::start(5, &args), path)
 }
 
+/// The stand-in destination, and a server whose fetcher is granted it
+/// (and nothing else), started with `extra`.
+async fn granted_destination(test: &str, extra: &[&str]) -> (Server, u16) {
+    let port = destination().await.port();
+    let config =
+        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
+    (server_with(test, &config, extra).0, port)
+}
+
 /// A session of one fetcher.
 async fn fetcher_session(server: &Server) -> SessionInfo {
     let s = server
@@ -264,11 +273,7 @@ async fn the_address_policy_holds_for_granted_destinations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_answers_not_followed() {
-    let to = destination().await;
-    let port = to.port();
-    let config =
-        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
-    let (server, _) = server_with("redirects", &config, &[]);
+    let (server, port) = granted_destination("redirects", &[]).await;
     let agent = fetcher(&server).await;
     let elsewhere = "http://169.254.169.254/latest/meta-data";
     let got = fetch_one(
@@ -285,13 +290,8 @@ async fn redirects_are_answers_not_followed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_timeouts_and_caps_are_errors_inside_the_guest() {
-    let to = destination().await;
-    let port = to.port();
-    let config =
-        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
-    let (server, _) = server_with(
+    let (server, port) = granted_destination(
         "budgets",
-        &config,
         &[
             "--set",
             "budgets.outbound_requests_per_second=5",
@@ -300,7 +300,8 @@ async fn budgets_timeouts_and_caps_are_errors_inside_the_guest() {
             "--set",
             "outbound.request_timeout_ms=1000",
         ],
-    );
+    )
+    .await;
     let agent = fetcher(&server).await;
     let base = format!("http://127.0.0.1:{port}");
 
@@ -338,11 +339,8 @@ async fn budgets_timeouts_and_caps_are_errors_inside_the_guest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_s_byte_budget_ends_its_guests_http_when_spent() {
-    let to = destination().await;
-    let port = to.port();
-    let config =
-        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
-    let (server, _) = server_with("bytes", &config, &["--set", "budgets.outbound_bytes=50000"]);
+    let (server, port) =
+        granted_destination("bytes", &["--set", "budgets.outbound_bytes=50000"]).await;
     let agent = fetcher(&server).await;
     let url = format!("http://127.0.0.1:{port}/bytes?n=30000");
     let outcomes = fetch(&agent, json!({"url": url, "times": 3})).await;
@@ -360,20 +358,16 @@ async fn a_session_s_byte_budget_ends_its_guests_http_when_spent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_s_requests_in_flight_are_capped_across_its_agents() {
-    let to = destination().await;
-    let port = to.port();
-    let config =
-        format!("[components.fetcher]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
-    let (server, _) = server_with(
+    let (server, port) = granted_destination(
         "in-flight",
-        &config,
         &[
             "--set",
             "budgets.outbound_requests=1",
             "--set",
             "outbound.request_timeout_ms=3000",
         ],
-    );
+    )
+    .await;
     let s = server
         .session(Some(
             json!({"agents": [{"component": "fetcher"}, {"component": "fetcher"}]}),
