@@ -39,9 +39,6 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::service::{A2aService, AgentBackend, Method, Reply};
 
-/// The path prefix of every method of the service.
-pub const SERVICE_PATH: &str = "/lf.a2a.v1.A2AService/";
-
 /// Whether a request is a gRPC call (by its content type).
 pub fn is_grpc(content_type: Option<&[u8]>) -> bool {
     content_type.is_some_and(|t| t.starts_with(b"application/grpc"))

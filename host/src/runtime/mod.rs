@@ -23,8 +23,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use contract::ContractError;
 pub use instance::{
-    CallChain, CallError, Chunk, Dropped, EmitFn, GuestInstance, Hooks, LogTag, MAX_CHAIN, Peers,
-    Reach, update_size,
+    CallChain, CallError, Chunk, Dropped, EmitFn, GuestInstance, Hooks, LogTag, Peers, Reach,
+    update_size,
 };
 pub use limits::GuestLimits;
 
