@@ -15,7 +15,7 @@ HOST_BIN := target/release/a2a-sandbox
 # Agent crates' unit and doc tests run natively, on the machine's target.
 HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
 
-.PHONY: all setup agents test-agents fuzz fuzz-deps new-agent host precompile run draft test test-isolation bench bench-deps interop-deps browser-deps kernel-limits deploy-check lint clean-agents
+.PHONY: all setup agents test-agents fuzz fuzz-deps new-agent host precompile run draft test test-isolation bench bench-deps sdk-peer interop-deps browser-deps kernel-limits deploy-check lint clean-agents
 
 all: agents host
 
@@ -150,10 +150,14 @@ test: precompile lint interop-deps browser-deps kernel-limits deploy-check
 	cd agents && $(CARGO) test --release -p draft-protocol -p drafter -p a2a-agent-sdk --target $(HOST_TARGET)
 
 # deploy/kubernetes.yaml against the Kubernetes API schemas (strict: an
-# unknown field fails), with kubernetes-validate from PyPI in a venv.
+# unknown field fails), with kubernetes-validate from PyPI in a venv;
+# deploy/haproxy.cfg by Debian's HAProxy, which the balancer suite runs.
 DEPLOY_VENV := tests/deploy/.venv
 deploy-check: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet deploy/kubernetes.yaml
+	@test -x /usr/sbin/haproxy || { apt-get update -qq && apt-get install -y -qq haproxy; }
+	A2A_BALANCER_LISTEN=127.0.0.1:1 A2A_SERVER_S0=127.0.0.1:2 A2A_SERVER_S1=127.0.0.1:3 \
+	  A2A_SERVER_S2=127.0.0.1:4 /usr/sbin/haproxy -c -q -f deploy/haproxy.cfg
 
 $(DEPLOY_VENV)/.installed: tests/deploy/requirements.txt
 	python3 -m venv $(DEPLOY_VENV)
@@ -199,5 +203,10 @@ fuzz: precompile fuzz-deps
 bench-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-bench: precompile bench-deps
+# The official Rust SDK's echo server (tests/sdk-peer, a workspace of its
+# own), which the benchmark measures SendMessage against.
+sdk-peer:
+	cd tests/sdk-peer && $(CARGO) build --release --target-dir ../../target/sdk-peer
+
+bench: precompile bench-deps sdk-peer kernel-limits
 	$(CARGO) run --release -p a2a-sandbox-tests --bin bench

@@ -30,6 +30,13 @@ pub struct Config {
     /// Unset: taken from each request's `Host`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// This server's name among several behind one load balancer
+    /// (`A2A_SANDBOX_INSTANCE_ID`, e.g. from the pod name). Every session
+    /// id starts with it and a `-`, so a balancer can send each
+    /// session's requests, by path or host name, to the server that
+    /// holds it. Unset: ids are bare UUIDs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     /// Directory of agent components (`*.wasm`).
     pub agents_dir: PathBuf,
     /// How sessions are served: `ports`, `gateway` or `auto`.
@@ -227,6 +234,11 @@ pub struct HttpLimits {
     pub agent_rate_per_session: u32,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_grace_secs: u64,
+    /// On SIGTERM, how long the server keeps serving the sessions it
+    /// holds before it shuts down, while it refuses creates and
+    /// `/readyz` is 503 so a balancer sends them elsewhere. Ends early
+    /// when the last session ends. 0: shut down at once.
+    pub session_drain_secs: u64,
     /// Client connections open at once, all listeners together; lowered
     /// at start to fit `ulimit -n`. More get one 429 and are closed.
     pub max_connections: usize,
@@ -380,6 +392,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            instance_id: None,
             agents_dir: PathBuf::from("build/agents"),
             mode: Mode::Auto,
             port_range: PortRange(5000, 9000),
@@ -421,6 +434,7 @@ impl Default for HttpLimits {
             control_rate_per_ip: 100,
             agent_rate_per_session: 2000,
             shutdown_grace_secs: 10,
+            session_drain_secs: 0,
             max_connections: 10_000,
             max_connections_per_ip: 256,
             trusted_proxies: String::new(),
@@ -464,6 +478,29 @@ impl Default for OutboundConfig {
     }
 }
 
+/// Longest instance id: a session's host name label
+/// (`{instance}-{uuid}-{slot}`) must fit DNS's 63 characters.
+pub const MAX_INSTANCE_ID: usize = 24;
+
+/// Why `id` cannot start session ids (and host name labels).
+fn check_instance_id(id: &str) -> Result<(), String> {
+    let fits = !id.is_empty()
+        && id.len() <= MAX_INSTANCE_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} must be 1 to {MAX_INSTANCE_ID} lowercase letters, digits and '-', \
+             not starting or ending with '-' (a pod name such as a2a-sandbox-0 fits)"
+        ))
+    }
+}
+
 /// A setting that cannot work, named by its key.
 #[derive(Debug, PartialEq, thiserror::Error)]
 #[error("invalid setting {key}: {reason}")]
@@ -484,6 +521,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 fn keys() -> Vec<(String, String, toml::Value)> {
     let mut sample = Config {
         public_url: Some(String::new()),
+        instance_id: Some(String::new()),
         admin_token: Some(String::new()),
         ..Config::default()
     };
@@ -700,6 +738,9 @@ impl Config {
 
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(id) = &self.instance_id {
+            check_instance_id(id).map_err(|why| invalid("instance_id", why))?;
+        }
         if let Some(suffix) = &self.gateway.host_suffix {
             let label_ok = |l: &str| {
                 !l.is_empty()
@@ -942,6 +983,20 @@ mod tests {
         assert_eq!(c.mode, Mode::Gateway);
         assert_eq!(c.sessions.max_sessions, 9, "env beats the file");
         assert_eq!(c.sessions.ttl_secs, 5, "flags beat env");
+    }
+
+    #[test]
+    fn instance_ids_fit_a_host_name_label() {
+        let with = |id: &str| Config::load(None, env(&[("A2A_SANDBOX_INSTANCE_ID", id)]), &[]);
+        assert_eq!(
+            with("a2a-sandbox-0").unwrap().instance_id.as_deref(),
+            Some("a2a-sandbox-0")
+        );
+        for bad in ["", "Pod-0", "-a", "a-", "a.b", "a_b", &"x".repeat(25)] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.key, "instance_id", "{bad:?}");
+            assert!(e.reason.contains("24"), "{e}");
+        }
     }
 
     #[test]

@@ -207,11 +207,14 @@ fn init_logs(format: LogFormat) {
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains. Whatever guests do, the
-/// process ends within `http.shutdown_grace_secs` + 1 s of the signal:
-/// a watchdog exits if the drain has not finished by then, and a signal
-/// during start-up (components still loading) ends it at once.
+/// process ends within `http.session_drain_secs` +
+/// `http.shutdown_grace_secs` + 1 s of the signal: a watchdog exits if
+/// the drain has not finished by then, and a signal during start-up
+/// (components still loading) ends it at once.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let grace = std::time::Duration::from_secs(config.http.shutdown_grace_secs);
+    let grace = std::time::Duration::from_secs(
+        config.http.session_drain_secs + config.http.shutdown_grace_secs,
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     let signalled = stop.clone();
     tokio::spawn(async move {

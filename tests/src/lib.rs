@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 
 pub mod attacks;
 pub mod isolation;
+pub mod load;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -227,9 +228,26 @@ impl Server {
 
     /// Sends SIGTERM and waits (at most `secs`) for the process to exit.
     pub fn terminate(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        self.sigterm();
+        self.exit_within(secs)
+    }
+
+    /// Sends SIGTERM: the shutdown begins (after the session drain, if
+    /// one is configured).
+    pub fn sigterm(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+    }
+
+    /// Ends the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (at most `secs`) for the process to exit.
+    pub fn exit_within(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + Duration::from_secs(secs);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -408,6 +408,53 @@ async fn sigterm_lets_requests_finish_then_frees_everything() {
     assert!(ports_free(&s.ports));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_drain_serves_held_sessions_until_its_time_is_up() {
+    let mut server = Server::start(
+        10,
+        &["--mode", "ports", "--set", "http.session_drain_secs=2"],
+    );
+    let s = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "echo"}]})))
+            .await,
+    );
+    let signalled = std::time::Instant::now();
+    server.sigterm();
+    server.wait_for_log("draining sessions", 10).await;
+    let r = http("GET", &format!("{}/readyz", server.base()), &[], "").await;
+    assert_eq!(
+        (r.status, r.json()["status"].clone()),
+        (503, json!("draining"))
+    );
+    assert_eq!(
+        server.create(None).await.refusal(),
+        (503, "draining".into())
+    );
+    // The session held is served as before, on its own port.
+    let answer = rpc(
+        &s.urls[0],
+        &s.token,
+        "SendMessage",
+        text_message("still here"),
+    )
+    .await;
+    assert!(answer.to_string().contains("still here"), "{answer}");
+    assert_eq!(server.get_session(&s.id).await.status, 200);
+    // Its time up, the server shuts down as ever.
+    let status = tokio::task::spawn_blocking(move || (server.exit_within(15), server))
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit 0");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1900),
+        "the drain ended after {:?}, before its 2 s",
+        signalled.elapsed()
+    );
+    assert!(ports_free(&s.ports));
+}
+
 async fn delete_session(control: &mut Client, id: &str) {
     let r = control
         .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")

@@ -206,7 +206,7 @@ impl ControlApi {
     }
 
     fn readiness(&self) -> Response<Body> {
-        let (status, why) = if self.drain.is_draining() {
+        let (status, why) = if self.drain.refuses_sessions() {
             (StatusCode::SERVICE_UNAVAILABLE, "draining")
         } else if !self.gateway_fallback
             && self.registry.pool().free() < crate::session::spec::MAX_AGENTS
@@ -393,7 +393,7 @@ impl ControlApi {
         origin: &Origin,
         peer: IpAddr,
     ) -> Response<Body> {
-        if self.drain.is_draining() {
+        if self.drain.refuses_sessions() {
             return draining();
         }
         let request: SessionRequest = match read_json_or_default(

@@ -205,7 +205,7 @@ impl DraftApi {
     }
 
     async fn create_draft(&self, req: Request<RequestBody>, peer: IpAddr) -> Response<Body> {
-        if self.drain.is_draining() {
+        if self.drain.refuses_sessions() {
             return draining();
         }
         let admin_refusal = self.admin.refusal(&req);

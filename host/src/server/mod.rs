@@ -51,6 +51,8 @@ const RELOAD_EVERY: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct Drain {
     draining: AtomicBool,
+    /// Set when creates are refused: from the start of a session drain.
+    refusing_sessions: AtomicBool,
     in_flight: AtomicUsize,
     /// Woken when the last request in flight ends.
     idle: Notify,
@@ -63,6 +65,17 @@ impl Drain {
     /// True once shutdown has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// True once new sessions are refused: during a session drain and
+    /// the shutdown after it. `/readyz` is 503 from then on.
+    pub fn refuses_sessions(&self) -> bool {
+        self.refusing_sessions.load(Ordering::Relaxed)
+    }
+
+    /// Refuses new sessions; the ones held keep being served.
+    fn refuse_sessions(&self) {
+        self.refusing_sessions.store(true, Ordering::Relaxed);
     }
 
     /// Counts a request in flight until the guard drops.
@@ -78,6 +91,7 @@ impl Drain {
 
     /// Starts the drain: new work is refused and listeners stop.
     fn begin(&self) {
+        self.refuse_sessions();
         self.draining.store(true, Ordering::Relaxed);
         self.stop_accepting.cancel();
     }
@@ -231,6 +245,7 @@ pub struct Server {
     api: Arc<ControlApi>,
     shutdown: CancellationToken,
     grace: Duration,
+    session_drain: Duration,
     admission: Arc<Admission>,
 }
 
@@ -281,6 +296,7 @@ impl Server {
             runtime,
             pool,
             RegistrySettings {
+                instance_id: config.instance_id.clone(),
                 allow_open_sessions: config.allow_open_sessions,
                 push: config.push.enabled,
                 bindings: config.bindings,
@@ -339,6 +355,7 @@ impl Server {
             api,
             shutdown: CancellationToken::new(),
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            session_drain: Duration::from_secs(config.http.session_drain_secs),
             admission,
         })
     }
@@ -354,12 +371,14 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Serves until shutdown; then stops accepting, lets requests in
-    /// flight finish within the grace period, and ends every session.
+    /// Serves until shutdown and the session drain after it; then stops
+    /// accepting, lets requests in flight finish within the grace
+    /// period, and ends every session.
     pub async fn run(self) {
         self.log_start();
+        let stopping = CancellationToken::new();
         let background = [
-            every(REAP_EVERY, self.shutdown.clone(), {
+            every(REAP_EVERY, stopping.clone(), {
                 let registry = Arc::clone(&self.registry);
                 move || {
                     let registry = Arc::clone(&registry);
@@ -368,7 +387,7 @@ impl Server {
                     }
                 }
             }),
-            every(RELOAD_EVERY, self.shutdown.clone(), {
+            every(RELOAD_EVERY, stopping.clone(), {
                 let catalog = Arc::clone(&self.api.catalog);
                 move || {
                     let catalog = Arc::clone(&catalog);
@@ -380,8 +399,30 @@ impl Server {
                 }
             }),
         ];
-        self.accept_until_shutdown().await;
+        self.accept_until_sessions_drained().await;
+        stopping.cancel();
         self.drain(background).await;
+    }
+
+    /// Returns at the shutdown signal, or, with a session drain
+    /// configured, once the sessions held have all ended or the drain's
+    /// time is up. Creates are refused (and `/readyz` is 503) from the
+    /// signal on; the sessions held are served as before.
+    async fn sessions_drained(&self) {
+        self.shutdown.cancelled().await;
+        if self.session_drain.is_zero() {
+            return;
+        }
+        self.api.drain.refuse_sessions();
+        tracing::info!(
+            sessions = self.registry.len(),
+            within_secs = self.session_drain.as_secs(),
+            "draining sessions: creates refused, the sessions held served until they end"
+        );
+        let deadline = Instant::now() + self.session_drain;
+        while !self.registry.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     fn log_start(&self) {
@@ -400,13 +441,15 @@ impl Server {
         );
     }
 
-    /// Serves control connections until the shutdown signal.
-    async fn accept_until_shutdown(&self) {
+    /// Serves control connections until the sessions are drained.
+    async fn accept_until_sessions_drained(&self) {
         let drain = &self.api.drain;
         let header_timeout = self.api.limits.header_timeout;
+        let drained = self.sessions_drained();
+        tokio::pin!(drained);
         loop {
             let (stream, peer) = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = &mut drained => return,
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {

@@ -226,6 +226,9 @@ pub type ServePort = Arc<
 /// Settings the registry needs.
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
+    /// Starts every session id (`{instance}-{uuid}`), so a load balancer
+    /// can route a session's requests to this server.
+    pub instance_id: Option<String>,
     /// Whether `auth: "none"` is accepted.
     pub allow_open_sessions: bool,
     /// Whether push notifications are offered.
@@ -436,7 +439,7 @@ impl SessionRegistry {
             return Err(CreateError::OpenNotAllowed);
         }
         let components = self.components_of(&spec)?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = self.new_session_id();
         let budget = SessionBudget::new(Arc::from(id.as_str()), self.settings.budgets);
         let session_peers = Arc::new(SessionPeers::default());
         let started = self
@@ -477,6 +480,16 @@ impl SessionRegistry {
         self.count_ports();
         tracing::info!(session = %id, agents = session.agents.len(), mode = ?mode, client = %client_ip, "session created");
         Ok(session)
+    }
+
+    /// A fresh session id, led by this server's instance id if it has
+    /// one.
+    fn new_session_id(&self) -> String {
+        let uuid = uuid::Uuid::new_v4();
+        match &self.settings.instance_id {
+            Some(instance) => format!("{instance}-{uuid}"),
+            None => uuid.to_string(),
+        }
     }
 
     /// The loaded component of each slot.
@@ -776,6 +789,7 @@ mod registry_tests {
             runtime,
             PortPool::new(IpAddr::from([127, 0, 0, 1]), 1..=1),
             RegistrySettings {
+                instance_id: None,
                 allow_open_sessions,
                 push: false,
                 bindings: BindingSettings::default(),

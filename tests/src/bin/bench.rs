@@ -1,17 +1,23 @@
-//! `make bench`: starts the release server and prints a table of
-//! session create/delete latency over HTTP, SendMessage throughput on
-//! one agent port (Debian's `wrk`, 2 threads, 8 keep-alive connections;
-//! for gRPC a tonic client of 8 HTTP/2 connections on 2 threads) over
-//! each binding and dialect, what a guest's outbound HTTP request adds
-//! over a native client's, and a quiet session's p99 under each
-//! tenancy attack against its target. Throughput counts 2xx answers
-//! only; the agent's call queue is raised so that none is refused.
+//! `make bench`: starts the release server and prints one table, each
+//! figure beside its target where it has one, and saves it as JSON under
+//! `target/bench/`. It measures session create/delete latency over HTTP;
+//! SendMessage throughput on one agent port (Debian's `wrk`, 2 threads, 8
+//! keep-alive connections; for gRPC a tonic client of 8 HTTP/2
+//! connections on 2 threads) over each binding and dialect; the hot path
+//! against GetTask and against the official Rust SDK's echo server
+//! (`tests/sdk-peer`); fleet-scale load in port and gateway mode (an open
+//! loop at a constant arrival rate over 2,000 sessions, and a closed loop
+//! over 100); what a guest's outbound HTTP request and a call between
+//! agents add; and a quiet session's p99 under each tenancy attack.
+//! Throughput counts successful answers only, with the per-session rate
+//! limit lifted and the agent's call queue raised so that none is
+//! refused.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use a2a_sandbox_tests::attacks;
 use a2a_sandbox_tests::*;
+use a2a_sandbox_tests::{attacks, load};
 use serde_json::json;
 
 const SESSIONS: usize = 1000;
@@ -20,6 +26,7 @@ const WRK_SECONDS: u32 = 10;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
+    raise_descriptor_limit(FLEET_DESCRIPTORS);
     // Eight connections drive one agent: room for all of them in its
     // call queue (budgets.queued_calls_per_agent is 4 by default).
     let server = Server::start(100, &["--set", "budgets.queued_calls_per_agent=16"]);
@@ -130,6 +137,7 @@ async fn main() {
         .join()
         .expect("the gRPC load");
 
+    let hot_path = hot_path(&authority).await;
     let (native, through_host) = outbound_overhead().await;
     let (direct, via_peer) = peer_call_overhead(&server).await;
 
@@ -169,79 +177,90 @@ async fn main() {
     let (webhooks, _) = attacks::quiet_p99_during(&quiet, attacks::push_to(pusher, hook, 40)).await;
     drop(tenancy);
 
-    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
-    println!();
-    println!("| benchmark | figure |");
-    println!("|---|---|");
-    println!(
-        "| session create, p50 ({SESSIONS} sessions, HTTP keep-alive) | {} |",
-        ms(percentile(&creates, 50.0))
+    let fleet_ports = fleet("ports").await;
+    let fleet_gateway = fleet("gateway").await;
+
+    let mut t = Table::default();
+    t.row(
+        &format!("session create, p50 ({SESSIONS} sessions, HTTP keep-alive)"),
+        ms(percentile(&creates, 50.0)),
+        "",
     );
-    println!(
-        "| session create, p99 | {} |",
-        ms(percentile(&creates, 99.0))
-    );
-    println!(
-        "| session delete, p50 | {} |",
-        ms(percentile(&deletes, 50.0))
-    );
-    println!(
-        "| session delete, p99 | {} |",
-        ms(percentile(&deletes, 99.0))
-    );
-    println!("| create+delete, p50 | {} |", ms(percentile(&pairs, 50.0)));
-    println!("| create+delete, p99 | {} |", ms(percentile(&pairs, 99.0)));
+    t.row("session create, p99", ms(percentile(&creates, 99.0)), "");
+    t.row("session delete, p50", ms(percentile(&deletes, 50.0)), "");
+    t.row("session delete, p99", ms(percentile(&deletes, 99.0)), "");
+    t.row("create+delete, p50", ms(percentile(&pairs, 50.0)), "");
+    t.row("create+delete, p99", ms(percentile(&pairs, 99.0)), "");
     match throughput {
         Some((rps, p99, errors)) => {
-            println!(
-                "| SendMessage req/s (1 agent port, wrk 2 threads, 8 connections, {WRK_SECONDS}s) | {rps:.0} |"
+            t.row(
+                &format!("SendMessage to a drafter, req/s (1 agent port, wrk 2 threads, 8 connections, {WRK_SECONDS}s)"),
+                format!("{rps:.0}"),
+                "",
             );
-            println!("| SendMessage latency p99 under that load | {p99} |");
-            println!("| non-2xx responses during the run | {errors} |");
+            t.row("its p99 latency / non-2xx", format!("{p99} / {errors}"), "");
         }
-        None => println!("| SendMessage req/s | wrk not installed (make bench installs it) |"),
+        None => t.row(
+            "SendMessage req/s",
+            "wrk not installed (make bench installs it)".into(),
+            "",
+        ),
     }
-    println!(
-        "| SendStreamingMessage time to first event, p50 ({STREAMS} streams, new connection each) | {} |",
-        ms(percentile(&first_event, 50.0))
+    t.row(
+        &format!(
+            "SendStreamingMessage time to first event, p50 ({STREAMS} streams, new connection each)"
+        ),
+        ms(percentile(&first_event, 50.0)),
+        "",
     );
-    println!(
-        "| SendStreamingMessage time to first event, p99 | {} |",
-        ms(percentile(&first_event, 99.0))
+    t.row(
+        "SendStreamingMessage time to first event, p99",
+        ms(percentile(&first_event, 99.0)),
+        "",
     );
     if let Some((rps, p99, errors)) = store_throughput {
-        println!(
-            "| SendMessage req/s through the task store (conformance agent: new task, artifact, completed) | {rps:.0} |"
+        t.row(
+            "SendMessage req/s through the task store (conformance agent: new task, artifact, completed)",
+            format!("{rps:.0}"),
+            "",
         );
-        println!("| its p99 latency / non-2xx | {p99} / {errors} |");
+        t.row("its p99 latency / non-2xx", format!("{p99} / {errors}"), "");
     }
     for (name, figures) in by_binding {
         if let Some((rps, p99, errors)) = figures {
-            println!("| the same over {name}: req/s, p99, non-2xx | {rps:.0}, {p99}, {errors} |");
+            t.row(
+                &format!("the same over {name}: req/s, p99, non-2xx"),
+                format!("{rps:.0}, {p99}, {errors}"),
+                "",
+            );
         }
     }
-    println!(
-        "| the same over gRPC (SendMessage, 8 HTTP/2 connections, 2 client threads): calls/s, p99, non-OK | {:.0}, {}, {} |",
-        over_grpc.per_second,
-        ms(over_grpc.p99),
-        over_grpc.failed
+    t.row(
+        "the same over gRPC (SendMessage, 8 HTTP/2 connections, 2 client threads): calls/s, p99, non-OK",
+        format!("{:.0}, {}, {}", over_grpc.per_second, ms(over_grpc.p99), over_grpc.failed),
+        "",
     );
-    println!(
-        "| a guest's HTTP GET to loopback, mean of {OUTBOUND_CALLS}: native client / through the host (fetcher agent) / added | {} / {} / {} |",
-        ms(native),
-        ms(through_host),
-        ms(through_host.saturating_sub(native))
+    hot_path.print(&mut t);
+    for fleet in [&fleet_ports, &fleet_gateway] {
+        fleet.print(&mut t);
+    }
+    t.row(
+        &format!("a guest's HTTP GET to loopback, mean of {OUTBOUND_CALLS}: native client / through the host (fetcher agent) / added"),
+        format!("{} / {} / {}", ms(native), ms(through_host), ms(through_host.saturating_sub(native))),
+        "",
     );
-    println!(
-        "| a SendMessage to the echo agent, mean of {PEER_CALLS}: from a client / from another agent (fan-out, one call each) / added per call | {} / {} / {} |",
-        ms(direct),
-        ms(via_peer),
-        ms(via_peer.saturating_sub(direct))
+    t.row(
+        &format!("a SendMessage to the echo agent, mean of {PEER_CALLS}: from a client / from another agent (fan-out, one call each) / added per call"),
+        format!("{} / {} / {}", ms(direct), ms(via_peer), ms(via_peer.saturating_sub(direct))),
+        "",
     );
-    println!(
-        "| big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history (target 1x) | {:.2}x |",
-        big.history_bytes as f64 / 1048576.0,
-        big.follow_up_growth()
+    t.row(
+        &format!(
+            "big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history",
+            big.history_bytes as f64 / 1048576.0
+        ),
+        format!("{:.2}x", big.follow_up_growth()),
+        "1x",
     );
     for (attack, p99) in [
         ("follow-ups that ask for a whole big history", big.quiet),
@@ -252,11 +271,345 @@ async fn main() {
         ("a store filled to its budget with nested objects", store),
         ("40 webhooks to a black hole", webhooks),
     ] {
-        println!(
-            "| another session's SendMessage p99 under {attack} (target at most 3x) | {:.2}x ({} -> {}) |",
-            p99.ratio(),
-            ms(p99.baseline),
-            ms(p99.noisy)
+        t.row(
+            &format!("another session's SendMessage p99 under {attack}"),
+            format!(
+                "{:.2}x ({} -> {})",
+                p99.ratio(),
+                ms(p99.baseline),
+                ms(p99.noisy)
+            ),
+            "at most 3x",
+        );
+    }
+    let saved = t.save();
+    println!();
+    println!("written to {}", saved.display());
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The benchmark table: printed as it fills, then saved as JSON under
+/// `target/bench/` so that runs can be compared.
+#[derive(Default)]
+struct Table {
+    rows: Vec<serde_json::Value>,
+}
+
+impl Table {
+    fn row(&mut self, what: &str, figure: String, target: &str) {
+        if self.rows.is_empty() {
+            println!();
+            println!("| benchmark | figure | target |");
+            println!("|---|---|---|");
+        }
+        println!("| {what} | {figure} | {target} |");
+        self.rows
+            .push(json!({"benchmark": what, "figure": figure, "target": target}));
+    }
+
+    /// Writes `target/bench/bench-{unix seconds}.json` and `latest.json`.
+    fn save(&self) -> std::path::PathBuf {
+        let dir = repo_root().join("target/bench");
+        std::fs::create_dir_all(&dir).expect("target/bench");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let commit = Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let report = serde_json::to_string_pretty(&json!({
+            "unix_time": now,
+            "commit": commit,
+            "rows": self.rows,
+        }))
+        .expect("JSON");
+        let path = dir.join(format!("bench-{now}.json"));
+        std::fs::write(&path, &report).expect("write the bench JSON");
+        std::fs::write(dir.join("latest.json"), &report).expect("write latest.json");
+        path
+    }
+}
+
+/// The SendMessage hot path against two yardsticks, in one run: a
+/// GetTask on the same agent (auth, JSON-RPC, the store, no guest call)
+/// and the official Rust SDK's echo server (no sandbox). Requests/s
+/// count successful answers only.
+struct HotPath {
+    send: Option<f64>,
+    get_task: Option<f64>,
+    sdk_peer: Result<f64, String>,
+}
+
+/// The official SDK's echo server, built by `make bench`.
+fn sdk_peer_bin() -> std::path::PathBuf {
+    repo_root().join("target/sdk-peer/release/sdk-peer")
+}
+
+async fn hot_path(authority: &str) -> HotPath {
+    let echo = Client::connect(authority)
+        .await
+        .request(
+            "POST",
+            "/v1/sessions",
+            &[],
+            json!({"agents": [{"component": "echo"}]}).to_string(),
+        )
+        .await
+        .json();
+    let echo = SessionInfo::from(&echo);
+    let url = &echo.urls[0];
+    let sent = rpc(url, &echo.token, "SendMessage", text_message("hot")).await;
+    let task = sent["result"]["task"].clone();
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
+    let send_body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("hot")});
+    let send = wrk(url, &echo.token, &send_body.to_string()).map(|(rps, ..)| rps);
+    let get_body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task["id"]}});
+    let got = rpc(url, &echo.token, "GetTask", get_body["params"].clone()).await;
+    assert_eq!(got["result"]["id"], task["id"], "{got}");
+    let get_task = wrk(url, &echo.token, &get_body.to_string()).map(|(rps, ..)| rps);
+    HotPath {
+        send,
+        get_task,
+        sdk_peer: sdk_peer_send(&send_body.to_string()).await,
+    }
+}
+
+/// SendMessage req/s against the official SDK's echo server, after one
+/// call checked by hand (a JSON-RPC error is a 200 too).
+async fn sdk_peer_send(body: &str) -> Result<f64, String> {
+    let bin = sdk_peer_bin();
+    let mut child = Command::new(&bin)
+        .arg("127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{} not built ({e}); `make bench` builds it", bin.display()))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .map_err(|e| e.to_string())?;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("the SDK peer said {line:?}"))?
+        .to_string();
+    let checked = http(
+        "POST",
+        &format!("{url}/"),
+        &[("a2a-version", "1.0")],
+        body.to_string(),
+    )
+    .await;
+    let answer = checked.json();
+    let figure = if answer["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED" {
+        wrk(&format!("{url}/"), "none", body)
+            .map(|(rps, ..)| rps)
+            .ok_or_else(|| "wrk did not run".to_string())
+    } else {
+        Err(format!("the SDK peer answered {answer}"))
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    figure
+}
+
+impl HotPath {
+    fn print(&self, t: &mut Table) {
+        let (Some(send), Some(get_task)) = (self.send, self.get_task) else {
+            t.row(
+                "SendMessage hot path",
+                "wrk not installed (make bench installs it)".into(),
+                "",
+            );
+            return;
+        };
+        t.row(
+            "SendMessage to the echo agent / GetTask on it, req/s (wrk, 8 connections)",
+            format!(
+                "{send:.0} / {get_task:.0} = {:.0}%",
+                100.0 * send / get_task
+            ),
+            "at least 70%",
+        );
+        match &self.sdk_peer {
+            Ok(peer) => t.row(
+                "SendMessage to the echo agent / to the official Rust SDK's echo server (a2a-server-lf 0.5.3, no sandbox), req/s",
+                format!("{send:.0} / {peer:.0} = {:.2}x", send / peer),
+                "at least 1.5x",
+            ),
+            Err(why) => t.row("the official Rust SDK's echo server", why.clone(), "at least 1.5x"),
+        }
+    }
+}
+
+/// Descriptors the fleet runs need: 10,000 client connections here, and
+/// in the server (which inherits the limit) as many listeners and
+/// accepted connections.
+const FLEET_DESCRIPTORS: u64 = 65_536;
+
+/// Raises this process's descriptor limit to `to` (its children inherit
+/// it); without the privilege, to the hard limit.
+fn raise_descriptor_limit(to: u64) {
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct
+    // passed, which lives across each call.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut now);
+        let wanted = libc::rlimit {
+            rlim_cur: to,
+            rlim_max: to.max(now.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            let hard = libc::rlimit {
+                rlim_cur: now.rlim_max,
+                rlim_max: now.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &hard);
+            eprintln!(
+                "note: the descriptor limit stays at {}; the port-mode fleet run may refuse connections",
+                now.rlim_max
+            );
+        }
+    }
+}
+
+/// Sessions in each fleet run, five drafters each.
+const FLEET_SESSIONS: usize = 2_000;
+/// How long the open loop runs, each agent getting one SendMessage a
+/// second.
+const FLEET_SECONDS: u64 = 60;
+/// Sessions and connections of the closed loop.
+const CLOSED_SESSIONS: usize = 100;
+const CLOSED_LANES: usize = 64;
+const CLOSED_SECONDS: u64 = 10;
+/// Connections the open loop spreads a gateway's agents over (in port
+/// mode each agent has its own).
+const GATEWAY_LANES: usize = 256;
+
+/// A fleet run on a server of its own: the open loop over every agent,
+/// and the closed loop over 100 sessions beside one over a single port.
+struct Fleet {
+    mode: &'static str,
+    create_p99: Duration,
+    open: load::Run,
+    closed: load::Run,
+    single_port: load::Run,
+}
+
+async fn fleet(mode: &'static str) -> Fleet {
+    let agents = FLEET_SESSIONS * 5;
+    let ports = if mode == "ports" { agents + 400 } else { 5 };
+    let server = Server::start(
+        u16::try_from(ports).expect("a port range"),
+        &[
+            "--mode",
+            mode,
+            "--max-instances",
+            &(agents + 50).to_string(),
+            "--set",
+            "http.max_connections=30000",
+            "--set",
+            "budgets.queued_calls_per_agent=16",
+        ],
+    );
+    let mut control = Client::connect(&server.addr.to_string()).await;
+    let mut sessions = Vec::with_capacity(FLEET_SESSIONS);
+    let mut creates = Vec::with_capacity(FLEET_SESSIONS);
+    for i in 0..FLEET_SESSIONS {
+        let t0 = Instant::now();
+        let r = control.request("POST", "/v1/sessions", &[], "").await;
+        creates.push(t0.elapsed());
+        assert_eq!(r.status, 201, "{mode} session {i}: {}", r.text());
+        sessions.push(SessionInfo::from(&r.json()));
+    }
+    drop(control);
+    creates.sort();
+    let targets: Vec<load::Target> = sessions
+        .iter()
+        .flat_map(|s| s.urls.iter().map(|u| load::Target::new(u, &s.token)))
+        .collect();
+    let lanes = if mode == "ports" {
+        targets.len()
+    } else {
+        GATEWAY_LANES
+    };
+    let open = load::open_loop(
+        &targets,
+        lanes,
+        Duration::from_secs(1),
+        Duration::from_secs(FLEET_SECONDS),
+    )
+    .await;
+    eprintln!(
+        "{mode}: open loop done: {} answers, {} errors",
+        open.micros.len(),
+        open.errors
+    );
+    let closed_for = Duration::from_secs(CLOSED_SECONDS);
+    let single_port = load::closed_loop(&targets[..1], 8, closed_for).await;
+    let closed = load::closed_loop(&targets[..CLOSED_SESSIONS * 5], CLOSED_LANES, closed_for).await;
+    Fleet {
+        mode,
+        create_p99: percentile(&creates, 99.0),
+        open,
+        closed,
+        single_port,
+    }
+}
+
+impl Fleet {
+    fn print(&self, t: &mut Table) {
+        let mode = self.mode;
+        let open = &self.open;
+        t.row(
+            &format!("{mode} mode: session create p99 while filling to {FLEET_SESSIONS} sessions"),
+            ms(self.create_p99),
+            "",
+        );
+        t.row(
+            &format!(
+                "{mode} mode, open loop: {FLEET_SESSIONS} sessions x 5 drafters, each 1 SendMessage/s for {FLEET_SECONDS}s: answers/s, p50 / p99 / p99.9 / max"
+            ),
+            format!(
+                "{:.0}/s, {} / {} / {} / {}",
+                open.per_second(),
+                ms(open.percentile(50.0)),
+                ms(open.percentile(99.0)),
+                ms(open.percentile(99.9)),
+                ms(open.percentile(100.0)),
+            ),
+            "p99 at most 5 ms",
+        );
+        t.row(
+            &format!("{mode} mode, open loop: errors"),
+            open.errors.to_string(),
+            "0",
+        );
+        t.row(
+            &format!(
+                "{mode} mode, closed loop: {CLOSED_SESSIONS} sessions over {CLOSED_LANES} connections / one agent over 8 connections, answers/s"
+            ),
+            format!(
+                "{:.0} / {:.0} = {:.0}% ({} errors)",
+                self.closed.per_second(),
+                self.single_port.per_second(),
+                100.0 * self.closed.per_second() / self.single_port.per_second().max(1.0),
+                self.closed.errors + self.single_port.errors
+            ),
+            "at least 90%",
         );
     }
 }
@@ -446,7 +799,7 @@ fn grpc_load(target: &str, token: &str) -> GrpcLoad {
 fn wrk(url: &str, token: &str, body: &str) -> Option<(f64, String, u64)> {
     let script = std::env::temp_dir().join(format!("a2a-bench-{}.lua", std::process::id()));
     let lua = format!(
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nwrk.body = [[{body}]]\n"
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nwrk.headers[\"A2A-Version\"] = \"1.0\"\nwrk.body = [[{body}]]\n"
     );
     std::fs::write(&script, lua).expect("write wrk script");
     let out = Command::new("wrk")
