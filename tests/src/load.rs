@@ -58,12 +58,31 @@ pub struct Run {
     pub errors: usize,
     /// How long the run took.
     pub elapsed: Duration,
+    /// Why requests failed, by kind, with how many.
+    pub why: std::collections::BTreeMap<String, usize>,
 }
 
 impl Run {
     fn merge(&mut self, other: Run) {
         self.micros.extend(other.micros);
         self.errors += other.errors;
+        for (why, n) in other.why {
+            *self.why.entry(why).or_default() += n;
+        }
+    }
+
+    fn failed(&mut self, why: Failure) {
+        self.errors += 1;
+        *self.why.entry(why.to_string()).or_default() += 1;
+    }
+
+    /// The error count and its kinds (`0` when none failed).
+    pub fn describe_errors(&self) -> String {
+        if self.errors == 0 {
+            return "0".into();
+        }
+        let kinds: Vec<String> = self.why.iter().map(|(w, n)| format!("{n} {w}")).collect();
+        format!("{} ({})", self.errors, kinds.join(", "))
     }
 
     /// Successful answers per second.
@@ -92,53 +111,104 @@ fn send_message() -> Bytes {
     )
 }
 
+/// How a lane uses connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    /// One keep-alive connection per server address, opened before the
+    /// run (and again after a failure).
+    KeepAlive,
+    /// A new connection for every request, closed after the answer: how
+    /// clients of many port-mode agents fit the server's descriptor
+    /// limit, which its listeners already mostly fill.
+    PerRequest,
+}
+
 /// A lane's connections, one per server address, opened when first used
 /// and again after a failure.
-#[derive(Default)]
-struct Connections(HashMap<String, SendRequest<Full<Bytes>>>);
+struct Connections {
+    open: HashMap<String, SendRequest<Full<Bytes>>>,
+    reuse: Reuse,
+}
 
 impl Connections {
-    /// Sends one SendMessage to `target`; true when it completed a task.
-    async fn send(&mut self, target: &Target, body: &Bytes) -> bool {
-        let usable = match self.0.get_mut(&target.authority) {
+    fn new(reuse: Reuse) -> Connections {
+        Connections {
+            open: HashMap::new(),
+            reuse,
+        }
+    }
+
+    /// Sends one SendMessage to `target`; `Ok` when it completed a task.
+    async fn send(&mut self, target: &Target, body: &Bytes) -> Result<(), Failure> {
+        let usable = match self.open.get_mut(&target.authority) {
             Some(sender) => sender.ready().await.is_ok(),
             None => false,
         };
         if !usable {
             let Some(sender) = connect(&target.authority).await else {
-                self.0.remove(&target.authority);
-                return false;
+                self.open.remove(&target.authority);
+                return Err(Failure::Connect);
             };
-            self.0.insert(target.authority.clone(), sender);
+            self.open.insert(target.authority.clone(), sender);
         }
-        let sender = self.0.get_mut(&target.authority).expect("connected");
-        let request = Request::post(&target.path)
+        let sender = self.open.get_mut(&target.authority).expect("connected");
+        let mut request = Request::post(&target.path);
+        if self.reuse == Reuse::PerRequest {
+            request = request.header("connection", "close");
+        }
+        let request = request
             .header("host", &target.authority)
             .header("content-type", "application/json")
             .header("authorization", &target.authorization)
             .body(Full::new(body.clone()))
             .expect("a request");
-        let completed = match sender.send_request(request).await {
-            Ok(response) if response.status() == 200 => match response.collect().await {
-                Ok(body) => contains(&body.to_bytes(), b"TASK_STATE_COMPLETED"),
-                Err(_) => false,
-            },
-            _ => false,
+        let answered = match sender.send_request(request).await {
+            Ok(response) if response.status() == 200 => {
+                match response.collect().await.map(|b| b.to_bytes()) {
+                    Ok(body) if contains(&body, b"TASK_STATE_COMPLETED") => Ok(()),
+                    Ok(_) => Err(Failure::NotCompleted),
+                    Err(_) => Err(Failure::Cut),
+                }
+            }
+            Ok(response) => Err(Failure::Status(response.status().as_u16())),
+            Err(_) => Err(Failure::Cut),
         };
-        if !completed {
-            self.0.remove(&target.authority);
+        if answered.is_err() || self.reuse == Reuse::PerRequest {
+            self.open.remove(&target.authority);
         }
-        completed
+        answered
     }
 
     /// Opens a connection to each address among `targets`.
     async fn open(&mut self, targets: &[Target]) {
+        if self.reuse == Reuse::PerRequest {
+            return;
+        }
         for target in targets {
-            if !self.0.contains_key(&target.authority)
+            if !self.open.contains_key(&target.authority)
                 && let Some(sender) = connect(&target.authority).await
             {
-                self.0.insert(target.authority.clone(), sender);
+                self.open.insert(target.authority.clone(), sender);
             }
+        }
+    }
+}
+
+/// Why a request failed.
+enum Failure {
+    Connect,
+    Cut,
+    Status(u16),
+    NotCompleted,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect => write!(f, "refused connections"),
+            Failure::Cut => write!(f, "connections closed before the answer"),
+            Failure::Status(code) => write!(f, "HTTP {code}"),
+            Failure::NotCompleted => write!(f, "answers that were not a completed task"),
         }
     }
 }
@@ -158,10 +228,15 @@ async fn connect(authority: &str) -> Option<SendRequest<Full<Bytes>>> {
 }
 
 /// Open loop: each target gets one SendMessage every `period` for `run`,
-/// `targets` spread round-robin over `lanes` lanes (one keep-alive
-/// connection per lane and server address). Latency counts from when each
-/// request was due.
-pub async fn open_loop(targets: &[Target], lanes: usize, period: Duration, run: Duration) -> Run {
+/// `targets` spread round-robin over `lanes` lanes, connections used as
+/// `reuse` says. Latency counts from when each request was due.
+pub async fn open_loop(
+    targets: &[Target],
+    lanes: usize,
+    reuse: Reuse,
+    period: Duration,
+    run: Duration,
+) -> Run {
     let total = targets.len();
     let lanes = lanes.clamp(1, total.max(1));
     let clock = Clock::new(lanes);
@@ -176,7 +251,7 @@ pub async fn open_loop(targets: &[Target], lanes: usize, period: Duration, run: 
             let clock = clock.clone();
             tokio::spawn(async move {
                 let body = send_message();
-                let mut connections = Connections::default();
+                let mut connections = Connections::new(reuse);
                 let just_targets: Vec<Target> = mine.iter().map(|(t, _)| t.clone()).collect();
                 connections.open(&just_targets).await;
                 let start = clock.started().await;
@@ -192,10 +267,9 @@ pub async fn open_loop(targets: &[Target], lanes: usize, period: Duration, run: 
                         break;
                     }
                     tokio::time::sleep_until(at).await;
-                    if connections.send(&mine[k].0, &body).await {
-                        measured.micros.push(micros(at.elapsed()));
-                    } else {
-                        measured.errors += 1;
+                    match connections.send(&mine[k].0, &body).await {
+                        Ok(()) => measured.micros.push(micros(at.elapsed())),
+                        Err(why) => measured.failed(why),
                     }
                     due.push(Reverse((at + period, k)));
                 }
@@ -226,7 +300,7 @@ pub async fn closed_loop(targets: &[Target], lanes: usize, run: Duration) -> Run
             let clock = clock.clone();
             tokio::spawn(async move {
                 let body = send_message();
-                let mut connections = Connections::default();
+                let mut connections = Connections::new(Reuse::KeepAlive);
                 connections.open(&mine).await;
                 let end = clock.started().await + run;
                 let mut measured = Run::default();
@@ -235,10 +309,9 @@ pub async fn closed_loop(targets: &[Target], lanes: usize, run: Duration) -> Run
                     if sent >= end {
                         break;
                     }
-                    if connections.send(target, &body).await {
-                        measured.micros.push(micros(sent.elapsed()));
-                    } else {
-                        measured.errors += 1;
+                    match connections.send(target, &body).await {
+                        Ok(()) => measured.micros.push(micros(sent.elapsed())),
+                        Err(why) => measured.failed(why),
                     }
                 }
                 measured
@@ -301,6 +374,186 @@ async fn gather(tasks: Vec<tokio::task::JoinHandle<Run>>, start: Instant) -> Run
     all
 }
 
+/// Descriptors the fleet runs need: 10,000 client connections here, and
+/// in the server (which inherits the limit) as many listeners and
+/// accepted connections.
+const FLEET_DESCRIPTORS: u64 = 65_536;
+
+/// Raises this process's descriptor limit for the fleet runs (children,
+/// the server among them, inherit it); without the privilege, to the
+/// hard limit.
+pub fn raise_descriptor_limit() {
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct
+    // passed, which lives across each call.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut now);
+        let wanted = libc::rlimit {
+            rlim_cur: FLEET_DESCRIPTORS,
+            rlim_max: FLEET_DESCRIPTORS.max(now.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            let hard = libc::rlimit {
+                rlim_cur: now.rlim_max,
+                rlim_max: now.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &hard);
+            eprintln!(
+                "note: the descriptor limit stays at {}; the port-mode fleet run may refuse connections",
+                now.rlim_max
+            );
+        }
+    }
+}
+
+/// Sessions in a fleet run, five drafters each.
+pub const FLEET_SESSIONS: usize = 2_000;
+/// How long the open loop runs, each agent getting one SendMessage a
+/// second.
+pub const FLEET_SECONDS: u64 = 60;
+/// Sessions and connections of the closed loop.
+const CLOSED_SESSIONS: usize = 100;
+const CLOSED_LANES: usize = 64;
+const CLOSED_SECONDS: u64 = 10;
+/// Lanes the open loop spreads the agents over.
+const OPEN_LANES: usize = 256;
+
+/// A fleet run on a server of its own: the open loop over every agent,
+/// and the closed loop over 100 sessions beside one over a single port.
+pub struct Fleet {
+    mode: String,
+    sessions: usize,
+    seconds: u64,
+    create_p99: Duration,
+    open: Run,
+    closed: Run,
+    single_port: Run,
+}
+
+/// Starts a server in `mode` (`ports` or `gateway`), fills it with
+/// `sessions` default sessions (five drafters each), and runs the open
+/// loop for `seconds`, then the closed loops.
+pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
+    let agents = sessions * 5;
+    let ports = if mode == "ports" { agents + 400 } else { 5 };
+    let server = crate::Server::start(
+        u16::try_from(ports).expect("a port range"),
+        &[
+            "--mode",
+            mode,
+            "--max-instances",
+            &(agents + 50).to_string(),
+            "--set",
+            "http.max_connections=30000",
+            "--set",
+            "budgets.queued_calls_per_agent=16",
+        ],
+    );
+    let mut control = crate::Client::connect(&server.addr.to_string()).await;
+    let mut held = Vec::with_capacity(sessions);
+    let mut creates = Vec::with_capacity(sessions);
+    for i in 0..sessions {
+        let t0 = std::time::Instant::now();
+        let r = control.request("POST", "/v1/sessions", &[], "").await;
+        creates.push(t0.elapsed());
+        assert_eq!(r.status, 201, "{mode} session {i}: {}", r.text());
+        held.push(crate::SessionInfo::from(&r.json()));
+    }
+    drop(control);
+    creates.sort();
+    let targets: Vec<Target> = held
+        .iter()
+        .flat_map(|s| s.urls.iter().map(|u| Target::new(u, &s.token)))
+        .collect();
+    // Port mode: 10,000 listeners leave too few descriptors for a held
+    // connection per agent, so each request has a connection of its own.
+    let reuse = if mode == "ports" {
+        Reuse::PerRequest
+    } else {
+        Reuse::KeepAlive
+    };
+    let open = open_loop(
+        &targets,
+        OPEN_LANES,
+        reuse,
+        Duration::from_secs(1),
+        Duration::from_secs(seconds),
+    )
+    .await;
+    let closed_for = Duration::from_secs(CLOSED_SECONDS);
+    let single_port = closed_loop(&targets[..1], 8, closed_for).await;
+    let closed_sessions = CLOSED_SESSIONS.min(sessions);
+    let closed = closed_loop(&targets[..closed_sessions * 5], CLOSED_LANES, closed_for).await;
+    Fleet {
+        mode: mode.to_string(),
+        sessions,
+        seconds,
+        create_p99: crate::percentile(&creates, 99.0),
+        open,
+        closed,
+        single_port,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+impl Fleet {
+    /// The run as table rows: what, figure, target.
+    pub fn rows(&self) -> Vec<(String, String, &'static str)> {
+        let (mode, sessions, seconds, open) = (&self.mode, self.sessions, self.seconds, &self.open);
+        vec![
+            (
+                format!("{mode} mode: session create p99 while filling to {sessions} sessions"),
+                ms(self.create_p99),
+                "at most 2 ms",
+            ),
+            (
+                format!(
+                    "{mode} mode, open loop: {sessions} sessions x 5 drafters, each 1 SendMessage/s for {seconds}s, {OPEN_LANES} lanes ({}): answers/s, p50 / p99 / p99.9 / max",
+                    if mode == "ports" {
+                        "a connection per request"
+                    } else {
+                        "keep-alive"
+                    }
+                ),
+                format!(
+                    "{:.0}/s, {} / {} / {} / {}",
+                    open.per_second(),
+                    ms(open.percentile(50.0)),
+                    ms(open.percentile(99.0)),
+                    ms(open.percentile(99.9)),
+                    ms(open.percentile(100.0)),
+                ),
+                "p99 at most 5 ms",
+            ),
+            (
+                format!("{mode} mode, open loop: errors"),
+                open.describe_errors(),
+                "0",
+            ),
+            (
+                format!(
+                    "{mode} mode, closed loop: {} sessions over {CLOSED_LANES} connections / one agent over 8 connections, answers/s",
+                    CLOSED_SESSIONS.min(sessions)
+                ),
+                format!(
+                    "{:.0} / {:.0} = {:.0}% ({} errors)",
+                    self.closed.per_second(),
+                    self.single_port.per_second(),
+                    100.0 * self.closed.per_second() / self.single_port.per_second().max(1.0),
+                    self.closed.errors + self.single_port.errors
+                ),
+                "at least 90%",
+            ),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +564,7 @@ mod tests {
             micros: (1..=1000).rev().collect(),
             errors: 0,
             elapsed: Duration::from_secs(2),
+            why: Default::default(),
         };
         assert_eq!(run.percentile(50.0), Duration::from_micros(501));
         assert_eq!(run.percentile(99.9), Duration::from_micros(999));

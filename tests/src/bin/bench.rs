@@ -26,7 +26,7 @@ const WRK_SECONDS: u32 = 10;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
-    raise_descriptor_limit(FLEET_DESCRIPTORS);
+    load::raise_descriptor_limit();
     // Eight connections drive one agent: room for all of them in its
     // call queue (budgets.queued_calls_per_agent is 4 by default).
     let server = Server::start(100, &["--set", "budgets.queued_calls_per_agent=16"]);
@@ -69,7 +69,7 @@ async fn main() {
         check["result"]["task"]["status"]["state"],
         "TASK_STATE_COMPLETED"
     );
-    let throughput = wrk(&url, &info.token, &body.to_string());
+    let throughput = wrk(&url, &info.token, &body.to_string()).await;
 
     // The control connection idled through the wrk run and was closed
     // (http.header_timeout_secs); open a new one.
@@ -107,9 +107,10 @@ async fn main() {
     // Throughput through the whole task store: each call creates a task,
     // stores the agent's artifact and completes it.
     let complete = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("complete")});
-    let store_throughput = wrk(&curl, &conformance.token, &complete.to_string());
+    let store_throughput = wrk(&curl, &conformance.token, &complete.to_string()).await;
     // The same call over each binding and dialect, and a message reply.
-    let by_binding = [
+    let mut by_binding = Vec::new();
+    for (name, url, body) in [
         ("HTTP+JSON (POST message:send)", format!("{curl}message:send"), text_message("complete").to_string()),
         (
             "JSON-RPC in the 0.3 dialect (message/send)",
@@ -125,8 +126,9 @@ async fn main() {
             json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("reply")})
                 .to_string(),
         ),
-    ]
-    .map(|(name, url, body)| (name, wrk(&url, &conformance.token, &body)));
+    ] {
+        by_binding.push((name, wrk(&url, &conformance.token, &body).await));
+    }
     let target = curl
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -177,8 +179,8 @@ async fn main() {
     let (webhooks, _) = attacks::quiet_p99_during(&quiet, attacks::push_to(pusher, hook, 40)).await;
     drop(tenancy);
 
-    let fleet_ports = fleet("ports").await;
-    let fleet_gateway = fleet("gateway").await;
+    let fleet_ports = load::fleet("ports", load::FLEET_SESSIONS, load::FLEET_SECONDS).await;
+    let fleet_gateway = load::fleet("gateway", load::FLEET_SESSIONS, load::FLEET_SECONDS).await;
 
     let mut t = Table::default();
     t.row(
@@ -202,7 +204,7 @@ async fn main() {
         }
         None => t.row(
             "SendMessage req/s",
-            "wrk not installed (make bench installs it)".into(),
+            "not measured (see above: wrk missing, or the call failed)".into(),
             "",
         ),
     }
@@ -242,7 +244,9 @@ async fn main() {
     );
     hot_path.print(&mut t);
     for fleet in [&fleet_ports, &fleet_gateway] {
-        fleet.print(&mut t);
+        for (what, figure, target) in fleet.rows() {
+            t.row(&what, figure, target);
+        }
     }
     t.row(
         &format!("a guest's HTTP GET to loopback, mean of {OUTBOUND_CALLS}: native client / through the host (fetcher agent) / added"),
@@ -368,14 +372,18 @@ async fn hot_path(authority: &str) -> HotPath {
     let sent = rpc(url, &echo.token, "SendMessage", text_message("hot")).await;
     let task = sent["result"]["task"].clone();
     assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
-    let send_body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("hot")});
-    let send = wrk(url, &echo.token, &send_body.to_string()).map(|(rps, ..)| rps);
+    // GetTask first: a SendMessage run creates tasks enough to evict this
+    // one from the store.
     let get_body =
         json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task["id"]}});
-    let got = rpc(url, &echo.token, "GetTask", get_body["params"].clone()).await;
-    assert_eq!(got["result"]["id"], task["id"], "{got}");
-    let get_task = wrk(url, &echo.token, &get_body.to_string()).map(|(rps, ..)| rps);
+    let get_task = wrk(url, &echo.token, &get_body.to_string())
+        .await
+        .map(|(rps, ..)| rps);
+    let send_body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("hot")});
+    let send = wrk(url, &echo.token, &send_body.to_string())
+        .await
+        .map(|(rps, ..)| rps);
     HotPath {
         send,
         get_task,
@@ -412,7 +420,8 @@ async fn sdk_peer_send(body: &str) -> Result<f64, String> {
     .await;
     let answer = checked.json();
     let figure = if answer["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED" {
-        wrk(&format!("{url}/"), "none", body)
+        wrk_with(&format!("{url}/"), &[("a2a-version", "1.0")], body)
+            .await
             .map(|(rps, ..)| rps)
             .ok_or_else(|| "wrk did not run".to_string())
     } else {
@@ -428,7 +437,7 @@ impl HotPath {
         let (Some(send), Some(get_task)) = (self.send, self.get_task) else {
             t.row(
                 "SendMessage hot path",
-                "wrk not installed (make bench installs it)".into(),
+                "not measured (see above: wrk missing, or the call failed)".into(),
                 "",
             );
             return;
@@ -449,168 +458,6 @@ impl HotPath {
             ),
             Err(why) => t.row("the official Rust SDK's echo server", why.clone(), "at least 1.5x"),
         }
-    }
-}
-
-/// Descriptors the fleet runs need: 10,000 client connections here, and
-/// in the server (which inherits the limit) as many listeners and
-/// accepted connections.
-const FLEET_DESCRIPTORS: u64 = 65_536;
-
-/// Raises this process's descriptor limit to `to` (its children inherit
-/// it); without the privilege, to the hard limit.
-fn raise_descriptor_limit(to: u64) {
-    let mut now = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct
-    // passed, which lives across each call.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut now);
-        let wanted = libc::rlimit {
-            rlim_cur: to,
-            rlim_max: to.max(now.rlim_max),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-            let hard = libc::rlimit {
-                rlim_cur: now.rlim_max,
-                rlim_max: now.rlim_max,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &hard);
-            eprintln!(
-                "note: the descriptor limit stays at {}; the port-mode fleet run may refuse connections",
-                now.rlim_max
-            );
-        }
-    }
-}
-
-/// Sessions in each fleet run, five drafters each.
-const FLEET_SESSIONS: usize = 2_000;
-/// How long the open loop runs, each agent getting one SendMessage a
-/// second.
-const FLEET_SECONDS: u64 = 60;
-/// Sessions and connections of the closed loop.
-const CLOSED_SESSIONS: usize = 100;
-const CLOSED_LANES: usize = 64;
-const CLOSED_SECONDS: u64 = 10;
-/// Connections the open loop spreads a gateway's agents over (in port
-/// mode each agent has its own).
-const GATEWAY_LANES: usize = 256;
-
-/// A fleet run on a server of its own: the open loop over every agent,
-/// and the closed loop over 100 sessions beside one over a single port.
-struct Fleet {
-    mode: &'static str,
-    create_p99: Duration,
-    open: load::Run,
-    closed: load::Run,
-    single_port: load::Run,
-}
-
-async fn fleet(mode: &'static str) -> Fleet {
-    let agents = FLEET_SESSIONS * 5;
-    let ports = if mode == "ports" { agents + 400 } else { 5 };
-    let server = Server::start(
-        u16::try_from(ports).expect("a port range"),
-        &[
-            "--mode",
-            mode,
-            "--max-instances",
-            &(agents + 50).to_string(),
-            "--set",
-            "http.max_connections=30000",
-            "--set",
-            "budgets.queued_calls_per_agent=16",
-        ],
-    );
-    let mut control = Client::connect(&server.addr.to_string()).await;
-    let mut sessions = Vec::with_capacity(FLEET_SESSIONS);
-    let mut creates = Vec::with_capacity(FLEET_SESSIONS);
-    for i in 0..FLEET_SESSIONS {
-        let t0 = Instant::now();
-        let r = control.request("POST", "/v1/sessions", &[], "").await;
-        creates.push(t0.elapsed());
-        assert_eq!(r.status, 201, "{mode} session {i}: {}", r.text());
-        sessions.push(SessionInfo::from(&r.json()));
-    }
-    drop(control);
-    creates.sort();
-    let targets: Vec<load::Target> = sessions
-        .iter()
-        .flat_map(|s| s.urls.iter().map(|u| load::Target::new(u, &s.token)))
-        .collect();
-    let lanes = if mode == "ports" {
-        targets.len()
-    } else {
-        GATEWAY_LANES
-    };
-    let open = load::open_loop(
-        &targets,
-        lanes,
-        Duration::from_secs(1),
-        Duration::from_secs(FLEET_SECONDS),
-    )
-    .await;
-    eprintln!(
-        "{mode}: open loop done: {} answers, {} errors",
-        open.micros.len(),
-        open.errors
-    );
-    let closed_for = Duration::from_secs(CLOSED_SECONDS);
-    let single_port = load::closed_loop(&targets[..1], 8, closed_for).await;
-    let closed = load::closed_loop(&targets[..CLOSED_SESSIONS * 5], CLOSED_LANES, closed_for).await;
-    Fleet {
-        mode,
-        create_p99: percentile(&creates, 99.0),
-        open,
-        closed,
-        single_port,
-    }
-}
-
-impl Fleet {
-    fn print(&self, t: &mut Table) {
-        let mode = self.mode;
-        let open = &self.open;
-        t.row(
-            &format!("{mode} mode: session create p99 while filling to {FLEET_SESSIONS} sessions"),
-            ms(self.create_p99),
-            "",
-        );
-        t.row(
-            &format!(
-                "{mode} mode, open loop: {FLEET_SESSIONS} sessions x 5 drafters, each 1 SendMessage/s for {FLEET_SECONDS}s: answers/s, p50 / p99 / p99.9 / max"
-            ),
-            format!(
-                "{:.0}/s, {} / {} / {} / {}",
-                open.per_second(),
-                ms(open.percentile(50.0)),
-                ms(open.percentile(99.0)),
-                ms(open.percentile(99.9)),
-                ms(open.percentile(100.0)),
-            ),
-            "p99 at most 5 ms",
-        );
-        t.row(
-            &format!("{mode} mode, open loop: errors"),
-            open.errors.to_string(),
-            "0",
-        );
-        t.row(
-            &format!(
-                "{mode} mode, closed loop: {CLOSED_SESSIONS} sessions over {CLOSED_LANES} connections / one agent over 8 connections, answers/s"
-            ),
-            format!(
-                "{:.0} / {:.0} = {:.0}% ({} errors)",
-                self.closed.per_second(),
-                self.single_port.per_second(),
-                100.0 * self.closed.per_second() / self.single_port.per_second().max(1.0),
-                self.closed.errors + self.single_port.errors
-            ),
-            "at least 90%",
-        );
     }
 }
 
@@ -794,13 +641,35 @@ fn grpc_load(target: &str, token: &str) -> GrpcLoad {
     })
 }
 
-/// Runs wrk against `url`; returns 2xx answers per second, p99 latency
-/// and the non-2xx count.
-fn wrk(url: &str, token: &str, body: &str) -> Option<(f64, String, u64)> {
+/// [`wrk_with`] with the session's token.
+async fn wrk(url: &str, token: &str, body: &str) -> Option<(f64, String, u64)> {
+    let authorization = format!("Bearer {token}");
+    wrk_with(url, &[("authorization", &authorization)], body).await
+}
+
+/// Runs wrk against `url` (POST `body` with `headers`), once one request
+/// has answered 2xx without a JSON-RPC error (wrk itself counts a 200
+/// error as a success); returns 2xx answers per second, p99 latency and
+/// the non-2xx count. `None` when wrk is missing or the check failed.
+async fn wrk_with(url: &str, headers: &[(&str, &str)], body: &str) -> Option<(f64, String, u64)> {
+    let check = http("POST", url, headers, body.to_string()).await;
+    let answered_error = serde_json::from_slice::<serde_json::Value>(&check.body)
+        .is_ok_and(|v| v.get("error").is_some());
+    if !(200..300).contains(&check.status) || answered_error {
+        eprintln!(
+            "not measured: {url} answered {} {}",
+            check.status,
+            check.text()
+        );
+        return None;
+    }
     let script = std::env::temp_dir().join(format!("a2a-bench-{}.lua", std::process::id()));
-    let lua = format!(
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nwrk.headers[\"A2A-Version\"] = \"1.0\"\nwrk.body = [[{body}]]\n"
+    let mut lua = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{body}]]\n"
     );
+    for (name, value) in headers {
+        lua.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
+    }
     std::fs::write(&script, lua).expect("write wrk script");
     let out = Command::new("wrk")
         .args([
