@@ -8,13 +8,23 @@ pub fn rfc3339(t: SystemTime) -> String {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    // Every task update stamps a time: written digit by digit, without
+    // the formatting machinery.
+    let mut out = String::with_capacity(24);
+    let mut digits = |n: u64, width: u32, then: char| {
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (n / 10u64.pow(place) % 10) as u8));
+        }
+        out.push(then);
+    };
+    digits(year.clamp(0, 9999) as u64, 4, '-');
+    digits(u64::from(month), 2, '-');
+    digits(u64::from(day), 2, 'T');
+    digits(rem / 3600, 2, ':');
+    digits(rem % 3600 / 60, 2, ':');
+    digits(rem % 60, 2, '.');
+    digits(u64::from(since.subsec_millis()), 3, 'Z');
+    out
 }
 
 /// Formats a time as an HTTP date (RFC 9110 IMF-fixdate):
@@ -164,6 +174,8 @@ mod tests {
         assert_eq!(rfc3339(t), "2024-02-29T23:59:59.999Z");
         let t = UNIX_EPOCH + Duration::from_secs(4_102_444_800);
         assert_eq!(rfc3339(t), "2100-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_680_707_042);
+        assert_eq!(rfc3339(t), "2025-12-02T13:05:07.042Z");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! always reaches the task store.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -625,23 +627,24 @@ impl<B: AgentBackend> A2aService<B> {
         Ok((id, context, false))
     }
 
-    /// Runs the agent on a request in a task of its own and records the
-    /// outcome. The handle yields the task afterwards (or the agent's
-    /// message, if it answered with one), or `-32006` if the agent
-    /// crashed or answered something invalid. `shown` says whether the
-    /// client has been shown the task already (a follow-up, or a send
-    /// that returned at once): a message reply then completes the task
-    /// rather than drop it.
+    /// Runs the agent on a request and records the outcome: the task
+    /// afterwards (or the agent's message, if it answered with one), or
+    /// `-32006` if the agent crashed or answered something invalid.
+    /// `shown` says whether the client has been shown the task already (a
+    /// follow-up, or a send that returned at once): a message reply then
+    /// completes the task rather than drop it.
     ///
-    /// The call holds `slot` until it is done; when the session ends it
-    /// is dropped, waiting or running, and the agent with it.
-    fn start_agent(
+    /// The run holds `slot` until it is done; when the session ends it is
+    /// dropped, waiting or running, and the agent with it. It must run to
+    /// its end whatever the client does: spawn it, or await it through
+    /// [`FinishOnDrop`].
+    fn agent_run(
         &self,
         request: AgentRequest,
         slot: CallSlot,
         history: Option<usize>,
         shown: bool,
-    ) -> tokio::task::JoinHandle<Result<Sent, RpcError>> {
+    ) -> impl Future<Output = Result<Sent, RpcError>> + Send + 'static {
         let ended = self.budget.ended().clone();
         let (backend, tasks) = (Arc::clone(&self.backend), Arc::clone(&self.tasks));
         let emit_tasks = Arc::clone(&self.tasks);
@@ -649,10 +652,10 @@ impl<B: AgentBackend> A2aService<B> {
             // Progress on an unknown or finished task is dropped: the
             // guest cannot create or revive tasks by emitting.
             if valid_update(&update).is_ok() {
-                let _ = emit_tasks.record_progress(task_id, update);
+                let _ = emit_tasks.apply(task_id, update);
             }
         });
-        tokio::spawn(async move {
+        async move {
             let _slot = slot;
             let task_id = request.task_id.clone();
             let outcome = tokio::select! {
@@ -698,22 +701,21 @@ impl<B: AgentBackend> A2aService<B> {
                 .get(&task_id, history)
                 .map(Sent::Task)
                 .ok_or_else(|| RpcError::task_not_found(&task_id))
-        })
+        }
     }
 
     async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Answer, RpcError> {
         let slot = self.call_slot()?;
         let prepared = self.prepare(p).await?;
         let shown = !prepared.request.new_task || prepared.return_immediately;
-        let run = self.start_agent(prepared.request, slot, prepared.history, shown);
+        let run = self.agent_run(prepared.request, slot, prepared.history, shown);
         if prepared.return_immediately {
+            tokio::spawn(run);
             return Ok(Answer::Sent(Sent::Task(prepared.snapshot)));
         }
-        let sent = run.await.map_err(|e| {
-            tracing::error!(session = %self.budget.session(), error = %e, "agent task panicked");
-            RpcError::internal()
-        })??;
-        Ok(Answer::Sent(sent))
+        // Most calls end in microseconds: run in this request's task, and
+        // move to a task of its own only if the client leaves first.
+        Ok(Answer::Sent(FinishOnDrop::new(run).await?))
     }
 
     fn get_task(&self, p: GetTaskParams) -> Result<Answer, RpcError> {
@@ -940,7 +942,7 @@ impl<B: AgentBackend> A2aService<B> {
             .map_err(store_error)?;
         let replies = self.capabilities.message_replies;
         let shown = !prepared.request.new_task || !replies;
-        let run = self.start_agent(prepared.request, slot, prepared.history, shown);
+        let run = tokio::spawn(self.agent_run(prepared.request, slot, prepared.history, shown));
         Ok((prepared.snapshot, events, replies.then_some(run)))
     }
 
@@ -1100,6 +1102,50 @@ async fn forward(
 
 /// An agent's update the protocol can record: no message or artifact
 /// without parts.
+/// A future awaited in place that is not lost when its awaiter is
+/// dropped (the client went away): what is left of it then runs to its
+/// end in a task of its own. Saves a task spawn and a wake-up per call
+/// for work that nearly always finishes while the client waits.
+pub struct FinishOnDrop<F: Future + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future + Send + 'static> FinishOnDrop<F> {
+    pub fn new(run: F) -> Self {
+        FinishOnDrop(Some(Box::pin(run)))
+    }
+}
+
+impl<F: Future + Send + 'static> Future for FinishOnDrop<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let run = self.0.as_mut().expect("polled after it finished");
+        // A run that panics is not handed on: it cannot be polled again.
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.as_mut().poll(cx)));
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => {
+                self.0 = None;
+                Poll::Ready(out)
+            }
+            Err(panic) => {
+                self.0 = None;
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for FinishOnDrop<F> {
+    fn drop(&mut self) {
+        if let (Some(rest), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                rest.await;
+            });
+        }
+    }
+}
+
 fn valid_update(update: &TaskUpdate) -> Result<(), Crash> {
     let invalid = |detail: String| Crash {
         kind: "invalid_update",

@@ -112,6 +112,12 @@ impl Entry {
         }
     }
 
+    /// Whether anyone receives the task's events: stream subscribers or
+    /// webhooks. Events nobody receives are not made.
+    fn listened_to(&self) -> bool {
+        self.events.is_some() || !self.push.is_empty()
+    }
+
     fn status_event(&self) -> TaskEvent {
         let state = self.task.status.state;
         event(
@@ -484,14 +490,9 @@ impl TaskStore {
 
     /// Applies an agent update: new state, the agent's status message
     /// (ids filled in, added to history) and new artifacts. Publishes an
-    /// artifact event per artifact, then the status event.
-    pub fn apply(&self, id: &str, update: TaskUpdate) -> Result<Task, StoreError> {
-        self.modify(id, |entry| apply_update(entry, update))
-    }
-
-    /// As [`apply`](Self::apply), for progress nobody waits on: the task
-    /// is not copied out.
-    pub fn record_progress(&self, id: &str, update: TaskUpdate) -> Result<(), StoreError> {
+    /// artifact event per artifact, then the status event. The task is
+    /// not copied out: [`get`](Self::get) it to read it.
+    pub fn apply(&self, id: &str, update: TaskUpdate) -> Result<(), StoreError> {
         self.modify_then(id, |entry| apply_update(entry, update), |_| ())
     }
 
@@ -663,8 +664,12 @@ impl TaskStore {
 /// What an agent update does to a task: the agent's status message (ids
 /// filled in, added to history), new artifacts, the new state. Returns
 /// the events to publish: one per artifact, then the status (unless
-/// the update only adds artifacts to a task whose state stays).
+/// the update only adds artifacts to a task whose state stays), or none
+/// when nobody listens (the task is marked published all the same).
 fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
+    let listened_to = entry.listened_to();
+    entry.published = true;
+    let has_artifacts = !update.artifacts.is_empty();
     let mut added = 0;
     let task = &mut entry.task;
     let message = update.message.map(|mut m| {
@@ -700,17 +705,19 @@ fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
             .iter_mut()
             .rev()
             .find(|a| chunk.append && a.artifact_id == artifact.artifact_id);
-        events.push(event(
-            &StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
-                task_id: task.id.clone(),
-                context_id: task.context_id.clone(),
-                artifact: artifact.clone(),
-                append: continued.is_some(),
-                last_chunk: chunk.last_chunk,
-                metadata: None,
-            }),
-            None,
-        ));
+        if listened_to {
+            events.push(event(
+                &StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+                    task_id: task.id.clone(),
+                    context_id: task.context_id.clone(),
+                    artifact: artifact.clone(),
+                    append: continued.is_some(),
+                    last_chunk: chunk.last_chunk,
+                    metadata: None,
+                }),
+                None,
+            ));
+        }
         match continued {
             Some(existing) => existing.parts.extend(artifact.parts),
             None => stored.push(artifact),
@@ -718,11 +725,13 @@ fn apply_update(entry: &mut Entry, update: TaskUpdate) -> Vec<TaskEvent> {
     }
     entry.bytes += added;
     // Artifacts alone leave the status as it was: their events say all.
-    if message.is_none() && !events.is_empty() && update.state == entry.task.status.state {
+    if message.is_none() && has_artifacts && update.state == entry.task.status.state {
         return events;
     }
     set_status(entry, update.state, message);
-    events.push(entry.status_event());
+    if listened_to {
+        events.push(entry.status_event());
+    }
     events
 }
 
@@ -855,7 +864,8 @@ mod tests {
             artifacts: vec![],
             chunk: None,
         };
-        let task = store.apply("t", done.clone()).unwrap();
+        store.apply("t", done.clone()).unwrap();
+        let task = store.get("t", None).unwrap();
         assert_eq!(task.status.state, TaskState::Completed);
         assert_eq!(task.history.as_ref().unwrap().len(), 2);
         assert_eq!(task.history.unwrap()[1].role, Role::Agent);
@@ -961,7 +971,7 @@ mod tests {
             let id = format!("t{i}");
             finished_with(&store, &id, &big);
         }
-        let done = store
+        store
             .apply(
                 "first",
                 TaskUpdate {
@@ -972,6 +982,7 @@ mod tests {
                 },
             )
             .unwrap();
+        let done = store.get("first", None).unwrap();
         assert_eq!(done.status.state, TaskState::Completed);
         assert!(store.get("first", None).is_some());
     }
@@ -1020,8 +1031,9 @@ mod tests {
             artifacts: vec![],
             chunk: None,
         };
+        store.apply("w", answer).unwrap();
         assert_eq!(
-            store.apply("w", answer).unwrap().status.state,
+            store.get("w", None).unwrap().status.state,
             TaskState::Completed
         );
     }

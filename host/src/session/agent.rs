@@ -10,43 +10,68 @@ use crate::a2a::{
     AgentBackend, AgentFailure, AgentInfo, AgentReply, AgentRequest, Crash, EmitSink, Skill,
     TaskUpdate,
 };
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::metrics::{CallLabels, ComponentLabel, Metrics, metrics};
 use crate::runtime::{CallError, Chunk, GuestInstance, guest};
 
 /// One agent instance behind a lock: a store runs one call at a time, so
 /// calls to one agent queue here while other agents run in parallel.
 ///
-/// [`A2aService`](crate::a2a::A2aService) makes every call from a task of
-/// its own, so a client that goes away never drops a guest mid-call.
+/// [`A2aService`](crate::a2a::A2aService) runs every call to its end (in a
+/// task of its own once the client goes away), so a client that leaves
+/// never drops a guest mid-call.
 pub struct GuestBackend {
     instance: tokio::sync::Mutex<GuestInstance>,
     component: String,
+    /// The series every answered call moves, looked up once rather than
+    /// by label on each call.
+    handled: Counter,
+    call_seconds: Histogram,
 }
 
 impl GuestBackend {
     /// The backend of one agent: `instance`, of the component named `component`.
     pub fn new(instance: GuestInstance, component: &str) -> Self {
-        metrics().instances_live.inc();
+        let m = metrics();
+        m.instances_live.inc();
+        let handled = m
+            .guest_calls
+            .get_or_create(&call_labels(component, "handle", "ok"))
+            .clone();
+        let call_seconds = m
+            .guest_call_seconds
+            .get_or_create(&ComponentLabel {
+                component: component.to_string(),
+            })
+            .clone();
         GuestBackend {
             instance: tokio::sync::Mutex::new(instance),
             component: component.to_string(),
+            handled,
+            call_seconds,
         }
     }
 
     fn record(&self, method: &str, outcome: &str) {
         metrics()
             .guest_calls
-            .get_or_create(&CallLabels {
-                component: self.component.clone(),
-                method: method.to_string(),
-                outcome: outcome.to_string(),
-            })
+            .get_or_create(&call_labels(&self.component, method, outcome))
             .inc();
     }
 
     fn record_crash(&self, method: &str, crash: &CallError) {
         self.record(method, "crashed");
         Metrics::count(&metrics().guest_traps, crash.kind());
+    }
+}
+
+fn call_labels(component: &str, method: &str, outcome: &str) -> CallLabels {
+    CallLabels {
+        component: component.to_string(),
+        method: method.to_string(),
+        outcome: outcome.to_string(),
     }
 }
 
@@ -78,15 +103,10 @@ impl AgentBackend for GuestBackend {
         let mut instance = self.instance.lock().await;
         let started = std::time::Instant::now();
         let outcome = instance.handle(&request, on_emit, chain).await;
-        metrics()
-            .guest_call_seconds
-            .get_or_create(&ComponentLabel {
-                component: self.component.clone(),
-            })
-            .observe(started.elapsed().as_secs_f64());
+        self.call_seconds.observe(started.elapsed().as_secs_f64());
         match outcome {
             Ok(Ok(reply)) => {
-                self.record("handle", "ok");
+                self.handled.inc();
                 Ok(match reply {
                     guest::Reply::Message(m) => AgentReply::Message(message_from_guest(m)),
                     guest::Reply::Task(update) => AgentReply::Task(update_from_guest(update)),
