@@ -2,9 +2,9 @@
 //! aliases), params validation, the task rules, streams, push configs,
 //! and the call into the agent through [`AgentBackend`].
 //!
-//! The agent runs in a task of its own: a client that disconnects,
-//! or asked for `returnImmediately`, does not stop it, and its result
-//! always reaches the task store.
+//! The agent runs to its end whatever the client does: a client that
+//! disconnects, or asked for `returnImmediately`, does not stop it, and
+//! its result always reaches the task store.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -1421,6 +1421,43 @@ mod tests {
             refused["result"]["task"]["status"]["state"],
             "TASK_STATE_FAILED"
         );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_mid_call_does_not_stop_the_agent() {
+        let service = service(BudgetLimits::default());
+        let client = {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move { service.call(None, &send("wait", json!({}))).await })
+        };
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "ListTasks", "params": {}});
+        let mut id = Value::Null;
+        for _ in 0..100 {
+            let (_, listed) = answer(&service, list.to_string().as_bytes()).await;
+            id = listed["result"]["tasks"][0]["id"].clone();
+            if !id.is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(!id.is_null(), "the call made its task");
+        // The client goes away: its request's future is dropped.
+        client.abort();
+        assert!(client.await.unwrap_err().is_cancelled());
+        service.backend.release.notify_one();
+        let get = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
+        for _ in 0..100 {
+            let (_, got) = answer(&service, get.to_string().as_bytes()).await;
+            if got["result"]["status"]["state"] == "TASK_STATE_COMPLETED" {
+                assert_eq!(
+                    got["result"]["status"]["message"]["parts"][0]["text"],
+                    "released"
+                );
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the agent's answer never reached the store");
     }
 
     #[tokio::test]
