@@ -568,6 +568,41 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("a VmRSS line")
 }
 
+/// The process's proportional set size (`Pss` of
+/// `/proc/PID/smaps_rollup`): the memory it takes, with pages mapped
+/// more than once counted once. RSS counts a page once per mapping, so it
+/// counts every instance's view of a component's copy-on-write memory
+/// image (file pages all instances share) again.
+pub fn pss_kib(pid: u32) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .expect("/proc/PID/smaps_rollup");
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a Pss line")
+}
+
+/// What each of `n` sessions created with `body` (none: the default
+/// five drafters) adds to `server`, in KiB: RSS growth and Pss growth,
+/// each divided by `n`. The sessions are left alive.
+pub async fn memory_per_session(server: &Server, body: Option<Value>, n: usize) -> (f64, f64) {
+    let mut control = Client::connect(&server.addr.to_string()).await;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let (rss0, pss0) = (rss_kib(server.pid()), pss_kib(server.pid()));
+    for _ in 0..n {
+        let r = control
+            .request("POST", "/v1/sessions", &[], body.clone())
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let grown = |after: u64, before: u64| after.saturating_sub(before) as f64 / n as f64;
+    (
+        grown(rss_kib(server.pid()), rss0),
+        grown(pss_kib(server.pid()), pss0),
+    )
+}
+
 /// p99 of `n` sequential SendMessage calls (text `memory`) to an agent.
 pub async fn p99_of_sendmessage(authority: &str, token: &str, n: usize) -> Duration {
     p99_until(authority, token, n, || true).await

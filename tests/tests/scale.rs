@@ -1,4 +1,4 @@
-//! Scale on one machine: 2,000 sessions in port mode (10,000 agent ports)
+//! Scale on one machine: 3,500 sessions in port mode (17,500 agent ports)
 //! and 10,000 in gateway mode (50,000 agent instances), every session
 //! spot-checked with a SendMessage. Prints the memory and the create p99
 //! at that load.
@@ -55,8 +55,8 @@ async fn spot_check(sessions: &[SessionInfo]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_port_sessions_and_ten_thousand_gateway_sessions() {
-    const PORT_SESSIONS: usize = 2_000;
+async fn thirty_five_hundred_port_sessions_and_ten_thousand_gateway_sessions() {
+    const PORT_SESSIONS: usize = 3_500;
     const GATEWAY_SESSIONS: usize = 10_000;
 
     let server = Server::start(
@@ -65,9 +65,9 @@ async fn two_thousand_port_sessions_and_ten_thousand_gateway_sessions() {
             "--mode",
             "ports",
             "--set",
-            "port_range=12000-22999",
+            "port_range=12000-29999",
             "--max-instances",
-            "10005",
+            "17505",
         ],
     );
     let before = rss_mib(server.pid());

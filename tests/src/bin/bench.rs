@@ -140,6 +140,34 @@ async fn main() {
         .expect("the gRPC load");
 
     let hot_path = hot_path(&authority).await;
+    let mut idle_memory = Vec::new();
+    for (what, body, n, target) in [
+        (
+            "an idle session of five drafters",
+            None,
+            500,
+            "at most 200 KiB",
+        ),
+        (
+            "an idle JavaScript agent instance (js-echo)",
+            Some(json!({"agents": [{"component": "js-echo"}]})),
+            100,
+            "at most 1024 KiB",
+        ),
+        (
+            "an idle Python agent instance (py-echo)",
+            Some(json!({"agents": [{"component": "py-echo"}]})),
+            100,
+            "at most 1024 KiB",
+        ),
+    ] {
+        let (rss, pss) = memory_per_session(&server, body, n).await;
+        idle_memory.push((
+            format!("{what}, Pss over {n} (RSS)"),
+            format!("{pss:.0} KiB ({rss:.0} KiB)"),
+            target,
+        ));
+    }
     let (native, through_host) = outbound_overhead().await;
     let (direct, via_peer) = peer_call_overhead(&server).await;
 
@@ -243,6 +271,9 @@ async fn main() {
         "",
     );
     hot_path.print(&mut t);
+    for (what, figure, target) in idle_memory {
+        t.row(&what, figure, target);
+    }
     for fleet in [&fleet_ports, &fleet_gateway] {
         for (what, figure, target) in fleet.rows() {
             t.row(&what, figure, target);
