@@ -473,17 +473,33 @@ pub struct Client {
     authority: String,
 }
 
+/// A keep-alive HTTP/1.1 connection to `host:port`, its driver spawned;
+/// why not, if it cannot be opened.
+pub async fn open_connection(
+    authority: &str,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("connect {authority}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// A duration in milliseconds, three decimals, for figures.
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
 impl Client {
     /// Connects to `host:port`.
     pub async fn connect(authority: &str) -> Client {
-        let stream = TcpStream::connect(authority)
+        let sender = open_connection(authority)
             .await
-            .unwrap_or_else(|e| panic!("connect {authority}: {e}"));
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP handshake");
-        tokio::spawn(conn);
+            .unwrap_or_else(|why| panic!("{why}"));
         Client {
             sender,
             authority: authority.to_string(),

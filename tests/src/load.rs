@@ -21,10 +21,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::ms;
 
 /// One agent to send to: where, and with which token.
 #[derive(Clone, Debug)]
@@ -218,13 +218,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 async fn connect(authority: &str) -> Option<SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(authority).await.ok()?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(connection);
-    Some(sender)
+    crate::open_connection(authority).await.ok()
 }
 
 /// Open loop: each target gets one SendMessage every `period` for `run`,
@@ -496,10 +490,6 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
         closed,
         single_port,
     }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 impl Fleet {

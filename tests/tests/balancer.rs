@@ -83,18 +83,26 @@ async fn use_every_agent(session: &SessionInfo) {
     }
 }
 
+/// One SendMessage of `text` to `url` with the session's token (and
+/// `host` as the Host header when given): the answer as it came.
+async fn send_text(url: &str, host: Option<&str>, session: &SessionInfo, text: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+        "params": text_message(text)});
+    let auth = format!("Bearer {}", session.token);
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend(host.map(|h| ("host", h)));
+    http("POST", url, &headers, body.to_string()).await
+}
+
 /// A SendMessage to slot 0 by the agent's host name, through the
 /// balancer.
 async fn use_by_host_name(balancer: &Balancer, session: &SessionInfo) -> Response {
     let host = format!("{}-0.agents.test", session.id);
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
-        "params": text_message("by host name")});
-    let auth = format!("Bearer {}", session.token);
-    http(
-        "POST",
+    send_text(
         &format!("{}/", balancer.base),
-        &[("host", &host), ("authorization", &auth)],
-        body.to_string(),
+        Some(&host),
+        session,
+        "by host name",
     )
     .await
 }
@@ -243,15 +251,7 @@ async fn three_servers_behind_haproxy_route_drain_and_fail_over() {
     let mut failovers = Vec::new();
     for session in &by_instance["s2"] {
         let started = Instant::now();
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
-            "params": text_message("anyone there?")});
-        let r = http(
-            "POST",
-            &session.urls[0],
-            &[("authorization", &format!("Bearer {}", session.token))],
-            body.to_string(),
-        )
-        .await;
+        let r = send_text(&session.urls[0], None, session, "anyone there?").await;
         failovers.push(started.elapsed());
         assert_eq!(r.status, 503, "{}", r.text());
         assert_eq!(r.refusal().1, "instance_unavailable", "{}", r.text());

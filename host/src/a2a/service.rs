@@ -1100,8 +1100,6 @@ async fn forward(
     }
 }
 
-/// An agent's update the protocol can record: no message or artifact
-/// without parts.
 /// A future awaited in place that is not lost when its awaiter is
 /// dropped (the client went away): what is left of it then runs to its
 /// end in a task of its own. Saves a task spawn and a wake-up per call
@@ -1146,6 +1144,8 @@ impl<F: Future + Send + 'static> Drop for FinishOnDrop<F> {
     }
 }
 
+/// An agent's update the protocol can record: no message or artifact
+/// without parts.
 fn valid_update(update: &TaskUpdate) -> Result<(), Crash> {
     let invalid = |detail: String| Crash {
         kind: "invalid_update",

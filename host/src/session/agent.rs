@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::a2a::tasks::ArtifactChunk;
 use crate::a2a::types::{Artifact, JsonText, Message, Part, PartContent, Role, TaskState};
 use crate::a2a::{
     AgentBackend, AgentFailure, AgentInfo, AgentReply, AgentRequest, Crash, EmitSink, Skill,
     TaskUpdate,
 };
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
-
 use crate::metrics::{CallLabels, ComponentLabel, Metrics, metrics};
 use crate::runtime::{CallError, Chunk, GuestInstance, guest};
 

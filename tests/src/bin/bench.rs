@@ -322,10 +322,6 @@ async fn main() {
     println!("written to {}", saved.display());
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
 /// The benchmark table: printed as it fills, then saved as JSON under
 /// `target/bench/` so that runs can be compared.
 #[derive(Default)]
