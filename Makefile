@@ -139,7 +139,7 @@ $(INTEROP)/v03/node_modules/.installed: $(INTEROP)/v03/package.json $(INTEROP)/v
 # Tens of thousands of pooled instances need more memory mappings than
 # the kernel's default 65530 (see README, "Scaling"). Best effort: where
 # it cannot be raised, the server warns at start.
-MAX_MAP_COUNT := 524288
+MAX_MAP_COUNT := 1048576
 kernel-limits:
 	@[ "$$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -ge $(MAX_MAP_COUNT) ] || \
 	  sysctl -qw vm.max_map_count=$(MAX_MAP_COUNT) 2>/dev/null || \

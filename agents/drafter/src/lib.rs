@@ -570,6 +570,22 @@ impl<S: Strategy> Drafter<S> {
     }
 }
 
+/// A request's `type`, read without building the rest: the request is
+/// then parsed once, straight into its own type.
+fn request_type(data: &str) -> Result<Option<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    match serde_json::from_str::<Typed>(data) {
+        Ok(typed) => Ok(typed.kind),
+        // Valid JSON that is not an object has no type.
+        Err(_) if serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok() => Ok(None),
+        Err(e) => Err(format!("data part is not JSON: {e}")),
+    }
+}
+
 fn answer(value: &impl Serialize) -> Reply {
     let json = serde_json::to_string(value).expect("answers serialise");
     Update::completed(Message::agent(vec![Part::Data(json)])).into()
@@ -638,16 +654,14 @@ impl<S: Strategy> Agent for Drafter<S> {
             );
             return Ok(Update::completed(Message::agent_text(&ack)).into());
         };
-        let value: Value =
-            serde_json::from_str(data).map_err(|e| format!("data part is not JSON: {e}"))?;
-        match value.get("type").and_then(Value::as_str) {
+        match request_type(data)?.as_deref() {
             Some("pick_request") => {
-                let req =
-                    serde_json::from_value(value).map_err(|e| format!("bad pick_request: {e}"))?;
+                let req = serde_json::from_str::<PickRequest>(data)
+                    .map_err(|e| format!("bad pick_request: {e}"))?;
                 self.pick(req).map(|a| answer(&a))
             }
             Some("comment_request") => {
-                let req = serde_json::from_value(value)
+                let req = serde_json::from_str::<CommentRequest>(data)
                     .map_err(|e| format!("bad comment_request: {e}"))?;
                 Ok(answer(&self.comment(req)))
             }

@@ -36,7 +36,8 @@ impl JsonText {
     /// such a value is rewritten compactly (inside strings they are
     /// always escaped, so only whitespace is lost).
     fn one_line(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
-        if !raw.get().contains(['\n', '\r']) {
+        let text = raw.get().as_bytes();
+        if !text.contains(&b'\n') && !text.contains(&b'\r') {
             return Ok(JsonText(raw));
         }
         let value: serde_json::Value = serde_json::from_str(raw.get())?;

@@ -78,6 +78,21 @@ pub async fn json_call(
     extra: &[(&str, &str)],
     body: Option<&Value>,
 ) -> Result<(StatusCode, Value), AskError> {
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    let (status, answer) = text_call(http, method, path, token, extra, body).await?;
+    Ok((status, parse_answer(&answer)?))
+}
+
+/// [`json_call`] with the request and the answer as the bytes that went
+/// over the wire.
+async fn text_call(
+    http: &KeepAlive,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), AskError> {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("content-type", "application/json")];
     if let Some(a) = &auth {
@@ -88,14 +103,18 @@ pub async fn json_call(
         method,
         path,
         headers: &headers,
-        body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+        body,
     };
     let answer = http.send(request, ANSWER_LIMIT).await?;
-    if answer.body.is_empty() {
-        return Ok((answer.status, Value::Null));
+    Ok((answer.status, answer.body))
+}
+
+/// An answer's JSON: `null` for an empty body.
+fn parse_answer(body: &[u8]) -> Result<Value, AskError> {
+    if body.is_empty() {
+        return Ok(Value::Null);
     }
-    let value = serde_json::from_slice(&answer.body).map_err(AskError::NotJson)?;
-    Ok((answer.status, value))
+    serde_json::from_slice(body).map_err(AskError::NotJson)
 }
 
 /// An A2A agent reached over JSON-RPC, with the session's bearer token.
@@ -146,9 +165,16 @@ impl DrafterClient {
     /// says why), with the exchange as it went.
     pub async fn ask(&self, request: &Request) -> (Result<Value, AskError>, Exchange) {
         let started = std::time::Instant::now();
-        let body = self.body(request);
+        let request_text = self.body(request).to_string();
         let mut answer = Value::Null;
-        let outcome = self.send(&body, &mut answer).await;
+        let mut answer_text = Bytes::new();
+        let outcome = self
+            .send(
+                Bytes::from(request_text.clone()),
+                &mut answer,
+                &mut answer_text,
+            )
+            .await;
         let result = &answer["result"];
         let task = &result["task"];
         let state = match (&outcome, result.get("message")) {
@@ -156,7 +182,7 @@ impl DrafterClient {
             (_, Some(_)) => "message".to_string(),
             _ => task["status"]["state"].as_str().unwrap_or("").to_string(),
         };
-        let (request_text, response_text) = (body.to_string(), answer.to_string());
+        let response_text = String::from_utf8_lossy(&answer_text);
         let headers = match &self.token {
             Some(_) => "Authorization: Bearer •••• (the session token)\nA2A-Version: 1.0\n\n",
             None => "A2A-Version: 1.0\n\n",
@@ -166,18 +192,9 @@ impl DrafterClient {
             task_id: task["id"].as_str().map(str::to_string),
             state,
             latency_ms: started.elapsed().as_secs_f64() * 1e3,
-            bytes: request_text.len()
-                + if answer.is_null() {
-                    0
-                } else {
-                    response_text.len()
-                },
+            bytes: request_text.len() + response_text.len(),
             request: clipped(&format!("{headers}{request_text}")),
-            response: if answer.is_null() {
-                String::new()
-            } else {
-                clipped(&response_text)
-            },
+            response: clipped(&response_text),
             error: outcome.as_ref().err().map(|e| e.to_string()),
         };
         (outcome, exchange)
@@ -189,29 +206,40 @@ impl DrafterClient {
             "jsonrpc": "2.0",
             "id": 1,
             "method": "SendMessage",
-            "params": {"message": {
-                "messageId": uuid::Uuid::new_v4().to_string(),
-                "contextId": self.context_id,
-                "role": "ROLE_USER",
-                "parts": [{"data": request}],
-            }},
+            "params": {
+                "message": {
+                    "messageId": uuid::Uuid::new_v4().to_string(),
+                    "contextId": self.context_id,
+                    "role": "ROLE_USER",
+                    "parts": [{"data": request}],
+                },
+                // The engine reads the answer, not its own message echoed.
+                "configuration": {"historyLength": 0},
+            },
         })
     }
 
-    /// [`ask`](Self::ask)'s call: `answer` receives the JSON-RPC answer.
-    async fn send(&self, body: &Value, answer: &mut Value) -> Result<Value, AskError> {
-        let call = json_call(
+    /// [`ask`](Self::ask)'s call: `answer` receives the JSON-RPC answer,
+    /// and `answer_text` its bytes as they came.
+    async fn send(
+        &self,
+        body: Bytes,
+        answer: &mut Value,
+        answer_text: &mut Bytes,
+    ) -> Result<Value, AskError> {
+        let call = text_call(
             &self.http,
             Method::POST,
             &self.path,
             self.token.as_deref(),
             &[("a2a-version", "1.0")],
-            Some(body),
+            body,
         );
-        let (status, body) = tokio::time::timeout(AGENT_TIMEOUT, call)
+        let (status, text) = tokio::time::timeout(AGENT_TIMEOUT, call)
             .await
             .map_err(|_| AskError::Timeout)??;
-        *answer = body;
+        *answer_text = text.clone();
+        *answer = parse_answer(&text)?;
         let answer = &*answer;
         if status != StatusCode::OK {
             return Err(AskError::Status(status));

@@ -9,7 +9,7 @@ mod agent;
 pub mod peers;
 pub mod spec;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -75,6 +75,8 @@ pub struct Session {
     /// When the session ends regardless of traffic.
     pub expires_at: Option<SystemTime>,
     idle_timeout: Option<Duration>,
+    /// When the reaper is to look at it next (see [`SessionRegistry::reap`]).
+    check_at: Mutex<Option<Instant>>,
     /// What the session may make the host hold, and what it holds now.
     pub budget: Arc<SessionBudget>,
 }
@@ -125,6 +127,20 @@ impl Session {
             || self
                 .idle_timeout
                 .is_some_and(|limit| self.idle_for() >= limit)
+    }
+
+    /// The earliest moment the session could have expired as things
+    /// stand: its TTL, or its idle timeout counted from the last traffic.
+    /// `None` when it never expires.
+    fn next_check(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let ttl = self
+            .expires_at
+            .map(|t| now + t.duration_since(SystemTime::now()).unwrap_or_default());
+        let idle = self.idle_timeout.map(|limit| {
+            self.started + Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed)) + limit
+        });
+        ttl.into_iter().chain(idle).min()
     }
 
     /// The idle timeout, if any.
@@ -186,6 +202,12 @@ pub fn bearer_token(header: &[u8]) -> Option<&[u8]> {
 /// Compares secrets in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `mutex`'s guard; a panic elsewhere while it was held does not stop
+/// the registry.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn new_token() -> String {
@@ -337,6 +359,10 @@ pub struct SessionRegistry {
     settings: RegistrySettings,
     serve_port: ServePort,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
+    /// Sessions that can expire, by when each is next worth a look: the
+    /// reaper reads only those that are due, so its work does not grow
+    /// with the sessions held.
+    expiry: Mutex<BTreeSet<(Instant, String)>>,
     reservations: Mutex<Reservations>,
 }
 
@@ -355,6 +381,7 @@ impl SessionRegistry {
             settings,
             serve_port,
             sessions: RwLock::new(HashMap::new()),
+            expiry: Mutex::new(BTreeSet::new()),
             reservations: Mutex::new(Reservations::default()),
         };
         registry.count_ports();
@@ -460,6 +487,7 @@ impl SessionRegistry {
             agent_rate: Mutex::new(TokenBucket::new(self.settings.agent_rate)),
             expires_at: self.settings.ttl.map(|ttl| now + ttl),
             idle_timeout: self.settings.idle_timeout,
+            check_at: Mutex::new(None),
             agents,
             shutdown: CancellationToken::new(),
             servers: Mutex::new(Vec::new()),
@@ -474,6 +502,7 @@ impl SessionRegistry {
             .collect();
         *session.servers.lock().unwrap_or_else(|e| e.into_inner()) = servers;
         self.write().insert(id.clone(), Arc::clone(&session));
+        self.schedule(&session);
         let m = metrics();
         m.sessions_created.inc();
         m.sessions_active.inc();
@@ -675,20 +704,50 @@ impl SessionRegistry {
 
     /// Ends every session past its TTL or idle timeout; returns how many.
     pub async fn reap(&self) -> usize {
-        let expired: Vec<Arc<Session>> = {
-            let mut sessions = self.write();
-            let ids: Vec<String> = sessions
-                .values()
-                .filter(|s| s.is_expired())
-                .map(|s| s.id.clone())
-                .collect();
-            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        let due = {
+            let mut queue = lock(&self.expiry);
+            let later = queue.split_off(&(Instant::now(), String::new()));
+            std::mem::replace(&mut *queue, later)
         };
+        let mut expired = Vec::new();
+        for (at, id) in due {
+            let Some(session) = self.get(&id) else {
+                continue;
+            };
+            if lock(&session.check_at)
+                .take_if(|scheduled| *scheduled == at)
+                .is_none()
+            {
+                continue;
+            }
+            if !session.is_expired() {
+                self.schedule(&session);
+            } else if let Some(session) = self.write().remove(&id) {
+                expired.push(session);
+            }
+        }
         for session in &expired {
             self.release(session, "expired").await;
             tracing::info!(session = %session.id, idle_ms = session.idle_for().as_millis() as u64, "session expired");
         }
         expired.len()
+    }
+
+    /// Puts `session` in the expiry queue at its next check, if it can
+    /// expire.
+    fn schedule(&self, session: &Session) {
+        let Some(at) = session.next_check() else {
+            return;
+        };
+        *lock(&session.check_at) = Some(at);
+        lock(&self.expiry).insert((at, session.id.clone()));
+    }
+
+    /// Takes `session` out of the expiry queue.
+    fn unschedule(&self, session: &Session) {
+        if let Some(at) = lock(&session.check_at).take() {
+            lock(&self.expiry).remove(&(at, session.id.clone()));
+        }
     }
 
     /// Tells every open stream the server is shutting down; they send a
@@ -718,6 +777,7 @@ impl SessionRegistry {
     /// Frees what a session holds; the one path for every reason a
     /// session ends.
     async fn release(&self, session: &Session, reason: &str) {
+        self.unschedule(session);
         let held = session.budget.used(crate::budget::Kind::StoreBytes);
         session.stop_servers().await;
         if held >= TRIM_AFTER_BYTES {
