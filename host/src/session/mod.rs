@@ -562,10 +562,7 @@ impl SessionRegistry {
                 guest_http.limits,
             )
         });
-        // The slots start side by side, each in a task of its own so that
-        // they share the cores; dropping the set (the client left, or a
-        // slot failed) stops the others where they are.
-        let mut starting = tokio::task::JoinSet::new();
+        let mut started = Vec::with_capacity(spec.slots.len());
         for (slot, (slot_spec, component)) in spec.slots.iter().zip(components).enumerate() {
             let mut config = slot_spec.config.clone();
             if let Some(name) = &slot_spec.name {
@@ -576,6 +573,11 @@ impl SessionRegistry {
                 session: Arc::clone(&session_tag),
                 slot: Some(slot as u8),
                 component: Arc::from(component.name.as_str()),
+            };
+            let fail = |reason: String| CreateError::AgentStart {
+                slot,
+                component: component.name.clone(),
+                reason,
             };
             let http = match (&session_http, guest_http.grants.get(&component.name)) {
                 (Some(session), Some(grants)) if !grants.is_empty() => Some(Arc::new(GuestHttp {
@@ -596,41 +598,23 @@ impl SessionRegistry {
                 http,
                 peers: Some(Arc::clone(session_peers) as Arc<dyn crate::runtime::Peers>),
             };
-            let runtime = Arc::clone(&self.runtime);
-            let name = slot_spec.name.clone();
-            starting.spawn(async move {
-                let fail = |reason: String| CreateError::AgentStart {
-                    slot,
-                    component: component.name.clone(),
-                    reason,
-                };
-                let mut instance = runtime
-                    .instantiate(&component, config, tag, reach)
-                    .await
-                    .map_err(|e| match e {
-                        CallError::PoolFull(why) => CreateError::InstancesExhausted(why),
-                        other => fail(other.to_string()),
-                    })?;
-                let info = instance.describe().await.map_err(|e| fail(e.to_string()))?;
-                Ok::<_, CreateError>((
-                    slot,
-                    Started {
-                        name,
-                        component,
-                        instance,
-                        info,
-                    },
-                ))
+            let mut instance = self
+                .runtime
+                .instantiate(&component, config, tag, reach)
+                .await
+                .map_err(|e| match e {
+                    CallError::PoolFull(why) => CreateError::InstancesExhausted(why),
+                    other => fail(other.to_string()),
+                })?;
+            let info = instance.describe().await.map_err(|e| fail(e.to_string()))?;
+            started.push(Started {
+                name: slot_spec.name.clone(),
+                component,
+                instance,
+                info,
             });
         }
-        let mut started: Vec<Option<Started>> = (0..spec.slots.len()).map(|_| None).collect();
-        while let Some(joined) = starting.join_next().await {
-            // A panic in a start is the create's own, as if it had run here.
-            let (slot, one) =
-                joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-            started[slot] = Some(one);
-        }
-        Ok(started.into_iter().flatten().collect())
+        Ok(started)
     }
 
     /// Ports for `agents` agents as the serving mode asks, and the mode
