@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -793,4 +793,70 @@ impl Webhook {
             .expect("a push notification in time")
             .expect("webhook running")
     }
+}
+
+// The mock draft through `/v1/drafts`.
+
+/// Creates a draft; returns (id, token).
+pub async fn create_draft(
+    server: &Server,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (String, String) {
+    let r = http(
+        "POST",
+        &format!("{}/v1/drafts", server.base()),
+        headers,
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The draft as its owner sees it (`GET /v1/drafts/{id}`).
+pub async fn draft_snapshot(server: &Server, id: &str, token: &str) -> Value {
+    let auth = format!("Bearer {token}");
+    let r = http(
+        "GET",
+        &format!("{}/v1/drafts/{id}", server.base()),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// Polls the draft until `done` says so (10 s at most).
+pub async fn wait_for_draft(
+    server: &Server,
+    id: &str,
+    token: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = draft_snapshot(server, id, token).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "draft stuck: {s}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Host time (ms) of a complete auto draft with `seed`, as the engine
+/// reports it; the draft is deleted after.
+pub async fn auto_draft_ms(server: &Server, seed: u64) -> f64 {
+    let (id, token) = create_draft(server, json!({"auto": true, "seed": seed}), &[]).await;
+    let done = wait_for_draft(server, &id, &token, |s| s["finished"] == true).await;
+    assert_eq!(server.delete(&id).await, 204);
+    done["elapsed_ms"]
+        .as_f64()
+        .expect("a finished draft reports its time")
 }

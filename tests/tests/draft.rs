@@ -6,53 +6,12 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use a2a_sandbox_tests::*;
+use a2a_sandbox_tests::{
+    create_draft as create, draft_snapshot as snapshot, wait_for_draft as wait_for,
+};
 use serde_json::{Value, json};
-
-/// Creates a draft; returns (id, token).
-async fn create(server: &Server, body: Value, headers: &[(&str, &str)]) -> (String, String) {
-    let r = http(
-        "POST",
-        &format!("{}/v1/drafts", server.base()),
-        headers,
-        body.to_string(),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let v = r.json();
-    (
-        v["id"].as_str().unwrap().to_string(),
-        v["token"].as_str().unwrap().to_string(),
-    )
-}
-
-async fn snapshot(server: &Server, id: &str, token: &str) -> Value {
-    let auth = format!("Bearer {token}");
-    let r = http(
-        "GET",
-        &format!("{}/v1/drafts/{id}", server.base()),
-        &[("authorization", &auth)],
-        "",
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
-}
-
-/// Polls the draft until `done` says so (10 s at most).
-async fn wait_for(server: &Server, id: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = snapshot(server, id, token).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "draft stuck: {s}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// 18 distinct players, snake order, three per team.
 fn assert_legal(picks: &[Value]) {
