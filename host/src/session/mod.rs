@@ -901,4 +901,52 @@ mod registry_tests {
         }
         assert_eq!(registry.len(), 0);
     }
+
+    /// A session with no agents, held by `registry`, that ends after
+    /// `idle` without traffic.
+    fn held(registry: &SessionRegistry, id: &str, idle: Duration) -> Arc<Session> {
+        let session = Arc::new(Session {
+            id: id.into(),
+            token: None,
+            mode: Mode::Gateway,
+            created_at: String::new(),
+            client_ip: IpAddr::from([192, 0, 2, 1]),
+            agents: Vec::new(),
+            shutdown: CancellationToken::new(),
+            servers: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            last_seen_ms: AtomicU64::new(0),
+            agent_rate: Mutex::new(TokenBucket::new(10)),
+            expires_at: None,
+            idle_timeout: Some(idle),
+            check_at: Mutex::new(None),
+            budget: SessionBudget::new(Arc::from(id), BudgetLimits::default()),
+        });
+        registry.write().insert(id.into(), Arc::clone(&session));
+        registry.schedule(&session);
+        session
+    }
+
+    #[tokio::test]
+    async fn the_reaper_ends_due_sessions_requeues_the_rest_and_a_deleted_one_leaves_the_queue() {
+        let registry = registry(true);
+        held(&registry, "idle", Duration::ZERO);
+        let busy = held(&registry, "busy", Duration::from_secs(3600));
+        held(&registry, "deleted", Duration::from_secs(3600));
+        assert_eq!(lock(&registry.expiry).len(), 3);
+        assert!(registry.delete("deleted").await);
+        assert_eq!(
+            lock(&registry.expiry).len(),
+            2,
+            "a deleted session leaves the queue"
+        );
+        assert_eq!(registry.reap().await, 1);
+        assert!(registry.get("idle").is_none(), "the idle session ended");
+        assert!(registry.get("busy").is_some());
+        let queue = lock(&registry.expiry);
+        assert_eq!(queue.len(), 1, "only the live session stays queued");
+        let (at, id) = queue.first().expect("queued");
+        assert_eq!(id, "busy");
+        assert_eq!(*lock(&busy.check_at), Some(*at), "at its idle deadline");
+    }
 }
