@@ -150,10 +150,7 @@ impl Session {
 
     /// Takes one request from the session's rate, or says how long to wait.
     pub fn take_request(&self) -> Result<(), Duration> {
-        self.agent_rate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        lock(&self.agent_rate).take()
     }
 
     /// The agent in `slot`.
@@ -181,7 +178,7 @@ impl Session {
     async fn stop_servers(&self) {
         self.budget.end();
         self.shutdown.cancel();
-        let servers = std::mem::take(&mut *self.servers.lock().unwrap_or_else(|e| e.into_inner()));
+        let servers = std::mem::take(&mut *lock(&self.servers));
         for server in servers {
             let _ = server.await;
         }
@@ -205,7 +202,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `mutex`'s guard; a panic elsewhere while it was held does not stop
-/// the registry.
+/// the sessions.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -406,7 +403,7 @@ impl SessionRegistry {
     /// Counts a session against the limits before it exists, so that
     /// concurrent creates cannot overshoot them.
     fn reserve(&self, ip: IpAddr) -> Result<(), CreateError> {
-        let mut r = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = lock(&self.reservations);
         let max = self.settings.max_sessions;
         if r.total >= max {
             return Err(CreateError::Full { max });
@@ -422,7 +419,7 @@ impl SessionRegistry {
     }
 
     fn unreserve(&self, ip: IpAddr) {
-        let mut r = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = lock(&self.reservations);
         r.total = r.total.saturating_sub(1);
         if let Some(n) = r.by_ip.get_mut(&ip) {
             *n -= 1;
@@ -500,7 +497,7 @@ impl SessionRegistry {
                 (self.serve_port)(Arc::clone(&session), Arc::clone(agent), listener)
             })
             .collect();
-        *session.servers.lock().unwrap_or_else(|e| e.into_inner()) = servers;
+        *lock(&session.servers) = servers;
         self.write().insert(id.clone(), Arc::clone(&session));
         self.schedule(&session);
         let m = metrics();
