@@ -5,6 +5,7 @@
 //! and `config` imports nothing (docs/ARCHITECTURE.md draws the rest).
 
 pub mod a2a;
+pub mod allocator;
 pub mod budget;
 pub mod bulk;
 pub mod clock;

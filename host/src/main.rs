@@ -182,9 +182,10 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.load()?;
             // Before any thread allocates: see its doc.
-            a2a_sandbox::session::tune_allocator();
+            a2a_sandbox::allocator::tune();
             init_logs(config.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .on_thread_park(a2a_sandbox::allocator::collect_if_asked)
                 .enable_all()
                 .build()?;
             let served = runtime.block_on(serve(config));

@@ -288,54 +288,6 @@ struct Reservations {
     by_ip: HashMap<IpAddr, usize>,
 }
 
-/// Content a session must have held for its end to hand memory back to
-/// the system.
-const TRIM_AFTER_BYTES: usize = 4 << 20;
-
-/// Hands freed heap back to the system once a large session's memory has
-/// been dropped (its last references go with its connections and calls,
-/// just after it ends), so RSS returns to where it was.
-fn give_back_memory() {
-    tokio::spawn(async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let _ = crate::bulk::run(|| {
-            // SAFETY: malloc_trim only walks the allocator's own free
-            // lists; it is safe to call at any time from any thread.
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        })
-        .await;
-    });
-}
-
-/// Sets the allocator up so that what a session's content costs is what
-/// the process holds, and what it freed goes back to the system:
-///
-/// - allocations of `LARGE_ALLOCATION` (256 KiB) and more (message content,
-///   response bodies) get their own mappings, returned the moment they are
-///   freed (glibc would otherwise raise this threshold as large blocks are
-///   freed and keep them in its heaps after the session ends);
-/// - one heap for every thread: with one per thread, what a request frees
-///   on one thread stays resident beside what the next request allocates
-///   on another, and a store of many small JSON objects costs RSS of 2.4x
-///   its content instead of 1.4x (measured by the tenancy suite).
-///
-/// Process-wide; called once at start, before any thread is spawned
-/// (threads that allocated before keep heaps of their own).
-pub fn tune_allocator() {
-    // SAFETY: mallopt only sets tunables of the allocator.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_ALLOCATION as libc::c_int);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
-/// What [`tune_allocator`] counts as large.
-const LARGE_ALLOCATION: usize = 256 << 10;
-
 /// A place counted against the session limits for a create in progress;
 /// dropping it gives the place back.
 struct Reservation<'a> {
@@ -777,8 +729,8 @@ impl SessionRegistry {
         self.unschedule(session);
         let held = session.budget.used(crate::budget::Kind::StoreBytes);
         session.stop_servers().await;
-        if held >= TRIM_AFTER_BYTES {
-            give_back_memory();
+        if held >= crate::allocator::COLLECT_AFTER_BYTES {
+            crate::allocator::give_back();
         }
         self.pool
             .release(session.agents.iter().filter_map(|a| a.port));

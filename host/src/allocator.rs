@@ -1,0 +1,71 @@
+//! The process's allocator, mimalloc, and the two settings that make a
+//! session's memory what the process holds: freed pages go back to the
+//! system at once, and the end of a large session collects what its
+//! threads freed.
+//!
+//! Against glibc's malloc (one arena, mmap for large blocks, trimmed
+//! after a large session), a SendMessage costs about a quarter less CPU
+//! and an idle session 12 KiB less memory (the README's figures).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (its `mi_option_e` has no Rust name).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed pages go back to the system when they are freed. By default
+/// mimalloc waits 10 ms and purges only on the owning thread's next
+/// allocation, so a deleted session's memory could stay resident with a
+/// thread that has gone idle. Process-wide; called once at start.
+pub fn tune() {
+    // SAFETY: sets one of the allocator's process-wide options.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// Content a session must have held for its end to collect freed memory.
+pub const COLLECT_AFTER_BYTES: usize = 4 << 20;
+
+/// Asks for a collection: bumped by [`give_back`], seen by each runtime
+/// thread when it next parks.
+static COLLECTIONS_ASKED: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COLLECTIONS_DONE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The runtime's `on_thread_park` hook: collects this thread's freed
+/// memory if a collection was asked for since it last did. A thread's
+/// heap can be collected only by that thread, and a parking thread has
+/// nothing else to do; when none was asked for this is one atomic load.
+pub fn collect_if_asked() {
+    let asked = COLLECTIONS_ASKED.load(Ordering::Relaxed);
+    if COLLECTIONS_DONE.get() != asked {
+        COLLECTIONS_DONE.set(asked);
+        // SAFETY: collects this thread's own heap.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    }
+}
+
+/// Hands freed memory back to the system once a large session's content
+/// has been dropped (its last references go with its connections and
+/// calls, just after it ends), so RSS returns to where it was: every
+/// runtime thread collects its heap when it next parks (a task per
+/// thread wakes the idle ones), and a bulk thread collects its own.
+pub fn give_back() {
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        COLLECTIONS_ASKED.fetch_add(1, Ordering::Relaxed);
+        let threads = tokio::runtime::Handle::current().metrics().num_workers();
+        for _ in 0..threads {
+            tokio::spawn(tokio::task::yield_now());
+        }
+        let _ = crate::bulk::run(|| {
+            // SAFETY: collects this thread's own heap.
+            unsafe { libmimalloc_sys::mi_collect(true) };
+        })
+        .await;
+    });
+}
