@@ -24,7 +24,9 @@ use super::cost;
 use super::error::RpcError;
 use super::jsonrpc::{self, RequestId};
 use super::push::PushQueue;
-use super::tasks::{Cursor, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id};
+use super::tasks::{
+    Cursor, Snapshot, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id,
+};
 use super::types::{
     GetTaskParams, ListPushConfigsParams, ListTasksParams, Message, PushConfig, PushConfigRef,
     Role, SendMessageParams, StreamResponse, Task, TaskIdParams, TaskState,
@@ -379,7 +381,9 @@ fn answer_body(dialect: Dialect, shape: Shape, id: &RequestId, result: &Answer) 
 /// A task that was created or continued, ready for the agent.
 struct Prepared {
     request: AgentRequest,
-    snapshot: Task,
+    /// The task as submitted, when the client is shown it before the
+    /// agent has run (a stream, or a send that returns at once).
+    snapshot: Option<Task>,
     history: Option<usize>,
     return_immediately: bool,
 }
@@ -561,10 +565,16 @@ impl<B: AgentBackend> A2aService<B> {
         }
     }
 
-    /// Checks a message and creates or continues its task.
-    async fn prepare(&self, p: SendMessageParams) -> Result<Prepared, RpcError> {
+    /// Checks a message and creates or continues its task; `streamed`
+    /// says the client is shown the task before the agent runs.
+    async fn prepare(&self, p: SendMessageParams, streamed: bool) -> Result<Prepared, RpcError> {
         let config = p.configuration.unwrap_or_default();
         let history = history_length(config.history_length)?;
+        let return_immediately = config.return_immediately.unwrap_or(false);
+        let snapshot = match streamed || return_immediately {
+            true => Snapshot::Clipped(history),
+            false => Snapshot::None,
+        };
         let mut message = p.message;
         check_user_message(&message)?;
         let push = match config.task_push_notification_config {
@@ -578,10 +588,10 @@ impl<B: AgentBackend> A2aService<B> {
         let message = Arc::new(message);
         let snapshot = if new_task {
             self.tasks
-                .create(&task_id, &context_id, Arc::clone(&message), history)
+                .create(&task_id, &context_id, Arc::clone(&message), snapshot)
         } else {
             self.tasks
-                .append_user_message(&task_id, Arc::clone(&message), history)
+                .append_user_message(&task_id, Arc::clone(&message), snapshot)
         }
         .map_err(store_error)?;
         if let Some((mut config, queue)) = push {
@@ -599,7 +609,7 @@ impl<B: AgentBackend> A2aService<B> {
             },
             snapshot,
             history,
-            return_immediately: config.return_immediately.unwrap_or(false),
+            return_immediately,
         })
     }
 
@@ -645,7 +655,9 @@ impl<B: AgentBackend> A2aService<B> {
         history: Option<usize>,
         shown: bool,
     ) -> impl Future<Output = Result<Sent, RpcError>> + Send + 'static {
-        let ended = self.budget.ended().clone();
+        // The budget, not a clone of its token: cloning a cancellation
+        // token takes a lock that every call of the session shares.
+        let budget = Arc::clone(&self.budget);
         let (backend, tasks) = (Arc::clone(&self.backend), Arc::clone(&self.tasks));
         let emit_tasks = Arc::clone(&self.tasks);
         let emit: EmitSink = Arc::new(move |task_id: &str, update: TaskUpdate| {
@@ -660,7 +672,7 @@ impl<B: AgentBackend> A2aService<B> {
             let task_id = request.task_id.clone();
             let outcome = tokio::select! {
                 outcome = backend.run(request, emit) => outcome,
-                _ = ended.cancelled() => {
+                _ = budget.ended().cancelled() => {
                     return Err(RpcError::unsupported_operation("the session ended"));
                 }
             };
@@ -706,12 +718,12 @@ impl<B: AgentBackend> A2aService<B> {
 
     async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Answer, RpcError> {
         let slot = self.call_slot()?;
-        let prepared = self.prepare(p).await?;
+        let prepared = self.prepare(p, false).await?;
         let shown = !prepared.request.new_task || prepared.return_immediately;
         let run = self.agent_run(prepared.request, slot, prepared.history, shown);
-        if prepared.return_immediately {
+        if let (true, Some(submitted)) = (prepared.return_immediately, prepared.snapshot) {
             tokio::spawn(run);
-            return Ok(Answer::Sent(Sent::Task(prepared.snapshot)));
+            return Ok(Answer::Sent(Sent::Task(submitted)));
         }
         // Most calls end in microseconds: run in this request's task, and
         // move to a task of its own only if the client leaves first.
@@ -934,7 +946,8 @@ impl<B: AgentBackend> A2aService<B> {
     /// message) the agent's reply to wait for before the first event.
     async fn start_stream(&self, p: &RawValue) -> Result<StreamStart, RpcError> {
         let slot = self.call_slot()?;
-        let prepared = self.prepare(params(p)?).await?;
+        let prepared = self.prepare(params(p)?, true).await?;
+        let submitted = prepared.snapshot.ok_or_else(RpcError::internal)?;
         // Subscribe before the agent starts, so no event is missed.
         let (_, events) = self
             .tasks
@@ -943,7 +956,7 @@ impl<B: AgentBackend> A2aService<B> {
         let replies = self.capabilities.message_replies;
         let shown = !prepared.request.new_task || !replies;
         let run = tokio::spawn(self.agent_run(prepared.request, slot, prepared.history, shown));
-        Ok((prepared.snapshot, events, replies.then_some(run)))
+        Ok((submitted, events, replies.then_some(run)))
     }
 
     fn resubscribe(

@@ -349,15 +349,15 @@ impl TaskStore {
         }
     }
 
-    /// Starts a task from the user's first message and returns it, its
-    /// history clipped to `history`.
+    /// Starts a task from the user's first message; returns the snapshot
+    /// of it `snapshot` asks for.
     pub fn create(
         &self,
         task_id: &str,
         context_id: &str,
         first: Arc<Message>,
-        history: Option<usize>,
-    ) -> Result<Task, StoreError> {
+        snapshot: Snapshot,
+    ) -> Result<Option<Task>, StoreError> {
         let now = std::time::SystemTime::now();
         let task = Task {
             id: task_id.to_string(),
@@ -372,7 +372,7 @@ impl TaskStore {
             metadata: None,
         };
         let bytes = cost::task(&task);
-        let copy = clipped(&task, history);
+        let copy = snapshot.of(&task);
         let mut tasks = self.lock();
         tasks.make_room(bytes, true, None)?;
         tasks.order.push_back(task.id.clone());
@@ -448,14 +448,14 @@ impl TaskStore {
     }
 
     /// Adds a user message to a task that is not terminal and returns the
-    /// task, its history clipped to `history`. Refused when the session's
+    /// snapshot of the task `snapshot` asks for. Refused when the session's
     /// content budget has no room for the message.
     pub fn append_user_message(
         &self,
         id: &str,
         message: Arc<Message>,
-        history: Option<usize>,
-    ) -> Result<Task, StoreError> {
+        snapshot: Snapshot,
+    ) -> Result<Option<Task>, StoreError> {
         let bytes = cost::message(&message);
         let mut tasks = self.lock();
         tasks.live_entry(id)?;
@@ -485,7 +485,7 @@ impl TaskStore {
             .push(message);
         entry.bytes += bytes;
         tasks.settle(id, before);
-        Ok(clipped(&tasks.by_id[id].task, history))
+        Ok(snapshot.of(&tasks.by_id[id].task))
     }
 
     /// Applies an agent update: new state, the agent's status message
@@ -760,6 +760,25 @@ fn set_status(entry: &mut Entry, state: TaskState, message: Option<Arc<Message>>
 /// A copy of `task` with only the last `history` messages (`None` = all,
 /// 0 = no history) and without an empty artifact list. Only what is kept
 /// is copied.
+/// Whether a change to the store hands back a copy of the task: a send
+/// answered at once or streamed shows the task as submitted; one that
+/// waits for the agent reads it afterwards and needs no copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    None,
+    /// A copy, its history clipped to this many messages (all if `None`).
+    Clipped(Option<usize>),
+}
+
+impl Snapshot {
+    fn of(self, task: &Task) -> Option<Task> {
+        match self {
+            Snapshot::None => None,
+            Snapshot::Clipped(history) => Some(clipped(task, history)),
+        }
+    }
+}
+
 pub fn clipped(task: &Task, history: Option<usize>) -> Task {
     let history = match (history, &task.history) {
         (Some(0), _) | (_, None) => None,
@@ -802,7 +821,9 @@ mod tests {
 
     /// Creates task `id` and completes it with `text` as the answer.
     fn finished_with(store: &TaskStore, id: &str, text: &str) {
-        store.create(id, "c", Arc::new(msg("go")), None).unwrap();
+        store
+            .create(id, "c", Arc::new(msg("go")), Snapshot::None)
+            .unwrap();
         let done = TaskUpdate {
             state: TaskState::Completed,
             message: Some(msg(text)),
@@ -824,7 +845,9 @@ mod tests {
     #[test]
     fn artifact_pieces_join_the_artifact_they_continue() {
         let store = store_with(BUDGET);
-        store.create("t", "c", Arc::new(msg("hi")), None).unwrap();
+        store
+            .create("t", "c", Arc::new(msg("hi")), Snapshot::None)
+            .unwrap();
         let (_, mut events) = store.subscribe("t", None).unwrap();
         let piece = |text: &str, append: bool, last_chunk: bool| TaskUpdate {
             artifacts: vec![Artifact {
@@ -857,7 +880,9 @@ mod tests {
     #[test]
     fn terminal_tasks_never_change() {
         let store = store_with(BUDGET);
-        store.create("t", "c", Arc::new(msg("hi")), None).unwrap();
+        store
+            .create("t", "c", Arc::new(msg("hi")), Snapshot::None)
+            .unwrap();
         let done = TaskUpdate {
             state: TaskState::Completed,
             message: Some(msg("bye")),
@@ -874,7 +899,7 @@ mod tests {
             Err(StoreError::Terminal { .. })
         ));
         assert!(matches!(
-            store.append_user_message("t", Arc::new(msg("more")), None),
+            store.append_user_message("t", Arc::new(msg("more")), Snapshot::None),
             Err(StoreError::Terminal { .. })
         ));
         assert!(matches!(
@@ -896,7 +921,7 @@ mod tests {
         let store = store_with(BUDGET);
         for i in 0..MAX_TASKS {
             store
-                .create(&i.to_string(), "c", Arc::new(msg("x")), None)
+                .create(&i.to_string(), "c", Arc::new(msg("x")), Snapshot::None)
                 .unwrap();
             let state = if i == 5 {
                 TaskState::Completed
@@ -905,14 +930,16 @@ mod tests {
             };
             store.apply(&i.to_string(), update(state)).unwrap();
         }
-        store.create("new", "c", Arc::new(msg("x")), None).unwrap();
+        store
+            .create("new", "c", Arc::new(msg("x")), Snapshot::None)
+            .unwrap();
         assert!(
             store.get("5", None).is_none(),
             "the finished task made room"
         );
         assert!(store.get("0", None).is_some(), "working tasks are kept");
         assert_eq!(
-            store.create("newer", "c", Arc::new(msg("x")), None),
+            store.create("newer", "c", Arc::new(msg("x")), Snapshot::None),
             Err(StoreError::Full)
         );
     }
@@ -921,11 +948,11 @@ mod tests {
     fn history_and_bytes_stay_within_bounds() {
         let store = store_with(BUDGET);
         store
-            .create("t", "c", Arc::new(msg("first")), None)
+            .create("t", "c", Arc::new(msg("first")), Snapshot::None)
             .unwrap();
         for _ in 0..MAX_HISTORY + 20 {
             store
-                .append_user_message("t", Arc::new(msg("more")), None)
+                .append_user_message("t", Arc::new(msg("more")), Snapshot::None)
                 .unwrap();
         }
         assert_eq!(
@@ -944,11 +971,11 @@ mod tests {
         // A working task cannot grow past the budget: its new messages are
         // refused once the finished tasks are gone.
         store
-            .create("w", "c", Arc::new(msg("start")), None)
+            .create("w", "c", Arc::new(msg("start")), Snapshot::None)
             .unwrap();
         let refused = (0..40).find_map(|_| {
             store
-                .append_user_message("w", Arc::new(msg(&big)), None)
+                .append_user_message("w", Arc::new(msg(&big)), Snapshot::None)
                 .err()
         });
         assert!(
@@ -965,7 +992,7 @@ mod tests {
         let big = "x".repeat(1 << 20);
         // The oldest task finishes last, with the store over its budget.
         store
-            .create("first", "c", Arc::new(msg("go")), None)
+            .create("first", "c", Arc::new(msg("go")), Snapshot::None)
             .unwrap();
         for i in 0..40 {
             let id = format!("t{i}");
@@ -990,13 +1017,17 @@ mod tests {
     #[test]
     fn history_length_trims_from_the_front() {
         let store = store_with(BUDGET);
-        let t = store.create("t", "c", Arc::new(msg("1")), Some(0)).unwrap();
+        let t = store
+            .create("t", "c", Arc::new(msg("1")), Snapshot::Clipped(Some(0)))
+            .unwrap()
+            .unwrap();
         assert!(t.history.is_none());
         store
-            .append_user_message("t", Arc::new(msg("2")), None)
+            .append_user_message("t", Arc::new(msg("2")), Snapshot::None)
             .unwrap();
         let last = store
-            .append_user_message("t", Arc::new(msg("3")), Some(1))
+            .append_user_message("t", Arc::new(msg("3")), Snapshot::Clipped(Some(1)))
+            .unwrap()
             .unwrap()
             .history
             .unwrap();
@@ -1011,11 +1042,11 @@ mod tests {
         let store = store_with(4 << 20);
         let big = "x".repeat(1 << 20);
         store
-            .create("w", "c", Arc::new(msg("start")), None)
+            .create("w", "c", Arc::new(msg("start")), Snapshot::None)
             .unwrap();
         let mut refused = None;
         for i in 0..10 {
-            if let Err(e) = store.append_user_message("w", Arc::new(msg(&big)), None) {
+            if let Err(e) = store.append_user_message("w", Arc::new(msg(&big)), Snapshot::None) {
                 refused = Some((i, e));
                 break;
             }
@@ -1051,10 +1082,14 @@ mod tests {
             filename: None,
             metadata: None,
         });
-        store.create("t", "c", Arc::new(m.clone()), None).unwrap();
+        store
+            .create("t", "c", Arc::new(m.clone()), Snapshot::None)
+            .unwrap();
         let one = budget.used(Kind::StoreBytes);
         assert!(one > 10_000 * 2, "the data's text counted: {one}");
-        store.append_user_message("t", Arc::new(m), None).unwrap();
+        store
+            .append_user_message("t", Arc::new(m), Snapshot::None)
+            .unwrap();
         assert!(budget.used(Kind::StoreBytes) > 2 * one - 1000);
         store.cancel("t").unwrap();
         assert_eq!(budget.used(Kind::StoreBytes), store.lock().bytes);
@@ -1065,7 +1100,9 @@ mod tests {
     #[test]
     fn subscribers_see_artifacts_then_status_and_the_stream_ends_at_terminal() {
         let store = store_with(BUDGET);
-        store.create("t", "c", Arc::new(msg("1")), None).unwrap();
+        store
+            .create("t", "c", Arc::new(msg("1")), Snapshot::None)
+            .unwrap();
         let (snapshot, mut rx) = store.subscribe("t", None).unwrap();
         assert_eq!(snapshot.status.state, TaskState::Submitted);
         let artifact = Artifact {
@@ -1113,7 +1150,7 @@ mod tests {
         for i in 0..7 {
             let ctx = if i % 2 == 0 { "even" } else { "odd" };
             store
-                .create(&format!("t{i}"), ctx, Arc::new(msg("x")), None)
+                .create(&format!("t{i}"), ctx, Arc::new(msg("x")), Snapshot::None)
                 .unwrap();
             store
                 .apply(&format!("t{i}"), update(TaskState::Working))

@@ -101,9 +101,8 @@ pub fn spawn(
                 let drain = Arc::clone(&drain);
                 async move {
                     let _in_flight = in_flight;
-                    let base = port_base_url(&req, local);
                     let at = Mount {
-                        base: &base,
+                        base: Base::Port(local),
                         path: "",
                     };
                     Ok::<_, Infallible>(
@@ -149,8 +148,28 @@ fn port_base_url(req: &Request<RequestBody>, local: Option<SocketAddr>) -> Strin
 /// host name, `/s/{session}/{slot}` on the gateway).
 #[derive(Clone, Copy)]
 pub(crate) struct Mount<'a> {
-    pub base: &'a str,
+    pub base: Base<'a>,
     pub path: &'a str,
+}
+
+/// An agent's base URL, written only for the answers that show it (the
+/// card, a wrong path), not for every call.
+#[derive(Clone, Copy)]
+pub(crate) enum Base<'a> {
+    /// Known already (the gateway's).
+    Url(&'a str),
+    /// An agent port's: from the request's `Host`, else the address the
+    /// connection reached.
+    Port(Option<SocketAddr>),
+}
+
+impl Base<'_> {
+    fn url(self, req: &Request<RequestBody>) -> String {
+        match self {
+            Base::Url(url) => url.to_string(),
+            Base::Port(local) => port_base_url(req, local),
+        }
+    }
 }
 
 /// Answers one request for an agent mounted `at`.
@@ -162,13 +181,12 @@ pub(crate) async fn answer(
     limits: PortLimits,
     drain: &super::Drain,
 ) -> Response<Body> {
-    let base_url = at.base;
     let path = req.uri().path();
     let below = path.strip_prefix(at.path).unwrap_or(path);
     let rest = match below.find("/.well-known/") {
-        Some(i) => below[i..].to_string(),
-        None if below.is_empty() || below.ends_with('/') => "/".to_string(),
-        None => below.to_string(),
+        Some(i) => &below[i..],
+        None if below.is_empty() || below.ends_with('/') => "/",
+        None => below,
     };
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
     if grpc::is_grpc(content_type) {
@@ -178,14 +196,16 @@ pub(crate) async fn answer(
         if req.method() != Method::GET {
             return method_not_allowed("GET");
         }
-        return card(&req, session, agent, base_url, rest == CARD_PATH_V03);
+        let base_url = at.base.url(&req);
+        return card(&req, session, agent, &base_url, rest == CARD_PATH_V03);
     }
     // JSON-RPC at the base URL; the REST binding's paths below it.
-    let endpoint = match rest.as_str() {
+    let endpoint = match rest {
         "/" if req.method() != Method::POST => return method_not_allowed("POST"),
         "/" => None,
         path => match Endpoint::parse(req.method().as_str(), path, req.uri().query()) {
             Ok(_) if !agent.service.capabilities().bindings.rest => {
+                let base_url = at.base.url(&req);
                 return error_response(
                     StatusCode::NOT_FOUND,
                     "not_found",
@@ -199,6 +219,7 @@ pub(crate) async fn answer(
             Ok(endpoint) => Some(endpoint),
             Err(NotAnEndpoint::WrongVerb(allowed)) => return method_not_allowed(allowed),
             Err(NotAnEndpoint::NotFound) => {
+                let base_url = at.base.url(&req);
                 return error_response(
                     StatusCode::NOT_FOUND,
                     "not_found",

@@ -298,7 +298,10 @@ impl ControlApi {
                 format!("session {} has no agent in slot {slot}", session.id),
             );
         };
-        let at = agent_port::Mount { base, path: mount };
+        let at = agent_port::Mount {
+            base: agent_port::Base::Url(base),
+            path: mount,
+        };
         agent_port::answer(&session, &agent, req, at, self.limits, &self.drain).await
     }
 

@@ -3,6 +3,7 @@
 //! types and the contract's types.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -24,6 +25,8 @@ use crate::runtime::{CallError, Chunk, GuestInstance, guest};
 /// never drops a guest mid-call.
 pub struct GuestBackend {
     instance: tokio::sync::Mutex<GuestInstance>,
+    /// Calls waiting for the instance.
+    waiting: AtomicUsize,
     component: String,
     /// The series every answered call moves, looked up once rather than
     /// by label on each call.
@@ -48,6 +51,7 @@ impl GuestBackend {
             .clone();
         GuestBackend {
             instance: tokio::sync::Mutex::new(instance),
+            waiting: AtomicUsize::new(0),
             component: component.to_string(),
             handled,
             call_seconds,
@@ -64,6 +68,23 @@ impl GuestBackend {
     fn record_crash(&self, method: &str, crash: &CallError) {
         self.record(method, "crashed");
         Metrics::count(&metrics().guest_traps, crash.kind());
+    }
+}
+
+/// A call counted among those waiting for an instance until dropped
+/// (which it is also when the caller gives up waiting).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -100,10 +121,23 @@ impl AgentBackend for GuestBackend {
             },
         );
         let chain = super::peers::chain_of(&req.message);
-        let mut instance = self.instance.lock().await;
-        let started = std::time::Instant::now();
-        let outcome = instance.handle(&request, on_emit, chain).await;
-        self.call_seconds.observe(started.elapsed().as_secs_f64());
+        let outcome = {
+            let waiting = Waiting::enter(&self.waiting);
+            let mut instance = self.instance.lock().await;
+            drop(waiting);
+            let started = std::time::Instant::now();
+            let outcome = instance.handle(&request, on_emit, chain).await;
+            self.call_seconds.observe(started.elapsed().as_secs_f64());
+            outcome
+        };
+        // The lock went to the next caller, which now waits to be run on
+        // this thread once this task yields (tokio runs a task it has just
+        // woken next, on the same thread, and no other thread may take it
+        // over). Yield now, so the agent is not idle while this call writes
+        // its answer; the rest of this call can move to the other threads.
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            tokio::task::yield_now().await;
+        }
         match outcome {
             Ok(Ok(reply)) => {
                 self.handled.inc();
