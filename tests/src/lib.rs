@@ -55,10 +55,13 @@ pub fn server_bin() -> PathBuf {
 }
 
 /// A port range no other server in this test process uses. `base` keeps
-/// test binaries (which run one after another) apart too.
+/// test binaries (which run one after another) apart too, and low: a
+/// range reaching into the kernel's ephemeral ports (32768 and up) finds
+/// some taken by client connections, and the bench's 10,400-port fleet
+/// then ran out of ports from a base of 29,600.
 pub fn port_range(len: u16) -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 10_000 + (std::process::id() % 50) as u16 * 400;
+    let base = 10_000 + (std::process::id() % 10) as u16 * 400;
     loop {
         let start = base + NEXT.fetch_add(len, Ordering::SeqCst);
         let end = start + len - 1;
