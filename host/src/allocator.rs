@@ -45,9 +45,15 @@ pub fn collect_if_asked() {
     let asked = COLLECTIONS_ASKED.load(Ordering::Relaxed);
     if COLLECTIONS_DONE.get() != asked {
         COLLECTIONS_DONE.set(asked);
-        // SAFETY: collects this thread's own heap.
-        unsafe { libmimalloc_sys::mi_collect(true) };
+        collect_this_thread();
     }
+}
+
+/// Returns this thread's freed pages to the system; mimalloc lets only
+/// the thread that owns a heap collect it.
+fn collect_this_thread() {
+    // SAFETY: collects the calling thread's own heap.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// Hands freed memory back to the system once a large session's content
@@ -63,10 +69,6 @@ pub fn give_back() {
         for _ in 0..threads {
             tokio::spawn(tokio::task::yield_now());
         }
-        let _ = crate::bulk::run(|| {
-            // SAFETY: collects this thread's own heap.
-            unsafe { libmimalloc_sys::mi_collect(true) };
-        })
-        .await;
+        let _ = crate::bulk::run(collect_this_thread).await;
     });
 }

@@ -678,10 +678,11 @@ impl<B: AgentBackend> A2aService<B> {
             };
             let crash = match outcome {
                 Ok(AgentReply::Task(update)) => match valid_update(&update) {
-                    Ok(()) => {
-                        let _ = tasks.apply(&task_id, update);
-                        None
-                    }
+                    Ok(()) => match tasks.apply_and_get(&task_id, update, history) {
+                        Ok(task) => return Ok(Sent::Task(task)),
+                        // Canceled while the agent worked: read below.
+                        Err(_) => None,
+                    },
                     Err(why) => Some(why),
                 },
                 Ok(AgentReply::Message(message)) if message.parts.is_empty() => Some(Crash {

@@ -496,6 +496,21 @@ impl TaskStore {
         self.modify_then(id, |entry| apply_update(entry, update), |_| ())
     }
 
+    /// [`apply`](Self::apply), then the task as it is afterwards with its
+    /// history clipped to `history`, under one lock.
+    pub fn apply_and_get(
+        &self,
+        id: &str,
+        update: TaskUpdate,
+        history: Option<usize>,
+    ) -> Result<Task, StoreError> {
+        self.modify_then(
+            id,
+            |entry| apply_update(entry, update),
+            |task| clipped(task, history),
+        )
+    }
+
     /// Marks a task canceled. A terminal task cannot be canceled.
     pub fn cancel(&self, id: &str) -> Result<Task, StoreError> {
         self.modify(id, |entry| {

@@ -101,9 +101,10 @@ pub fn spawn(
                 let drain = Arc::clone(&drain);
                 async move {
                     let _in_flight = in_flight;
+                    let base = |req: &Request<RequestBody>| port_base_url(req, local);
                     let at = Mount {
-                        base: Base::Port(local),
-                        path: "",
+                        base: &base,
+                        prefix_len: 0,
                     };
                     Ok::<_, Infallible>(
                         answer_even_on_panic(answer(&session, &agent, req, at, limits, &drain))
@@ -143,33 +144,16 @@ fn port_base_url(req: &Request<RequestBody>, local: Option<SocketAddr>) -> Strin
     format!("http://{authority}/")
 }
 
-/// Where an agent is reached: its base URL as clients use it, and the
-/// path on this server its paths are below (`""` on its own port or
-/// host name, `/s/{session}/{slot}` on the gateway).
+/// Where an agent is reached.
 #[derive(Clone, Copy)]
 pub(crate) struct Mount<'a> {
-    pub base: Base<'a>,
-    pub path: &'a str,
-}
-
-/// An agent's base URL, written only for the answers that show it (the
-/// card, a wrong path), not for every call.
-#[derive(Clone, Copy)]
-pub(crate) enum Base<'a> {
-    /// Known already (the gateway's).
-    Url(&'a str),
-    /// An agent port's: from the request's `Host`, else the address the
-    /// connection reached.
-    Port(Option<SocketAddr>),
-}
-
-impl Base<'_> {
-    fn url(self, req: &Request<RequestBody>) -> String {
-        match self {
-            Base::Url(url) => url.to_string(),
-            Base::Port(local) => port_base_url(req, local),
-        }
-    }
+    /// Writes the agent's base URL as clients use it, only for the
+    /// answers that show it (the card, a wrong path), not for every call.
+    pub base: &'a (dyn Fn(&Request<RequestBody>) -> String + Sync),
+    /// The length of the request path's part that names the agent: 0 on
+    /// its own port or host name, that of `/s/{session}/{slot}` on the
+    /// gateway.
+    pub prefix_len: usize,
 }
 
 /// Answers one request for an agent mounted `at`.
@@ -182,7 +166,7 @@ pub(crate) async fn answer(
     drain: &super::Drain,
 ) -> Response<Body> {
     let path = req.uri().path();
-    let below = path.strip_prefix(at.path).unwrap_or(path);
+    let below = path.get(at.prefix_len..).unwrap_or(path);
     let rest = match below.find("/.well-known/") {
         Some(i) => &below[i..],
         None if below.is_empty() || below.ends_with('/') => "/",
@@ -196,7 +180,7 @@ pub(crate) async fn answer(
         if req.method() != Method::GET {
             return method_not_allowed("GET");
         }
-        let base_url = at.base.url(&req);
+        let base_url = (at.base)(&req);
         return card(&req, session, agent, &base_url, rest == CARD_PATH_V03);
     }
     // JSON-RPC at the base URL; the REST binding's paths below it.
@@ -205,7 +189,7 @@ pub(crate) async fn answer(
         "/" => None,
         path => match Endpoint::parse(req.method().as_str(), path, req.uri().query()) {
             Ok(_) if !agent.service.capabilities().bindings.rest => {
-                let base_url = at.base.url(&req);
+                let base_url = (at.base)(&req);
                 return error_response(
                     StatusCode::NOT_FOUND,
                     "not_found",
@@ -219,7 +203,7 @@ pub(crate) async fn answer(
             Ok(endpoint) => Some(endpoint),
             Err(NotAnEndpoint::WrongVerb(allowed)) => return method_not_allowed(allowed),
             Err(NotAnEndpoint::NotFound) => {
-                let base_url = at.base.url(&req);
+                let base_url = (at.base)(&req);
                 return error_response(
                     StatusCode::NOT_FOUND,
                     "not_found",

@@ -81,8 +81,13 @@ impl ControlApi {
                 .to_string(),
         };
         if let Some((session, slot)) = self.agent_host(origin.hostname()) {
-            let base = format!("{}://{}/", self.scheme(), origin.authority);
-            return self.agent(req, &session, &slot, &base, "").await;
+            let base =
+                |_: &Request<RequestBody>| format!("{}://{}/", self.scheme(), origin.authority);
+            let at = agent_port::Mount {
+                base: &base,
+                prefix_len: 0,
+            };
+            return self.agent(req, &session, &slot, at).await;
         }
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
@@ -229,9 +234,13 @@ impl ControlApi {
         slot: &str,
         origin: &Origin,
     ) -> Response<Body> {
-        let base = format!("{}/s/{session}/{slot}/", self.gateway_base(origin));
-        let mount = format!("/s/{session}/{slot}");
-        self.agent(req, session, slot, &base, &mount).await
+        let base =
+            |_: &Request<RequestBody>| format!("{}/s/{session}/{slot}/", self.gateway_base(origin));
+        let at = agent_port::Mount {
+            base: &base,
+            prefix_len: "/s/".len() + session.len() + "/".len() + slot.len(),
+        };
+        self.agent(req, session, slot, at).await
     }
 
     /// The session and slot an agent host name (`{session}-{slot}.` the
@@ -273,15 +282,14 @@ impl ControlApi {
         format!("{}://{session}-{slot}.{suffix}{port}/", self.scheme())
     }
 
-    /// Serves a request for the agent in `slot` of `session`, reached at
-    /// `base`, whose paths are below `mount` on this server.
+    /// Serves a request for the agent in `slot` of `session`, mounted
+    /// `at`.
     async fn agent(
         &self,
         req: Request<RequestBody>,
         session: &str,
         slot: &str,
-        base: &str,
-        mount: &str,
+        at: agent_port::Mount<'_>,
     ) -> Response<Body> {
         let Some(session) = self.registry.get(session) else {
             return no_session(session);
@@ -297,10 +305,6 @@ impl ControlApi {
                 "agent_not_found",
                 format!("session {} has no agent in slot {slot}", session.id),
             );
-        };
-        let at = agent_port::Mount {
-            base: agent_port::Base::Url(base),
-            path: mount,
         };
         agent_port::answer(&session, &agent, req, at, self.limits, &self.drain).await
     }
