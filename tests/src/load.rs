@@ -423,6 +423,8 @@ pub struct Fleet {
     seconds: u64,
     create_p99: Duration,
     open: Run,
+    /// Where the machine's CPU went during the open loop.
+    open_cpu: CpuShare,
     closed: Run,
     single_port: Run,
 }
@@ -469,6 +471,7 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
     } else {
         Reuse::KeepAlive
     };
+    let cpu_before = CpuTicks::now(server.pid());
     let open = open_loop(
         &targets,
         OPEN_LANES,
@@ -477,6 +480,7 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
         Duration::from_secs(seconds),
     )
     .await;
+    let open_cpu = cpu_before.share_since(server.pid());
     let closed_for = Duration::from_secs(CLOSED_SECONDS);
     let single_port = closed_loop(&targets[..1], 8, closed_for).await;
     let closed_sessions = CLOSED_SESSIONS.min(sessions);
@@ -487,9 +491,105 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
         seconds,
         create_p99: crate::percentile(&creates, 99.0),
         open,
+        open_cpu,
         closed,
         single_port,
     }
+}
+
+/// CPU time so far, in clock ticks: of the server, of this process, and
+/// the machine's stolen and idle time (all CPUs).
+struct CpuTicks {
+    server: u64,
+    generator: u64,
+    steal: u64,
+    idle: u64,
+    at: std::time::Instant,
+}
+
+/// CPU used over a stretch of time, in cores (a core busy the whole
+/// time is 1).
+#[derive(Debug, Default)]
+struct CpuShare {
+    server: f64,
+    generator: f64,
+    steal: f64,
+    idle: f64,
+}
+
+impl std::fmt::Display for CpuShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} / {:.2} / {:.2} / {:.2} of {}",
+            self.server,
+            self.generator,
+            self.steal,
+            self.idle,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )
+    }
+}
+
+impl CpuTicks {
+    fn now(server: u32) -> CpuTicks {
+        let (steal, idle) = machine_steal_and_idle();
+        CpuTicks {
+            server: process_ticks(&server.to_string()),
+            generator: process_ticks("self"),
+            steal,
+            idle,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn share_since(self, server: u32) -> CpuShare {
+        let now = CpuTicks::now(server);
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let seconds = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
+        let cores =
+            |after: u64, before: u64| after.saturating_sub(before) as f64 / per_second / seconds;
+        CpuShare {
+            server: cores(now.server, self.server),
+            generator: cores(now.generator, self.generator),
+            steal: cores(now.steal, self.steal),
+            idle: cores(now.idle, self.idle),
+        }
+    }
+}
+
+/// User plus system ticks of process `pid` (`self` for this one), from
+/// `/proc/{pid}/stat`; 0 if it cannot be read.
+fn process_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which may hold spaces, in ().
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, the 12th and 13th after it.
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// The machine's stolen and idle ticks over all CPUs, from `/proc/stat`.
+fn machine_steal_and_idle() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |i: usize| cpu.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    (at(7), at(3) + at(4))
 }
 
 impl Fleet {
@@ -520,6 +620,13 @@ impl Fleet {
                     ms(open.percentile(100.0)),
                 ),
                 "p99 at most 5 ms",
+            ),
+            (
+                format!(
+                    "{mode} mode, open loop: the machine's CPU in cores, server / load generator / taken by the host of this VM (steal) / idle"
+                ),
+                self.open_cpu.to_string(),
+                "",
             ),
             (
                 format!("{mode} mode, open loop: errors"),
