@@ -535,7 +535,12 @@ impl<B: AgentBackend> A2aService<B> {
 
     async fn dispatch(self: &Arc<Self>, method: Method, p: &RawValue) -> Result<Answer, RpcError> {
         match method {
-            Method::SendMessage => self.send_message(params(p)?).await,
+            // The queue's place first: a call refused for a busy agent is
+            // refused before its message is parsed, however large.
+            Method::SendMessage => {
+                let slot = self.call_slot()?;
+                self.send_message(slot, params(p)?).await
+            }
             Method::GetTask => self.get_task(params(p)?),
             Method::ListTasks => self.list_tasks(params(p)?),
             Method::CancelTask => self.cancel_task(params(p)?),
@@ -717,8 +722,11 @@ impl<B: AgentBackend> A2aService<B> {
         }
     }
 
-    async fn send_message(self: &Arc<Self>, p: SendMessageParams) -> Result<Answer, RpcError> {
-        let slot = self.call_slot()?;
+    async fn send_message(
+        self: &Arc<Self>,
+        slot: CallSlot,
+        p: SendMessageParams,
+    ) -> Result<Answer, RpcError> {
         let prepared = self.prepare(p, false).await?;
         let shown = !prepared.request.new_task || prepared.return_immediately;
         let run = self.agent_run(prepared.request, slot, prepared.history, shown);
