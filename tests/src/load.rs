@@ -509,7 +509,7 @@ struct CpuTicks {
 
 /// CPU used over a stretch of time, in cores (a core busy the whole
 /// time is 1).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CpuShare {
     server: f64,
     generator: f64,

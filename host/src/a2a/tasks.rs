@@ -772,14 +772,12 @@ fn set_status(entry: &mut Entry, state: TaskState, message: Option<Arc<Message>>
     };
 }
 
-/// A copy of `task` with only the last `history` messages (`None` = all,
-/// 0 = no history) and without an empty artifact list. Only what is kept
-/// is copied.
 /// Whether a change to the store hands back a copy of the task: a send
 /// answered at once or streamed shows the task as submitted; one that
 /// waits for the agent reads it afterwards and needs no copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Snapshot {
+    /// No copy.
     None,
     /// A copy, its history clipped to this many messages (all if `None`).
     Clipped(Option<usize>),
@@ -794,6 +792,9 @@ impl Snapshot {
     }
 }
 
+/// A copy of `task` with only the last `history` messages (`None` = all,
+/// 0 = no history) and without an empty artifact list. Only what is kept
+/// is copied.
 pub fn clipped(task: &Task, history: Option<usize>) -> Task {
     let history = match (history, &task.history) {
         (Some(0), _) | (_, None) => None,
