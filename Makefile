@@ -181,7 +181,7 @@ clean-agents:
 #   make test-isolation URL=http://127.0.0.1:8080
 test-isolation:
 	@test -n "$(URL)" || { echo "usage: make test-isolation URL=http://HOST:PORT"; exit 2; }
-	$(CARGO) run --release -q -p a2a-sandbox-tests --bin isolation -- $(URL)
+	$(CARGO) run --release -q -p a2a-sandbox-tools --bin isolation -- $(URL)
 
 # Fuzz targets (host/fuzz): timestamps, page tokens, the control
 # listener's every path and body, JSON-RPC bodies into an agent. Each runs
@@ -209,4 +209,4 @@ sdk-peer:
 	cd tests/sdk-peer && $(CARGO) build --release --target-dir ../../target/sdk-peer
 
 bench: precompile bench-deps sdk-peer kernel-limits
-	$(CARGO) run --release -p a2a-sandbox-tests --bin bench
+	$(CARGO) run --release -p a2a-sandbox-tools --bin bench
