@@ -675,7 +675,11 @@ impl<B: AgentBackend> A2aService<B> {
         async move {
             let _slot = slot;
             let task_id = request.task_id.clone();
+            // The run is polled first: most calls end on their first
+            // poll, and the session's token, whose lock every call of the
+            // session shares, is then never polled.
             let outcome = tokio::select! {
+                biased;
                 outcome = backend.run(request, emit) => outcome,
                 _ = budget.ended().cancelled() => {
                     return Err(RpcError::unsupported_operation("the session ended"));

@@ -73,22 +73,9 @@ async fn main() {
     );
     let throughput = wrk(&url, &info.token, &body.to_string()).await;
 
-    // The control connection idled through the wrk run and was closed
-    // (http.header_timeout_secs); open a new one.
-    let mut control = Client::connect(&authority).await;
-
     // Streaming: time from sending SendStreamingMessage to its first
     // event, on the conformance agent.
-    let conformance = control
-        .request(
-            "POST",
-            "/v1/sessions",
-            &[],
-            json!({"agents": [{"component": "conformance"}]}).to_string(),
-        )
-        .await
-        .json();
-    let conformance = SessionInfo::from(&conformance);
+    let conformance = attacks::one_agent(&server, "conformance").await;
     let curl = conformance.urls[0].clone();
     let mut first_event = Vec::with_capacity(STREAMS);
     for _ in 0..STREAMS {
@@ -141,7 +128,7 @@ async fn main() {
         .join()
         .expect("the gRPC load");
 
-    let hot_path = hot_path(&authority).await;
+    let hot_path = hot_path(&server).await;
     let mut drafts = Vec::with_capacity(AUTO_DRAFTS);
     for seed in 1..=AUTO_DRAFTS as u64 {
         drafts.push(auto_draft_ms(&server, seed).await);
@@ -406,18 +393,8 @@ fn sdk_peer_bin() -> std::path::PathBuf {
     repo_root().join("target/sdk-peer/release/sdk-peer")
 }
 
-async fn hot_path(authority: &str) -> HotPath {
-    let echo = Client::connect(authority)
-        .await
-        .request(
-            "POST",
-            "/v1/sessions",
-            &[],
-            json!({"agents": [{"component": "echo"}]}).to_string(),
-        )
-        .await
-        .json();
-    let echo = SessionInfo::from(&echo);
+async fn hot_path(server: &Server) -> HotPath {
+    let echo = attacks::one_agent(server, "echo").await;
     let url = &echo.urls[0];
     let sent = rpc(url, &echo.token, "SendMessage", text_message("hot")).await;
     let task = sent["result"]["task"].clone();
