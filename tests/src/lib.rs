@@ -96,6 +96,8 @@ impl Server {
     pub fn start_in(agents_dir: &std::path::Path, ports: u16, extra: &[&str]) -> Server {
         let range = port_range(ports);
         let mut child = Command::new(server_bin())
+            // The server reads every A2A_SANDBOX_* variable as a setting.
+            .env_remove("A2A_SANDBOX_BIN")
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(["--port-range", &format!("{}-{}", range.0, range.1)])

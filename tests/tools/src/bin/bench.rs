@@ -266,7 +266,7 @@ async fn main() {
     }
     t.row(
         "the same over gRPC (SendMessage, 8 HTTP/2 connections, 2 client threads): calls/s, p99, non-OK",
-        format!("{:.0}, {}, {}", over_grpc.per_second, ms(over_grpc.p99), over_grpc.failed),
+        format!("{:.0}, {}, {}", over_grpc.per_second, ms(over_grpc.p99), over_grpc.failures()),
         "",
     );
     hot_path.print(&mut t);
@@ -598,8 +598,24 @@ struct GrpcLoad {
     /// Calls answered OK per second.
     per_second: f64,
     p99: Duration,
-    /// Calls answered with any other status.
-    failed: u64,
+    /// Calls answered with any other status, by status and message.
+    failed: std::collections::BTreeMap<String, u64>,
+}
+
+impl GrpcLoad {
+    /// The failed calls: their count, then each kind with how many.
+    fn failures(&self) -> String {
+        let count: u64 = self.failed.values().sum();
+        let kinds: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(why, n)| format!("{n} x {why}"))
+            .collect();
+        match kinds.is_empty() {
+            true => "0".into(),
+            false => format!("{count} ({})", kinds.join("; ")),
+        }
+    }
 }
 
 /// SendMessage (`complete`) over gRPC to `target` for WRK_SECONDS, as
@@ -640,24 +656,28 @@ fn grpc_load(target: &str, token: &str) -> GrpcLoad {
             let mut client = A2aServiceClient::new(channel);
             let (auth, request) = (auth.clone(), request.clone());
             loops.push(tokio::spawn(async move {
-                let (mut latencies, mut failed) = (Vec::new(), 0u64);
+                let (mut latencies, mut failed) = (Vec::new(), Vec::new());
                 while Instant::now() < until {
                     let mut call = tonic::Request::new(request.clone());
                     call.metadata_mut().insert("authorization", auth.clone());
                     let t0 = Instant::now();
                     match client.send_message(call).await {
                         Ok(_) => latencies.push(t0.elapsed()),
-                        Err(_) => failed += 1,
+                        Err(status) => {
+                            failed.push(format!("{:?}: {}", status.code(), status.message()))
+                        }
                     }
                 }
                 (latencies, failed)
             }));
         }
-        let (mut latencies, mut failed) = (Vec::new(), 0);
+        let (mut latencies, mut failed) = (Vec::new(), std::collections::BTreeMap::new());
         for run in loops {
             let (l, f) = run.await.expect("a load loop");
             latencies.extend(l);
-            failed += f;
+            for why in f {
+                *failed.entry(why).or_insert(0) += 1;
+            }
         }
         latencies.sort();
         GrpcLoad {
