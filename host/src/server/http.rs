@@ -382,7 +382,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new());
     let counted = {
         let activity = Arc::clone(&activity);
         let service = Arc::new(service);
@@ -422,14 +422,22 @@ where
     }
 }
 
-/// Requests in flight on one HTTP/2 connection, and when the last ended.
-#[derive(Default)]
+/// Requests in flight on one HTTP/2 connection, and when the last ended
+/// (when the connection opened, until one has).
 struct Activity {
     in_flight: std::sync::atomic::AtomicUsize,
-    last_end: std::sync::Mutex<Option<std::time::Instant>>,
+    last_end: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Activity {
+    /// A connection that has just opened.
+    fn new() -> Self {
+        Activity {
+            in_flight: Default::default(),
+            last_end: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
     /// How long the connection has had nothing in flight (zero while it
     /// has; since it opened if it never had a request).
     fn idle_for(&self) -> Duration {
@@ -437,8 +445,10 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return Duration::ZERO;
         }
-        let mut last = self.last_end.lock().unwrap_or_else(|e| e.into_inner());
-        last.get_or_insert_with(std::time::Instant::now).elapsed()
+        self.last_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
     }
 }
 
@@ -456,8 +466,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        *self.0.last_end.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(std::time::Instant::now());
+        *self.0.last_end.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
         self.0
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -493,6 +502,24 @@ impl hyper::body::Body for Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http2_connection_is_idle_since_it_opened_or_its_last_request_ended() {
+        let pause = Duration::from_millis(20);
+        let opened = std::time::Instant::now();
+        let activity = Arc::new(Activity::new());
+        std::thread::sleep(pause);
+        assert!(activity.idle_for() >= pause, "idle since it opened");
+        let request = InFlight::start(&activity);
+        std::thread::sleep(pause);
+        assert_eq!(activity.idle_for(), Duration::ZERO, "busy while in flight");
+        drop(request);
+        let idle = activity.idle_for();
+        assert!(
+            idle + 2 * pause <= opened.elapsed(),
+            "idle since the request ended, not since the connection opened"
+        );
+    }
 
     #[tokio::test]
     async fn a_handler_that_panics_answers_500_with_a_json_error() {
