@@ -603,14 +603,21 @@ struct GrpcLoad {
 }
 
 impl GrpcLoad {
-    /// The failed calls: their count, then each kind with how many.
+    /// The failed calls: their count, then the first few kinds with how
+    /// many of each (a message that names a task makes every failure a
+    /// kind of its own).
     fn failures(&self) -> String {
+        const SHOWN: usize = 3;
         let count: u64 = self.failed.values().sum();
-        let kinds: Vec<String> = self
+        let mut kinds: Vec<String> = self
             .failed
             .iter()
+            .take(SHOWN)
             .map(|(why, n)| format!("{n} x {why}"))
             .collect();
+        if self.failed.len() > SHOWN {
+            kinds.push(format!("{} more kinds", self.failed.len() - SHOWN));
+        }
         match kinds.is_empty() {
             true => "0".into(),
             false => format!("{count} ({})", kinds.join("; ")),
