@@ -47,9 +47,11 @@ pub fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-/// The server binary: `A2A_SANDBOX_BIN`, else the release build.
+/// The server binary: `A2A_TEST_SERVER_BIN`, else the release build.
+/// (Not an `A2A_SANDBOX_*` name: the server reads every one of those as
+/// a setting, and the servers the suites start inherit this one.)
 pub fn server_bin() -> PathBuf {
-    std::env::var_os("A2A_SANDBOX_BIN")
+    std::env::var_os("A2A_TEST_SERVER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/release/a2a-sandbox"))
 }
@@ -96,8 +98,6 @@ impl Server {
     pub fn start_in(agents_dir: &std::path::Path, ports: u16, extra: &[&str]) -> Server {
         let range = port_range(ports);
         let mut child = Command::new(server_bin())
-            // The server reads every A2A_SANDBOX_* variable as a setting.
-            .env_remove("A2A_SANDBOX_BIN")
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(["--port-range", &format!("{}-{}", range.0, range.1)])
