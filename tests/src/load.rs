@@ -63,7 +63,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn merge(&mut self, other: Run) {
+    /// Adds another lane's answers and failures to this run's.
+    pub fn merge(&mut self, other: Run) {
         self.micros.extend(other.micros);
         self.errors += other.errors;
         for (why, n) in other.why {
@@ -71,17 +72,29 @@ impl Run {
         }
     }
 
-    fn failed(&mut self, why: Failure) {
+    /// Counts a failed request under `why`.
+    pub fn failed(&mut self, why: impl std::fmt::Display) {
         self.errors += 1;
         *self.why.entry(why.to_string()).or_default() += 1;
     }
 
-    /// The error count and its kinds (`0` when none failed).
+    /// The error count and its first few kinds (`0` when none failed): a
+    /// reason that names a task would otherwise make each failure a kind
+    /// of its own.
     pub fn describe_errors(&self) -> String {
+        const SHOWN: usize = 3;
         if self.errors == 0 {
             return "0".into();
         }
-        let kinds: Vec<String> = self.why.iter().map(|(w, n)| format!("{n} {w}")).collect();
+        let mut kinds: Vec<String> = self
+            .why
+            .iter()
+            .take(SHOWN)
+            .map(|(w, n)| format!("{n} {w}"))
+            .collect();
+        if self.why.len() > SHOWN {
+            kinds.push(format!("{} more", self.why.len() - SHOWN));
+        }
         format!("{} ({})", self.errors, kinds.join(", "))
     }
 
@@ -667,6 +680,25 @@ mod tests {
         assert_eq!(run.percentile(99.9), Duration::from_micros(999));
         assert_eq!(run.percentile(100.0), Duration::from_micros(1000));
         assert_eq!(run.per_second(), 500.0);
+    }
+
+    #[test]
+    fn failures_are_counted_by_kind_and_at_most_three_kinds_are_named() {
+        let mut run = Run::default();
+        assert_eq!(run.describe_errors(), "0");
+        run.failed(Failure::Status(503));
+        run.failed(Failure::Status(503));
+        run.failed("Unavailable: closed");
+        assert_eq!(
+            run.describe_errors(),
+            "3 (2 HTTP 503, 1 Unavailable: closed)"
+        );
+        run.failed(Failure::Connect);
+        run.failed(Failure::Cut);
+        assert_eq!(
+            run.describe_errors(),
+            "5 (2 HTTP 503, 1 Unavailable: closed, 1 connections closed before the answer, 1 more)"
+        );
     }
 
     #[test]

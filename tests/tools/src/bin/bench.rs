@@ -266,7 +266,12 @@ async fn main() {
     }
     t.row(
         "the same over gRPC (SendMessage, 8 HTTP/2 connections, 2 client threads): calls/s, p99, non-OK",
-        format!("{:.0}, {}, {}", over_grpc.per_second, ms(over_grpc.p99), over_grpc.failures()),
+        format!(
+            "{:.0}, {}, {}",
+            over_grpc.per_second(),
+            ms(over_grpc.percentile(99.0)),
+            over_grpc.describe_errors()
+        ),
         "",
     );
     hot_path.print(&mut t);
@@ -593,42 +598,10 @@ async fn outbound_overhead() -> (Duration, Duration) {
     (native, through_host)
 }
 
-/// What a closed-loop gRPC run measured.
-struct GrpcLoad {
-    /// Calls answered OK per second.
-    per_second: f64,
-    p99: Duration,
-    /// Calls answered with any other status, by status and message.
-    failed: std::collections::BTreeMap<String, u64>,
-}
-
-impl GrpcLoad {
-    /// The failed calls: their count, then the first few kinds with how
-    /// many of each (a message that names a task makes every failure a
-    /// kind of its own).
-    fn failures(&self) -> String {
-        const SHOWN: usize = 3;
-        let count: u64 = self.failed.values().sum();
-        let mut kinds: Vec<String> = self
-            .failed
-            .iter()
-            .take(SHOWN)
-            .map(|(why, n)| format!("{n} x {why}"))
-            .collect();
-        if self.failed.len() > SHOWN {
-            kinds.push(format!("{} more kinds", self.failed.len() - SHOWN));
-        }
-        match kinds.is_empty() {
-            true => "0".into(),
-            false => format!("{count} ({})", kinds.join("; ")),
-        }
-    }
-}
-
 /// SendMessage (`complete`) over gRPC to `target` for WRK_SECONDS, as
 /// wrk drives the JSON bindings: 8 connections, each sending its next
 /// call when the last is answered, from a client runtime of 2 threads.
-fn grpc_load(target: &str, token: &str) -> GrpcLoad {
+fn grpc_load(target: &str, token: &str) -> load::Run {
     use a2a_pb::a2a_service_client::A2aServiceClient;
     const CONNECTIONS: usize = 8;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -663,35 +636,29 @@ fn grpc_load(target: &str, token: &str) -> GrpcLoad {
             let mut client = A2aServiceClient::new(channel);
             let (auth, request) = (auth.clone(), request.clone());
             loops.push(tokio::spawn(async move {
-                let (mut latencies, mut failed) = (Vec::new(), Vec::new());
+                let mut measured = load::Run::default();
                 while Instant::now() < until {
                     let mut call = tonic::Request::new(request.clone());
                     call.metadata_mut().insert("authorization", auth.clone());
                     let t0 = Instant::now();
                     match client.send_message(call).await {
-                        Ok(_) => latencies.push(t0.elapsed()),
+                        Ok(_) => measured.micros.push(t0.elapsed().as_micros() as u32),
                         Err(status) => {
-                            failed.push(format!("{:?}: {}", status.code(), status.message()))
+                            measured.failed(format!("{:?}: {}", status.code(), status.message()))
                         }
                     }
                 }
-                (latencies, failed)
+                measured
             }));
         }
-        let (mut latencies, mut failed) = (Vec::new(), std::collections::BTreeMap::new());
+        let mut all = load::Run {
+            elapsed: Duration::from_secs(WRK_SECONDS.into()),
+            ..Default::default()
+        };
         for run in loops {
-            let (l, f) = run.await.expect("a load loop");
-            latencies.extend(l);
-            for why in f {
-                *failed.entry(why).or_insert(0) += 1;
-            }
+            all.merge(run.await.expect("a load loop"));
         }
-        latencies.sort();
-        GrpcLoad {
-            per_second: latencies.len() as f64 / f64::from(WRK_SECONDS),
-            p99: percentile(&latencies, 99.0),
-            failed,
-        }
+        all
     })
 }
 
