@@ -137,9 +137,20 @@ impl Server {
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server printed where it listens");
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(why) => {
+                // Not left running: it would hold the suite's output open
+                // and keep the runner waiting long after this test failed.
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "the server did not say where it listens ({why}); it ended: {status:?}; \
+                     its output: {:?}",
+                    log.lock().unwrap()
+                );
+            }
+        };
         Server {
             child,
             addr: addr.parse().expect("a socket address"),

@@ -216,3 +216,44 @@ async fn the_conformance_card_says_nothing_only_tests_would_say() {
         assert!(!text.contains(banned), "{banned:?} in the card: {text}");
     }
 }
+
+/// Calls one conformance instance serves in the memory test: at about a
+/// hundred bytes for each finished task, more than the 2 MiB limit below
+/// holds if the agent kept them (an agent that did failed at 14,336).
+const MANY_TASKS: usize = 20_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_tasks_leave_nothing_in_the_agents_memory() {
+    // 2 MiB is the agent's own need with room to spare, and far below
+    // what MANY_TASKS remembered tasks would take. (A directory of its
+    // own: code compiled for another memory size is compiled afresh.)
+    let dir = scratch("conformance-memory");
+    std::fs::copy(built("conformance"), dir.join("conformance.wasm")).unwrap();
+    let server = Server::start_in(&dir, 5, &["--set", "limits.memory_mib=2"]);
+    let (url, token) = conformance_agent(&server).await;
+    let mut client = Client::connect(attacks::authority(&url)).await;
+    let auth = format!("Bearer {token}");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+        "params": text_message("complete")})
+    .to_string();
+    for call in 0..MANY_TASKS {
+        let r = client
+            .request("POST", "/", &[("authorization", &auth)], body.clone())
+            .await;
+        let answer = r.json();
+        assert_eq!(
+            answer["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+            "call {call}: {answer}"
+        );
+    }
+    // A task left open is still remembered: its follow-ups are counted.
+    let opened = rpc(&url, &token, "SendMessage", text_message("work")).await;
+    let mut follow_up = text_message("complete");
+    follow_up["message"]["taskId"] = opened["result"]["task"]["id"].clone();
+    let done = rpc(&url, &token, "SendMessage", follow_up).await;
+    assert_eq!(
+        done["result"]["task"]["status"]["message"]["parts"][0]["text"],
+        "completed after 2 messages",
+        "{done}"
+    );
+}

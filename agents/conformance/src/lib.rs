@@ -37,7 +37,9 @@
 //!   progress update each second), then completed.
 //! - any other `tck-` id: completes at once.
 //!
-//! Cancel ends a task as canceled; the agent remembers which.
+//! Cancel ends a task as canceled. The agent keeps nothing about a task
+//! that ended, and at most 1,000 open ones, so its memory stays flat
+//! however many calls it serves.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -46,11 +48,24 @@ use a2a_agent_sdk::*;
 
 struct Conformance {
     interval: Duration,
-    turns: HashMap<String, u32>,
+    /// Messages so far of each task that is still open, with when it was
+    /// last answered (a counter); a task that ends is forgotten, so the
+    /// agent's memory does not grow with the calls it has served.
+    open: HashMap<String, OpenTask>,
+    answered: u64,
     /// Tasks started by `tck-input-required`, waiting for their follow-up.
     awaiting: HashSet<String>,
-    canceled: Vec<String>,
 }
+
+/// A task the agent left open (working or waiting for input).
+struct OpenTask {
+    turns: u32,
+    last_answered: u64,
+}
+
+/// Open tasks the agent remembers; past this the one answered longest
+/// ago is forgotten (a follow-up to it starts again at turn one).
+const MAX_OPEN_TASKS: usize = 1_000;
 
 /// Pause between the updates of a message-id stream scenario.
 const SCENARIO_STEP: Duration = Duration::from_millis(50);
@@ -165,9 +180,9 @@ impl Agent for Conformance {
         let interval_ms = config.parse::<u64>("interval_ms")?.unwrap_or(1000);
         Ok(Conformance {
             interval: Duration::from_millis(interval_ms),
-            turns: HashMap::new(),
+            open: HashMap::new(),
+            answered: 0,
             awaiting: HashSet::new(),
-            canceled: Vec::new(),
         })
     }
 
@@ -185,15 +200,75 @@ impl Agent for Conformance {
     }
 
     fn handle(&mut self, req: Request) -> Result<Reply, String> {
+        let turn = self.open.get(&req.task_id).map_or(0, |t| t.turns) + 1;
+        let reply = self.answer(&req, turn);
+        if leaves_open(&reply) {
+            self.remember(&req.task_id, turn);
+        } else {
+            self.forget(&req.task_id);
+        }
+        reply
+    }
+
+    fn cancel(&mut self, task_id: &str) {
+        log::info(&format!("task {task_id} canceled"));
+        self.forget(task_id);
+    }
+}
+
+/// Whether `reply` keeps its task open for follow-ups.
+fn leaves_open(reply: &Result<Reply, String>) -> bool {
+    matches!(reply, Ok(Reply::Task(update)) if matches!(
+        update.state,
+        TaskState::Submitted | TaskState::Working | TaskState::InputRequired | TaskState::AuthRequired
+    ))
+}
+
+impl Conformance {
+    /// Notes one more message on the open task `task_id`, forgetting the
+    /// task answered longest ago when too many are open.
+    fn remember(&mut self, task_id: &str, turns: u32) {
+        self.answered += 1;
+        let last_answered = self.answered;
+        if let Some(task) = self.open.get_mut(task_id) {
+            *task = OpenTask {
+                turns,
+                last_answered,
+            };
+            return;
+        }
+        if self.open.len() >= MAX_OPEN_TASKS
+            && let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, t)| t.last_answered)
+                .map(|(id, _)| id.clone())
+        {
+            self.forget(&oldest);
+        }
+        self.open.insert(
+            task_id.to_string(),
+            OpenTask {
+                turns,
+                last_answered,
+            },
+        );
+    }
+
+    /// Drops what the agent keeps about a task that ended.
+    fn forget(&mut self, task_id: &str) {
+        self.open.remove(task_id);
+        self.awaiting.remove(task_id);
+    }
+
+    /// The answer to the `turn`th message of its task.
+    fn answer(&mut self, req: &Request, turn: u32) -> Result<Reply, String> {
         let text = req.text();
-        let turn = self.turns.entry(req.task_id.clone()).or_insert(0);
-        *turn += 1;
-        let turn = *turn;
         if self.awaiting.remove(&req.task_id) {
             return completed(&format!("completed with the input: {text}"));
         }
         if req.new_task
-            && let Some(reply) = self.scenario(&req)
+            && let Some(reply) = self.scenario(req)
         {
             return reply;
         }
@@ -240,16 +315,6 @@ impl Agent for Conformance {
             }
             _ if req.new_task => completed(&format!("echo: {text}")),
             _ => Ok(update(TaskState::Working, format!("follow-up {turn}: {text}")).into()),
-        }
-    }
-
-    fn cancel(&mut self, task_id: &str) {
-        log::info(&format!("task {task_id} canceled"));
-        self.turns.remove(task_id);
-        self.awaiting.remove(task_id);
-        self.canceled.push(task_id.to_string());
-        if self.canceled.len() > 100 {
-            self.canceled.remove(0);
         }
     }
 }
