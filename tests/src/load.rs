@@ -72,6 +72,14 @@ impl Run {
         }
     }
 
+    /// Counts one request: its latency when it succeeded, else why not.
+    fn count(&mut self, sent: Result<(), Failure>, latency: Duration) {
+        match sent {
+            Ok(()) => self.micros.push(micros(latency)),
+            Err(why) => self.failed(why),
+        }
+    }
+
     /// Counts a failed request under `why`.
     pub fn failed(&mut self, why: impl std::fmt::Display) {
         self.errors += 1;
@@ -236,7 +244,11 @@ async fn connect(authority: &str) -> Option<SendRequest<Full<Bytes>>> {
 
 /// Open loop: each target gets one SendMessage every `period` for `run`,
 /// `targets` spread round-robin over `lanes` lanes, connections used as
-/// `reuse` says. Latency counts from when each request was due.
+/// `reuse` says. Latency counts from when each request was due. A lane's
+/// keep-alive connection carries one request at a time, so a slow answer
+/// delays the lane's next request (still measured from when it was due);
+/// a request on a connection of its own is sent when due whatever is
+/// still in flight, as independent clients would.
 pub async fn open_loop(
     targets: &[Target],
     lanes: usize,
@@ -269,16 +281,29 @@ pub async fn open_loop(
                     .map(|(k, (_, phase))| Reverse((start + *phase, k)))
                     .collect();
                 let mut measured = Run::default();
+                // A request on a connection of its own does not wait for
+                // the lane's previous answer: the lane only keeps time.
+                let mut own_connections = tokio::task::JoinSet::new();
                 while let Some(Reverse((at, k))) = due.pop() {
                     if at >= end {
                         break;
                     }
                     tokio::time::sleep_until(at).await;
-                    match connections.send(&mine[k].0, &body).await {
-                        Ok(()) => measured.micros.push(micros(at.elapsed())),
-                        Err(why) => measured.failed(why),
+                    if reuse == Reuse::PerRequest {
+                        let (target, body) = (mine[k].0.clone(), body.clone());
+                        own_connections.spawn(async move {
+                            let sent = Connections::new(reuse).send(&target, &body).await;
+                            (sent, at.elapsed())
+                        });
+                    } else {
+                        let sent = connections.send(&mine[k].0, &body).await;
+                        measured.count(sent, at.elapsed());
                     }
                     due.push(Reverse((at + period, k)));
+                }
+                while let Some(done) = own_connections.join_next().await {
+                    let (sent, latency) = done.expect("a request task");
+                    measured.count(sent, latency);
                 }
                 measured
             })
@@ -316,10 +341,8 @@ pub async fn closed_loop(targets: &[Target], lanes: usize, run: Duration) -> Run
                     if sent >= end {
                         break;
                     }
-                    match connections.send(target, &body).await {
-                        Ok(()) => measured.micros.push(micros(sent.elapsed())),
-                        Err(why) => measured.failed(why),
-                    }
+                    let answered = connections.send(target, &body).await;
+                    measured.count(answered, sent.elapsed());
                 }
                 measured
             })
