@@ -5,7 +5,8 @@
 import { log } from "a2a:agent/host@0.1.0";
 
 let name = "JS Echo";
-const heard = [];
+// Messages so far: a count, not the texts, so memory stays flat.
+let heard = 0;
 
 /** The session's config: a list of [key, value] pairs. */
 export function init(config) {
@@ -31,14 +32,14 @@ export function handle(request) {
     .map((part) => part.val)
     .join("\n");
   if (text === "fail") throw "asked to fail";
-  heard.push(text);
-  log(2, `message ${heard.length} in this session`);
+  heard += 1;
+  log(2, `message ${heard} in this session`);
   return {
     state: "completed",
     message: {
       messageId: "",
       role: "agent",
-      parts: [{ tag: "text", val: `${name} heard: ${text} (message ${heard.length})` }],
+      parts: [{ tag: "text", val: `${name} heard: ${text} (message ${heard})` }],
     },
     artifacts: [],
   };

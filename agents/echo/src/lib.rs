@@ -7,14 +7,16 @@ use a2a_agent_sdk::*;
 /// Says back what it heard, and how many messages so far.
 struct Echo {
     name: String,
-    heard: Vec<String>,
+    /// Messages so far: a count, not the texts, so the instance's memory
+    /// stays the same however many it is sent.
+    heard: u64,
 }
 
 impl Agent for Echo {
     fn init(config: Config) -> Result<Self, String> {
         Ok(Echo {
             name: config.get_or("name", "Echo").to_string(),
-            heard: Vec::new(),
+            heard: 0,
         })
     }
 
@@ -37,12 +39,11 @@ impl Agent for Echo {
             // An error fails the task; the client sees this text.
             return Err("asked to fail".into());
         }
-        self.heard.push(text.clone());
-        log::info(&format!("message {} in this session", self.heard.len()));
+        self.heard += 1;
+        log::info(&format!("message {} in this session", self.heard));
         Ok(Update::text(&format!(
             "{} heard: {text} (message {})",
-            self.name,
-            self.heard.len()
+            self.name, self.heard
         ))
         .into())
     }
