@@ -493,16 +493,33 @@ pub struct Client {
 /// why not, if it cannot be opened.
 pub async fn open_connection(
     authority: &str,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, OpenError> {
     let stream = TcpStream::connect(authority)
         .await
-        .map_err(|e| format!("connect {authority}: {e}"))?;
+        .map_err(OpenError::Connect)?;
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
+        .map_err(OpenError::Handshake)?;
     tokio::spawn(conn);
     Ok(sender)
+}
+
+/// Why [`open_connection`] failed; it does not name the address, so
+/// failures to many addresses count as one kind.
+#[derive(Debug)]
+pub enum OpenError {
+    Connect(std::io::Error),
+    Handshake(hyper::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Connect(e) => write!(f, "connect: {e}"),
+            OpenError::Handshake(e) => write!(f, "HTTP handshake: {e}"),
+        }
+    }
 }
 
 /// A duration in milliseconds, three decimals, for figures.
@@ -515,7 +532,7 @@ impl Client {
     pub async fn connect(authority: &str) -> Client {
         let sender = open_connection(authority)
             .await
-            .unwrap_or_else(|why| panic!("{why}"));
+            .unwrap_or_else(|why| panic!("{authority}: {why}"));
         Client {
             sender,
             authority: authority.to_string(),

@@ -166,11 +166,13 @@ impl Connections {
             None => false,
         };
         if !usable {
-            let Some(sender) = connect(&target.authority).await else {
-                self.open.remove(&target.authority);
-                return Err(Failure::Connect);
+            match crate::open_connection(&target.authority).await {
+                Ok(sender) => self.open.insert(target.authority.clone(), sender),
+                Err(why) => {
+                    self.open.remove(&target.authority);
+                    return Err(Failure::Open(why));
+                }
             };
-            self.open.insert(target.authority.clone(), sender);
         }
         let sender = self.open.get_mut(&target.authority).expect("connected");
         let mut request = Request::post(&target.path);
@@ -207,7 +209,7 @@ impl Connections {
         }
         for target in targets {
             if !self.open.contains_key(&target.authority)
-                && let Some(sender) = connect(&target.authority).await
+                && let Ok(sender) = crate::open_connection(&target.authority).await
             {
                 self.open.insert(target.authority.clone(), sender);
             }
@@ -217,7 +219,8 @@ impl Connections {
 
 /// Why a request failed.
 enum Failure {
-    Connect,
+    /// The connection could not be opened (the reason names no address).
+    Open(crate::OpenError),
     Cut,
     Status(u16),
     NotCompleted,
@@ -226,7 +229,7 @@ enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Connect => write!(f, "refused connections"),
+            Failure::Open(why) => write!(f, "{why}"),
             Failure::Cut => write!(f, "connections closed before the answer"),
             Failure::Status(code) => write!(f, "HTTP {code}"),
             Failure::NotCompleted => write!(f, "answers that were not a completed task"),
@@ -236,10 +239,6 @@ impl std::fmt::Display for Failure {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-async fn connect(authority: &str) -> Option<SendRequest<Full<Bytes>>> {
-    crate::open_connection(authority).await.ok()
 }
 
 /// Open loop: each target gets one SendMessage every `period` for `run`,
@@ -716,11 +715,13 @@ mod tests {
             run.describe_errors(),
             "3 (2 HTTP 503, 1 Unavailable: closed)"
         );
-        run.failed(Failure::Connect);
+        run.failed(Failure::Open(crate::OpenError::Connect(
+            std::io::ErrorKind::ConnectionRefused.into(),
+        )));
         run.failed(Failure::Cut);
         assert_eq!(
             run.describe_errors(),
-            "5 (2 HTTP 503, 1 Unavailable: closed, 1 connections closed before the answer, 1 more)"
+            "5 (2 HTTP 503, 1 Unavailable: closed, 1 connect: connection refused, 1 more)"
         );
     }
 
