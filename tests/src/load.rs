@@ -75,9 +75,14 @@ impl Run {
     /// Counts one request: its latency when it succeeded, else why not.
     fn count(&mut self, sent: Result<(), Failure>, latency: Duration) {
         match sent {
-            Ok(()) => self.micros.push(micros(latency)),
+            Ok(()) => self.answered(latency),
             Err(why) => self.failed(why),
         }
+    }
+
+    /// Counts a successful answer that took `latency`.
+    pub fn answered(&mut self, latency: Duration) {
+        self.micros.push(micros(latency));
     }
 
     /// Counts a failed request under `why`.

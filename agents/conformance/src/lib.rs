@@ -228,16 +228,8 @@ impl Conformance {
     /// Notes one more message on the open task `task_id`, forgetting the
     /// task answered longest ago when too many are open.
     fn remember(&mut self, task_id: &str, turns: u32) {
-        self.answered += 1;
-        let last_answered = self.answered;
-        if let Some(task) = self.open.get_mut(task_id) {
-            *task = OpenTask {
-                turns,
-                last_answered,
-            };
-            return;
-        }
-        if self.open.len() >= MAX_OPEN_TASKS
+        if !self.open.contains_key(task_id)
+            && self.open.len() >= MAX_OPEN_TASKS
             && let Some(oldest) = self
                 .open
                 .iter()
@@ -246,6 +238,8 @@ impl Conformance {
         {
             self.forget(&oldest);
         }
+        self.answered += 1;
+        let last_answered = self.answered;
         self.open.insert(
             task_id.to_string(),
             OpenTask {

@@ -642,7 +642,7 @@ fn grpc_load(target: &str, token: &str) -> load::Run {
                     call.metadata_mut().insert("authorization", auth.clone());
                     let t0 = Instant::now();
                     match client.send_message(call).await {
-                        Ok(_) => measured.micros.push(t0.elapsed().as_micros() as u32),
+                        Ok(_) => measured.answered(t0.elapsed()),
                         Err(status) => {
                             measured.failed(format!("{:?}: {}", status.code(), status.message()))
                         }
