@@ -1,13 +1,17 @@
 //! a2a-sandbox: hosts A2A agents compiled to WebAssembly components.
 //! Each session gets five TCP ports and five sandboxed agent instances.
 //!
-//! Dependencies point one way: `server -> {draft, session} -> {runtime, a2a}`,
+//! Dependencies point one way: `cli -> server -> {draft, session} -> {runtime, a2a}`,
 //! and `config` imports nothing (docs/ARCHITECTURE.md draws the rest).
 
 pub mod a2a;
 pub mod allocator;
 pub mod budget;
 pub mod bulk;
+// The unit tests do not drive the command line (the suites run the
+// binary), so their build leaves it out.
+#[cfg(not(test))]
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod draft;
