@@ -60,7 +60,8 @@ fn collect_this_thread() {
 /// has been dropped (its last references go with its connections and
 /// calls, just after it ends), so RSS returns to where it was: every
 /// runtime thread collects its heap when it next parks (a task per
-/// thread wakes the idle ones), and a bulk thread collects its own.
+/// thread wakes the idle ones), and so does each bulk thread (large
+/// requests are read there, so their content is allocated there).
 pub fn give_back() {
     tokio::spawn(async {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -69,6 +70,6 @@ pub fn give_back() {
         for _ in 0..threads {
             tokio::spawn(tokio::task::yield_now());
         }
-        let _ = crate::bulk::run(collect_this_thread).await;
+        let _ = crate::bulk::run_on_each_thread(collect_this_thread).await;
     });
 }

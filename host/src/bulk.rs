@@ -10,7 +10,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 
@@ -20,6 +20,13 @@ const THREADS: usize = 2;
 
 /// The nice value bulk threads run at (0 is the default, 19 the least).
 const NICE: libc::c_int = 10;
+
+/// Bytes of JSON that make reading or writing it bulk work. A request's
+/// params or an answer this large is read or written on the pool:
+/// nested JSON takes some 7 ms per MiB to read into typed values on the
+/// 2-core development machine, so this much is about half a millisecond,
+/// the most one request may hold a request thread for it.
+pub const LARGE: usize = 64 << 10;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -90,6 +97,29 @@ pub async fn run<T: Send + 'static>(
     rx.await.map_err(|_| Abandoned)
 }
 
+/// Runs `job` once on each of the pool's threads and waits for all: for
+/// what a thread can only do for itself, such as collecting its heap.
+pub async fn run_on_each_thread(job: fn()) -> Result<(), Abandoned> {
+    // Two of these at once could each hold one thread at its barrier,
+    // waiting for the other thread forever.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
+    // Each run waits at the barrier until every thread holds one, so no
+    // thread takes two.
+    let all_taken = Arc::new(Barrier::new(THREADS));
+    let runs = (0..THREADS).map(|_| {
+        let all_taken = Arc::clone(&all_taken);
+        run(move || {
+            all_taken.wait();
+            job();
+        })
+    });
+    futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +136,26 @@ mod tests {
         assert!(run(|| panic!("a job fails")).await.is_err());
         for _ in 0..THREADS {
             assert_eq!(run(|| 7).await.unwrap(), 7, "the threads go on");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_for_each_thread_runs_once_on_every_thread() {
+        static RAN_ON: Mutex<Vec<std::thread::ThreadId>> = Mutex::new(Vec::new());
+        fn note_thread() {
+            RAN_ON.lock().unwrap().push(std::thread::current().id());
+        }
+        // Two at once: neither may hold a thread the other waits for.
+        let (a, b) = tokio::join!(
+            run_on_each_thread(note_thread),
+            run_on_each_thread(note_thread)
+        );
+        assert!(a.is_ok() && b.is_ok());
+        let ran_on = RAN_ON.lock().unwrap().clone();
+        assert_eq!(ran_on.len(), 2 * THREADS);
+        for thread in &ran_on {
+            let times = ran_on.iter().filter(|t| *t == thread).count();
+            assert_eq!(times, 2, "once on each thread per call: {ran_on:?}");
         }
     }
 }

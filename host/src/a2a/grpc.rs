@@ -131,13 +131,18 @@ impl<B: AgentBackend> GrpcAgent<B> {
         request: tonic::Request<Req>,
     ) -> Result<tonic::Response<Res>, Status>
     where
-        Req: prost::Message,
+        Req: prost::Message + Send + 'static,
         ReqTwin: prost::Message + Default + Serialize,
-        Res: prost::Message + Default,
+        Res: prost::Message + Default + Send + 'static,
         ResTwin: prost::Message + DeserializeOwned,
     {
         match self.call::<Req, ReqTwin>(method, request).await? {
-            Reply::Json(json) => Ok(tonic::Response::new(from_json::<ResTwin, Res>(&json)?)),
+            Reply::Json(json) => {
+                let answer = converted(json.len(), json, |json: &Vec<u8>| {
+                    from_json::<ResTwin, Res>(json)
+                });
+                Ok(tonic::Response::new(answer.await?))
+            }
             _ => Err(unexpected(method)),
         }
     }
@@ -149,7 +154,7 @@ impl<B: AgentBackend> GrpcAgent<B> {
         request: tonic::Request<Req>,
     ) -> Result<tonic::Response<Events>, Status>
     where
-        Req: prost::Message,
+        Req: prost::Message + Send + 'static,
         ReqTwin: prost::Message + Default + Serialize,
     {
         match self.call::<Req, ReqTwin>(method, request).await? {
@@ -166,7 +171,7 @@ impl<B: AgentBackend> GrpcAgent<B> {
         request: tonic::Request<Req>,
     ) -> Result<Reply, Status>
     where
-        Req: prost::Message,
+        Req: prost::Message + Send + 'static,
         ReqTwin: prost::Message + Default + Serialize,
     {
         let version = request
@@ -174,10 +179,11 @@ impl<B: AgentBackend> GrpcAgent<B> {
             .get("a2a-version")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_string());
-        let params = to_json::<Req, ReqTwin>(request.get_ref())?;
+        let size = request.get_ref().encoded_len();
+        let params = converted(size, request.into_inner(), to_json::<Req, ReqTwin>).await?;
         match self
             .service
-            .call_rest(version.as_deref(), method, &params)
+            .call_rest(version.as_deref(), method, params.into())
             .await
         {
             Reply::Failed(_, body) => Err(status_of(&body, false)),
@@ -318,6 +324,31 @@ where
         .map_err(|e| Status::invalid_argument(format!("the request does not decode: {e}")))?;
     serde_json::value::to_raw_value(&twin)
         .map_err(|e| Status::invalid_argument(format!("the request has no JSON form: {e}")))
+}
+
+/// `convert(input)`; when `size` (bytes of JSON or protobuf) is large
+/// ([`crate::bulk::LARGE`]), as bulk work, off the threads that serve
+/// requests.
+async fn converted<I, O>(
+    size: usize,
+    input: I,
+    convert: fn(&I) -> Result<O, Status>,
+) -> Result<O, Status>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+{
+    if size < crate::bulk::LARGE {
+        return convert(&input);
+    }
+    crate::bulk::run(move || convert(&input))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "converting a gRPC message panicked");
+            Err(Status::internal(
+                "the server could not convert the message; it has been logged",
+            ))
+        })
 }
 
 /// An answer's proto message, from its ProtoJSON by way of its twin.

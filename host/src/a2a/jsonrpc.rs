@@ -1,6 +1,7 @@
 //! JSON-RPC 2.0 framing: turn a body into a request or the right error,
 //! and a result or error into a response body.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -98,11 +99,46 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
     Ok(Request { id, method, params })
 }
 
+/// A request's params as the method reads them: the text of a JSON
+/// object, shared. On the JSON-RPC binding it is a slice of the request's
+/// body; params a binding built (REST, gRPC, a call between agents) or
+/// rewrote (the 0.3 dialect) hold text of their own. Either way, large
+/// params reach the bulk pool to be read without a copy.
+#[derive(Debug, Clone)]
+pub struct Params(Bytes);
+
+impl Params {
+    /// `raw`, read from `body`: a slice of the body when it lies in it
+    /// (the params a request sent), else a copy (the `{}` of a request
+    /// that sent none).
+    pub fn in_body(body: &Bytes, raw: &RawValue) -> Params {
+        let text = raw.get().as_bytes();
+        let within = body.as_ptr_range();
+        if within.contains(&text.as_ptr()) && text.as_ptr_range().end <= within.end {
+            Params(body.slice_ref(text))
+        } else {
+            Params(Bytes::copy_from_slice(text))
+        }
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Box<RawValue>> for Params {
+    /// Params with text of their own, taken without a copy.
+    fn from(raw: Box<RawValue>) -> Params {
+        Params(Bytes::from(String::from(Box::<str>::from(raw))))
+    }
+}
+
 /// Params built here (from a REST path, or rewritten from another
-/// dialect) as the raw params a method parses.
-pub fn params_of(params: &serde_json::Map<String, Value>) -> Box<RawValue> {
+/// dialect).
+pub fn params_of(params: &serde_json::Map<String, Value>) -> Params {
     let text = serde_json::to_string(params).expect("JSON values serialise");
-    RawValue::from_string(text).expect("serialised JSON is JSON")
+    Params(Bytes::from(text))
 }
 
 /// `{}`: the params of a request that sent none.
@@ -167,6 +203,24 @@ pub fn sse_error(id: &RequestId, error: &RpcError) -> bytes::Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn params_sent_are_a_slice_of_the_body_and_none_sent_are_empty() {
+        let body = Bytes::from_static(
+            br#"{"jsonrpc": "2.0", "id": 1, "method": "M", "params": {"a": [1, 2]}}"#,
+        );
+        let request = parse(&body).unwrap();
+        let params = Params::in_body(&body, request.params);
+        assert_eq!(params.text(), br#"{"a": [1, 2]}"#);
+        assert!(
+            body.as_ptr_range().contains(&params.text().as_ptr()),
+            "no copy"
+        );
+
+        let body = Bytes::from_static(br#"{"jsonrpc": "2.0", "id": 1, "method": "M"}"#);
+        let request = parse(&body).unwrap();
+        assert_eq!(Params::in_body(&body, request.params).text(), b"{}");
+    }
     use serde_json::json;
 
     fn code(body: &str) -> (Value, i32) {

@@ -7,11 +7,12 @@
 //! so it is served by the one [`A2aService`](super::A2aService) and task
 //! store behind every binding.
 
+use bytes::Bytes;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::error::{Detail, RpcError};
+use super::jsonrpc::Params;
 use super::service::Method;
 
 /// A REST endpoint: the method a path and verb name, and the ids the
@@ -99,8 +100,24 @@ impl Endpoint {
 
     /// The method's params in the 1.0 JSON shape: the body (if the
     /// endpoint takes one), the ids of the path, and the query string's
-    /// parameters, typed as the method's params are.
-    pub fn params(&self, body: &[u8]) -> Result<Box<RawValue>, RpcError> {
+    /// parameters, typed as the method's params are. A large body
+    /// ([`crate::bulk::LARGE`]) is read as bulk work, off the threads
+    /// that serve requests.
+    pub async fn read_params(&self, body: Bytes) -> Result<Params, RpcError> {
+        if body.len() < crate::bulk::LARGE {
+            return self.params(&body);
+        }
+        let endpoint = self.clone();
+        crate::bulk::run(move || endpoint.params(&body))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading a REST body panicked");
+                Err(RpcError::internal())
+            })
+    }
+
+    /// [`Endpoint::read_params`], on the calling thread.
+    fn params(&self, body: &[u8]) -> Result<Params, RpcError> {
         let mut params = if self.takes_body() && !body.iter().all(u8::is_ascii_whitespace) {
             match serde_json::from_slice::<Value>(body) {
                 Ok(Value::Object(o)) => o,
@@ -210,7 +227,7 @@ mod tests {
 
     fn params(verb: &str, path: &str, query: Option<&str>, body: &str) -> Value {
         let endpoint = Endpoint::parse(verb, path, query).unwrap();
-        serde_json::from_str(endpoint.params(body.as_bytes()).unwrap().get()).unwrap()
+        serde_json::from_slice(endpoint.params(body.as_bytes()).unwrap().text()).unwrap()
     }
 
     #[test]

@@ -17,12 +17,11 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
 use super::cost;
 use super::error::RpcError;
-use super::jsonrpc::{self, RequestId};
+use super::jsonrpc::{self, Params, RequestId};
 use super::push::PushQueue;
 use super::tasks::{
     Cursor, Snapshot, StoreError, TaskEvent, TaskQuery, TaskStore, TaskUpdate, new_id,
@@ -238,11 +237,26 @@ impl Drop for CallSlot {
     }
 }
 
+/// The params as `T`; large params ([`crate::bulk::LARGE`], such as a
+/// message carrying a MiB of nested data) are read as bulk work.
+async fn params<T: DeserializeOwned + Send + 'static>(p: &Params) -> Result<T, RpcError> {
+    if p.text().len() < crate::bulk::LARGE {
+        return parse_params(p.text());
+    }
+    let p = p.clone();
+    crate::bulk::run(move || parse_params(p.text()))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading params panicked");
+            Err(RpcError::internal())
+        })
+}
+
 /// The params as `T`. Only params that do not parse are read a second
 /// time, tracking the path, to name the field at fault.
-fn params<T: DeserializeOwned>(params: &RawValue) -> Result<T, RpcError> {
-    serde_json::from_str(params.get()).map_err(|first| {
-        let mut json = serde_json::Deserializer::from_str(params.get());
+fn parse_params<T: DeserializeOwned>(text: &[u8]) -> Result<T, RpcError> {
+    serde_json::from_slice(text).map_err(|first| {
+        let mut json = serde_json::Deserializer::from_slice(text);
         let field = match serde_path_to_error::deserialize::<_, T>(&mut json) {
             Err(e) => e.path().to_string(),
             Ok(_) => String::new(),
@@ -306,10 +320,6 @@ fn page_size(n: Option<i32>) -> Result<usize, RpcError> {
     }
 }
 
-/// Answers whose content weighs this much are serialised as bulk work
-/// ([`crate::bulk`]), off the threads that serve requests.
-const LARGE_ANSWER: usize = 256 << 10;
-
 /// A method's result, typed, serialised once into the response.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -351,14 +361,15 @@ impl Answer {
 }
 
 /// `answer` as `write` writes it. Tens of MiB of history take
-/// milliseconds to write out, so a large answer is bulk work: the threads
-/// that serve every other session's requests are not held up by it.
-/// `None` if writing panicked (logged).
+/// milliseconds to write out, so a large answer ([`crate::bulk::LARGE`]
+/// by the memory its content holds) is bulk work: the threads that serve
+/// every other session's requests are not held up by it. `None` if
+/// writing panicked (logged).
 async fn written(
     answer: Answer,
     write: impl FnOnce(&Answer) -> Vec<u8> + Send + 'static,
 ) -> Option<Vec<u8>> {
-    if answer.weight() < LARGE_ANSWER {
+    if answer.weight() < crate::bulk::LARGE {
         return Some(write(&answer));
     }
     crate::bulk::run(move || write(&answer))
@@ -386,6 +397,45 @@ struct Prepared {
     snapshot: Option<Task>,
     history: Option<usize>,
     return_immediately: bool,
+}
+
+/// A JSON-RPC request as read from its body: everything but its params'
+/// own type, which the method decides.
+struct Read {
+    /// `None` for a notification.
+    id: Option<RequestId>,
+    dialect: Dialect,
+    /// The method, or why it cannot be served (unknown, another
+    /// version, 0.3 params that do not translate).
+    method: Result<Method, RpcError>,
+    /// In the 1.0 shape: a slice of the body, or a 0.3 request's
+    /// rewritten.
+    params: Params,
+}
+
+/// Reads a JSON-RPC body sent with `A2A-Version` `version`. On failure,
+/// the error and the id to answer it with.
+fn read_request(body: &Bytes, version: Option<&str>) -> Result<Read, (RequestId, RpcError)> {
+    let request = jsonrpc::parse(body)?;
+    let dialect = Dialect::of_method(&request.method);
+    let method = match version.filter(|v| !dialect.accepts_version(Some(v))) {
+        Some(v) => Err(RpcError::version_not_supported(v)),
+        None => Method::parse(&request.method)
+            .ok_or_else(|| RpcError::method_not_found(&request.method)),
+    };
+    let (method, params) = match (dialect, method) {
+        (Dialect::V03, Ok(m)) => match v03::params_to_v1(m.shape(), request.params) {
+            Ok(translated) => (Ok(m), translated),
+            Err(e) => (Err(e), Params::in_body(body, request.params)),
+        },
+        (_, method) => (method, Params::in_body(body, request.params)),
+    };
+    Ok(Read {
+        id: request.id,
+        dialect,
+        method,
+        params,
+    })
 }
 
 impl<B: AgentBackend> A2aService<B> {
@@ -438,28 +488,29 @@ impl<B: AgentBackend> A2aService<B> {
     }
 
     /// Answers one JSON-RPC body. `version` is the client's `A2A-Version`.
-    pub async fn call(self: &Arc<Self>, version: Option<&str>, body: &[u8]) -> Reply {
-        let request = match jsonrpc::parse(body) {
-            Ok(r) => r,
+    pub async fn call(self: &Arc<Self>, version: Option<&str>, body: Bytes) -> Reply {
+        let read = if body.len() < crate::bulk::LARGE {
+            read_request(&body, version)
+        } else {
+            let version = version.map(str::to_owned);
+            match crate::bulk::run(move || read_request(&body, version.as_deref())).await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a request panicked");
+                    Err((Value::Null, RpcError::internal()))
+                }
+            }
+        };
+        let Read {
+            id,
+            dialect,
+            method,
+            params,
+        } = match read {
+            Ok(read) => read,
             Err((id, e)) => return Reply::Json(jsonrpc::error_body(&id, &e)),
         };
-        let reply_id = request.id.clone().unwrap_or(Value::Null);
-        let dialect = Dialect::of_method(&request.method);
-        let method = match version.filter(|v| !dialect.accepts_version(Some(v))) {
-            Some(v) => Err(RpcError::version_not_supported(v)),
-            None => Method::parse(&request.method)
-                .ok_or_else(|| RpcError::method_not_found(&request.method)),
-        };
-        // A 0.3 request's params, rewritten in the 1.0 shape.
-        let translated = match (dialect, &method) {
-            (Dialect::V03, Ok(m)) => Some(v03::params_to_v1(m.shape(), request.params)),
-            _ => None,
-        };
-        let (method, params) = match &translated {
-            Some(Err(e)) => (Err(e.clone()), request.params),
-            Some(Ok(p)) => (method, p.as_ref()),
-            None => (method, request.params),
-        };
+        let reply_id = id.clone().unwrap_or(Value::Null);
         let shape = method.as_ref().map_or(Shape::Other, |m| m.shape());
         let outcome = match method {
             Ok(m) if m.streams() => {
@@ -467,8 +518,8 @@ impl<B: AgentBackend> A2aService<B> {
                     id: reply_id.clone(),
                     dialect,
                 };
-                let stream = self.stream(m, frames, params).await;
-                return match (request.id, stream) {
+                let stream = self.stream(m, frames, &params).await;
+                return match (id, stream) {
                     (None, _) => Reply::Nothing,
                     (Some(_), Ok(stream)) => Reply::Stream(stream),
                     (Some(_), Err(refused)) => {
@@ -476,10 +527,10 @@ impl<B: AgentBackend> A2aService<B> {
                     }
                 };
             }
-            Ok(m) => self.dispatch(m, params).await,
+            Ok(m) => self.dispatch(m, &params).await,
             Err(e) => Err(e),
         };
-        match (request.id, outcome) {
+        match (id, outcome) {
             (None, _) => Reply::Nothing,
             (Some(id), Ok(result)) => {
                 match written(result, move |a| answer_body(dialect, shape, &id, a)).await {
@@ -501,7 +552,7 @@ impl<B: AgentBackend> A2aService<B> {
         self: &Arc<Self>,
         version: Option<&str>,
         method: Method,
-        params: &RawValue,
+        params: Params,
     ) -> Reply {
         let failed = |e: RpcError| {
             if e.is_over_budget() {
@@ -514,12 +565,12 @@ impl<B: AgentBackend> A2aService<B> {
             return failed(RpcError::version_not_supported(v));
         }
         if method.streams() {
-            return match self.stream(method, Frames::Rest, params).await {
+            return match self.stream(method, Frames::Rest, &params).await {
                 Ok(stream) => Reply::Stream(stream),
                 Err(e) => failed(e),
             };
         }
-        match self.dispatch(method, params).await {
+        match self.dispatch(method, &params).await {
             Ok(answer) => {
                 let body = written(answer, |a| {
                     serde_json::to_vec(a).expect("answers serialise")
@@ -533,31 +584,31 @@ impl<B: AgentBackend> A2aService<B> {
         }
     }
 
-    async fn dispatch(self: &Arc<Self>, method: Method, p: &RawValue) -> Result<Answer, RpcError> {
+    async fn dispatch(self: &Arc<Self>, method: Method, p: &Params) -> Result<Answer, RpcError> {
         match method {
             // The queue's place first: a call refused for a busy agent is
             // refused before its message is parsed, however large.
             Method::SendMessage => {
                 let slot = self.call_slot()?;
-                self.send_message(slot, params(p)?).await
+                self.send_message(slot, params(p).await?).await
             }
-            Method::GetTask => self.get_task(params(p)?),
-            Method::ListTasks => self.list_tasks(params(p)?),
-            Method::CancelTask => self.cancel_task(params(p)?),
-            Method::CreatePushConfig => self.create_push_config(params(p)?),
+            Method::GetTask => self.get_task(params(p).await?),
+            Method::ListTasks => self.list_tasks(params(p).await?),
+            Method::CancelTask => self.cancel_task(params(p).await?),
+            Method::CreatePushConfig => self.create_push_config(params(p).await?),
             Method::GetPushConfig => {
                 self.push_enabled()?;
-                let r: PushConfigRef = params(p)?;
+                let r: PushConfigRef = params(p).await?;
                 let config = self
                     .tasks
                     .push_config(&r.task_id, &r.id)
                     .map_err(store_error)?;
                 Ok(Answer::Config(config))
             }
-            Method::ListPushConfigs => self.list_push_configs(params(p)?),
+            Method::ListPushConfigs => self.list_push_configs(params(p).await?),
             Method::DeletePushConfig => {
                 self.push_enabled()?;
-                let r: PushConfigRef = params(p)?;
+                let r: PushConfigRef = params(p).await?;
                 self.tasks
                     .delete_push_config(&r.task_id, &r.id)
                     .map_err(store_error)?;
@@ -915,7 +966,7 @@ impl<B: AgentBackend> A2aService<B> {
         self: &Arc<Self>,
         method: Method,
         frames: Frames,
-        p: &RawValue,
+        p: &Params,
     ) -> Result<mpsc::Receiver<Bytes>, RpcError> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let held = self
@@ -929,6 +980,7 @@ impl<B: AgentBackend> A2aService<B> {
             Method::SendStreamingMessage => self.start_stream(p).await,
             _ => self
                 .resubscribe(p)
+                .await
                 .map(|(task, events)| (task, events, None)),
         };
         match started {
@@ -957,9 +1009,9 @@ impl<B: AgentBackend> A2aService<B> {
     /// Starts the agent on a streamed message: the task as submitted,
     /// its events, and (for an agent that may answer with a bare
     /// message) the agent's reply to wait for before the first event.
-    async fn start_stream(&self, p: &RawValue) -> Result<StreamStart, RpcError> {
+    async fn start_stream(&self, p: &Params) -> Result<StreamStart, RpcError> {
         let slot = self.call_slot()?;
-        let prepared = self.prepare(params(p)?, true).await?;
+        let prepared = self.prepare(params(p).await?, true).await?;
         let submitted = prepared.snapshot.ok_or_else(RpcError::internal)?;
         // Subscribe before the agent starts, so no event is missed.
         let (_, events) = self
@@ -972,11 +1024,11 @@ impl<B: AgentBackend> A2aService<B> {
         Ok((submitted, events, replies.then_some(run)))
     }
 
-    fn resubscribe(
+    async fn resubscribe(
         &self,
-        p: &RawValue,
+        p: &Params,
     ) -> Result<(Task, broadcast::Receiver<TaskEvent>), RpcError> {
-        let p: TaskIdParams = params(p)?;
+        let p: TaskIdParams = params(p).await?;
         self.tasks.subscribe(&p.id, None).map_err(|e| match e {
             StoreError::Terminal { id, state } => RpcError::unsupported_operation(format!(
                 "task {id} is {state:?}; there is nothing left to subscribe to"
@@ -1311,7 +1363,7 @@ mod tests {
     }
 
     async fn answer(service: &Arc<A2aService<Scripted>>, body: &[u8]) -> (bool, Value) {
-        match service.call(None, body).await {
+        match service.call(None, Bytes::copy_from_slice(body)).await {
             Reply::Json(bytes) => (false, serde_json::from_slice(&bytes).unwrap()),
             Reply::OverBudget(bytes) => (true, serde_json::from_slice(&bytes).unwrap()),
             _ => panic!("a JSON answer"),
@@ -1387,7 +1439,7 @@ mod tests {
         let body = String::from_utf8(send(text, json!({})))
             .unwrap()
             .replace("\"SendMessage\"", "\"SendStreamingMessage\"");
-        let Reply::Stream(mut rx) = service.call(None, body.as_bytes()).await else {
+        let Reply::Stream(mut rx) = service.call(None, Bytes::from(body)).await else {
             panic!("a stream");
         };
         let mut events = Vec::new();
@@ -1454,7 +1506,7 @@ mod tests {
         let service = service(BudgetLimits::default());
         let client = {
             let service = Arc::clone(&service);
-            tokio::spawn(async move { service.call(None, &send("wait", json!({}))).await })
+            tokio::spawn(async move { service.call(None, send("wait", json!({})).into()).await })
         };
         let list = json!({"jsonrpc": "2.0", "id": 2, "method": "ListTasks", "params": {}});
         let mut id = Value::Null;
@@ -1544,5 +1596,60 @@ mod tests {
             bad["fieldViolations"][0]["field"], "message.parts[1]",
             "{answered}"
         );
+    }
+
+    /// Requests from [`crate::bulk::LARGE`] up are read on the bulk pool,
+    /// with the same answers, ids and errors as small ones, in every
+    /// dialect and binding.
+    #[tokio::test]
+    async fn large_requests_are_answered_as_small_ones_are() {
+        let service = service(BudgetLimits::default());
+        let big = "b".repeat(crate::bulk::LARGE);
+        let echoed = |r: &Value| r["status"]["message"]["parts"][0]["text"] == big.as_str();
+
+        let (_, sent) = answer(&service, &send(&big, json!({}))).await;
+        assert_eq!(sent["id"], 7, "{sent}");
+        assert!(echoed(&sent["result"]["task"]), "JSON-RPC");
+
+        let v03 = json!({"jsonrpc": "2.0", "id": "v03", "method": "message/send", "params": {
+            "message": {"messageId": "m3", "role": "user", "kind": "message",
+                        "parts": [{"kind": "text", "text": big}]}}});
+        let (_, sent) = answer(&service, v03.to_string().as_bytes()).await;
+        assert_eq!(sent["id"], "v03");
+        assert_eq!(sent["result"]["kind"], "task", "the 0.3 dialect");
+        assert_eq!(
+            sent["result"]["status"]["message"]["parts"][0]["text"],
+            big.as_str()
+        );
+
+        let params =
+            json!({"message": {"messageId": "m4", "role": "ROLE_USER", "parts": [{"text": big}]}});
+        let rest = service
+            .call_rest(
+                None,
+                Method::SendMessage,
+                jsonrpc::params_of(params.as_object().unwrap()),
+            )
+            .await;
+        let Reply::Json(body) = rest else {
+            panic!("REST answers with JSON: {rest:?}");
+        };
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert!(echoed(&sent["task"]), "REST");
+
+        let wrong_type = send(&big, json!({"configuration": {"historyLength": "all"}}));
+        let (_, refused) = answer(&service, &wrong_type).await;
+        assert_eq!(refused["id"], 7);
+        assert_eq!(refused["error"]["code"], -32602, "{refused}");
+        assert_eq!(
+            refused["error"]["data"][0]["fieldViolations"][0]["field"],
+            "configuration.historyLength"
+        );
+
+        let mut cut_short = send(&big, json!({}));
+        cut_short.pop();
+        let (_, refused) = answer(&service, &cut_short).await;
+        assert_eq!(refused["error"]["code"], -32700, "not JSON");
+        assert_eq!(refused["id"], Value::Null);
     }
 }

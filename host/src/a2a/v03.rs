@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::error::RpcError;
+use super::jsonrpc::Params;
 
 /// Which wire format a request is answered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub enum Shape {
 }
 
 /// The 1.0 params of a 0.3 request.
-pub fn params_to_v1(shape: Shape, params: &RawValue) -> Result<Box<RawValue>, RpcError> {
+pub fn params_to_v1(shape: Shape, params: &RawValue) -> Result<Params, RpcError> {
     let mut p: Map<String, Value> = serde_json::from_str(params.get())
         .map_err(|e| RpcError::invalid_params("params", e.to_string()))?;
     match shape {
@@ -373,7 +374,7 @@ mod tests {
     }
 
     fn params(shape: Shape, v: Value) -> Value {
-        serde_json::from_str(params_to_v1(shape, &raw(v)).unwrap().get()).unwrap()
+        serde_json::from_slice(params_to_v1(shape, &raw(v)).unwrap().text()).unwrap()
     }
 
     #[test]

@@ -239,13 +239,13 @@ pub(crate) async fn answer(
         Err(response) => return response,
     };
     let reply = match endpoint {
-        None => agent.service.call(version.as_deref(), &body).await,
-        Some(endpoint) => match endpoint.params(&body) {
+        None => agent.service.call(version.as_deref(), body).await,
+        Some(endpoint) => match endpoint.read_params(body).await {
             Ok(params) => {
                 let version = version.as_deref();
                 agent
                     .service
-                    .call_rest(version, endpoint.method, &params)
+                    .call_rest(version, endpoint.method, params)
                     .await
             }
             Err(e) => Reply::Failed(rest::status_of(&e).0, rest::error_body(&e)),

@@ -78,7 +78,7 @@ impl Peers for SessionPeers {
                 .map_err(|e| e.to_string())?;
             match callee
                 .service
-                .call_rest(None, Method::SendMessage, &params)
+                .call_rest(None, Method::SendMessage, params.into())
                 .await
             {
                 Reply::Json(body) => answer_of(to, &body),
