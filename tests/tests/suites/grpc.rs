@@ -649,3 +649,65 @@ async fn a_grpc_path_without_the_grpc_content_type_is_not_a_grpc_call() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["error"]["code"], -32700, "{}", r.text());
 }
+
+/// The text of a message's first part.
+fn first_text(message: Option<&Message>) -> &str {
+    match message
+        .and_then(|m| m.parts.first())
+        .and_then(|p| p.content.as_ref())
+    {
+        Some(part::Content::Text(text)) => text,
+        other => panic!("a text part, not {other:?}"),
+    }
+}
+
+/// Requests and answers of 64 KiB and more are read and written on the
+/// server's bulk threads; they arrive whole over every binding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_arrive_whole_over_every_binding() {
+    let server = Server::start(5, &[]);
+    let (url, token) = conformance_agent(&server).await;
+    let mut grpc = client(&grpc_target(&url).await, None, Some(&token)).await;
+    let text = format!("work {}", "x".repeat(100_000));
+    let answer = format!("working on: {text}");
+
+    // In over gRPC, read back over JSON-RPC.
+    let task = task_of(
+        grpc.send_message(user_text(&text))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let status = task.status.as_ref().unwrap();
+    assert_eq!(first_text(status.message.as_ref()), answer);
+    let got = rpc(&url, &token, "GetTask", json!({"id": task.id})).await;
+    assert_eq!(
+        got["result"]["history"][0]["parts"][0]["text"],
+        text.as_str()
+    );
+
+    // In over REST, read back over gRPC.
+    let auth = format!("Bearer {token}");
+    let sent = http(
+        "POST",
+        &format!("{url}message:send"),
+        &[("authorization", &auth)],
+        text_message(&text).to_string(),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let sent = sent.json();
+    assert_eq!(
+        sent["task"]["status"]["message"]["parts"][0]["text"],
+        answer.as_str()
+    );
+    let got = grpc
+        .get_task(GetTaskRequest {
+            id: sent["task"]["id"].as_str().unwrap().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first_text(got.history.first()), text);
+}
