@@ -3,7 +3,7 @@
 //! a request body and an [`AgentBackend`], and gives back a reply.
 
 pub mod card;
-mod cost;
+pub(crate) mod cost;
 pub mod error;
 pub mod grpc;
 pub mod jsonrpc;

@@ -108,7 +108,7 @@ impl AgentBackend for GuestBackend {
             task_id: req.task_id,
             context_id: req.context_id,
             new_task: req.new_task,
-            message: message_to_guest(&req.message),
+            message: guest_copy(&req.message).await,
         };
         let on_emit = Box::new(
             move |task_id: &str, update: guest::Update, chunk: Option<Chunk>| {
@@ -234,6 +234,18 @@ fn part_from_guest(part: guest::Part) -> Part {
         filename,
         metadata: None,
     }
+}
+
+/// The guest's copy of a message; of a large one ([`crate::bulk::LARGE`]),
+/// made as bulk work (here only if the pool could not).
+async fn guest_copy(message: &Arc<Message>) -> guest::Message {
+    if crate::a2a::cost::message(message) < crate::bulk::LARGE {
+        return message_to_guest(message);
+    }
+    let shared = Arc::clone(message);
+    crate::bulk::run(move || message_to_guest(&shared))
+        .await
+        .unwrap_or_else(|_| message_to_guest(message))
 }
 
 /// The guest's copy of a message.
