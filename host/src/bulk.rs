@@ -1,12 +1,15 @@
 //! Bulk work: CPU-heavy jobs one session causes that no other session
-//! should wait for, such as writing out tens of MiB of task history or
-//! handing freed memory back to the system.
+//! should wait for: reading a request of [`LARGE`] or more (a MiB of
+//! nested JSON), writing out an answer that large (tens of MiB of task
+//! history), handing freed memory back to the system.
 //!
 //! They run on a small pool of threads of their own at a lower CPU
 //! priority (nice 10) than the threads that serve requests, so on a busy
 //! machine the scheduler gives every session's request path the CPU first
 //! and the session that asked for the bulk work waits for it (see the
-//! tenancy suite's big-history attack).
+//! tenancy suite's big-history and large-message cases). The pool's
+//! queue is first come, first served: one session's large requests can
+//! delay another's, not its small ones.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
