@@ -24,8 +24,9 @@ const THREADS: usize = 2;
 /// The nice value bulk threads run at (0 is the default, 19 the least).
 const NICE: libc::c_int = 10;
 
-/// Bytes of JSON that make reading or writing it bulk work. A request's
-/// params or an answer this large is read or written on the pool:
+/// Bytes of JSON that make reading or writing it bulk work
+/// ([`run_if_large`]). A request or an answer this large is read or
+/// written on the pool:
 /// nested JSON takes some 7 ms per MiB to read into typed values on the
 /// 2-core development machine, so this much is about half a millisecond,
 /// the most one request may hold a request thread for it.
@@ -51,8 +52,8 @@ fn queue() -> &'static Mutex<Sender<Job>> {
 }
 
 /// A bulk thread: lowers its own priority, then runs jobs until the
-/// process ends. A job that panics is contained (its caller sees
-/// [`Abandoned`]) and the thread goes on.
+/// process ends. A job that panics is contained (logged here; its caller
+/// sees [`Abandoned`]) and the thread goes on.
 fn work(jobs: &Mutex<Receiver<Job>>) {
     lower_priority();
     loop {
@@ -60,7 +61,9 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
             Ok(Ok(job)) => job,
             _ => return,
         };
-        let _ = catch_unwind(AssertUnwindSafe(job));
+        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a bulk job panicked; its caller gets an error");
+        }
     }
 }
 
@@ -98,6 +101,18 @@ pub async fn run<T: Send + 'static>(
         .send(job)
         .map_err(|_| Abandoned)?;
     rx.await.map_err(|_| Abandoned)
+}
+
+/// Runs `job` where it is asked for when `size` (bytes of JSON, or the
+/// memory the content holds) is under [`LARGE`], else on the pool.
+pub async fn run_if_large<T: Send + 'static>(
+    size: usize,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Abandoned> {
+    if size < LARGE {
+        return Ok(job());
+    }
+    run(job).await
 }
 
 /// Runs `job` once on each of the pool's threads and waits for all: for

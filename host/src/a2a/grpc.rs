@@ -138,10 +138,11 @@ impl<B: AgentBackend> GrpcAgent<B> {
     {
         match self.call::<Req, ReqTwin>(method, request).await? {
             Reply::Json(json) => {
-                let answer = converted(json.len(), json, |json: &Vec<u8>| {
-                    from_json::<ResTwin, Res>(json)
-                });
-                Ok(tonic::Response::new(answer.await?))
+                let answer =
+                    crate::bulk::run_if_large(json.len(), move || from_json::<ResTwin, Res>(&json));
+                Ok(tonic::Response::new(
+                    answer.await.unwrap_or_else(abandoned)?,
+                ))
             }
             _ => Err(unexpected(method)),
         }
@@ -180,7 +181,10 @@ impl<B: AgentBackend> GrpcAgent<B> {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_string());
         let size = request.get_ref().encoded_len();
-        let params = converted(size, request.into_inner(), to_json::<Req, ReqTwin>).await?;
+        let request = request.into_inner();
+        let params = crate::bulk::run_if_large(size, move || to_json::<Req, ReqTwin>(&request))
+            .await
+            .unwrap_or_else(abandoned)?;
         match self
             .service
             .call_rest(version.as_deref(), method, params.into())
@@ -326,29 +330,11 @@ where
         .map_err(|e| Status::invalid_argument(format!("the request has no JSON form: {e}")))
 }
 
-/// `convert(input)`; when `size` (bytes of JSON or protobuf) is large
-/// ([`crate::bulk::LARGE`]), as bulk work, off the threads that serve
-/// requests.
-async fn converted<I, O>(
-    size: usize,
-    input: I,
-    convert: fn(&I) -> Result<O, Status>,
-) -> Result<O, Status>
-where
-    I: Send + 'static,
-    O: Send + 'static,
-{
-    if size < crate::bulk::LARGE {
-        return convert(&input);
-    }
-    crate::bulk::run(move || convert(&input))
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "converting a gRPC message panicked");
-            Err(Status::internal(
-                "the server could not convert the message; it has been logged",
-            ))
-        })
+/// A large message's conversion, run as bulk work, panicked (logged there).
+fn abandoned<T>(_: crate::bulk::Abandoned) -> Result<T, Status> {
+    Err(Status::internal(
+        "the server could not convert the message; it has been logged",
+    ))
 }
 
 /// An answer's proto message, from its ProtoJSON by way of its twin.

@@ -203,24 +203,6 @@ pub fn sse_error(id: &RequestId, error: &RpcError) -> bytes::Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn params_sent_are_a_slice_of_the_body_and_none_sent_are_empty() {
-        let body = Bytes::from_static(
-            br#"{"jsonrpc": "2.0", "id": 1, "method": "M", "params": {"a": [1, 2]}}"#,
-        );
-        let request = parse(&body).unwrap();
-        let params = Params::in_body(&body, request.params);
-        assert_eq!(params.text(), br#"{"a": [1, 2]}"#);
-        assert!(
-            body.as_ptr_range().contains(&params.text().as_ptr()),
-            "no copy"
-        );
-
-        let body = Bytes::from_static(br#"{"jsonrpc": "2.0", "id": 1, "method": "M"}"#);
-        let request = parse(&body).unwrap();
-        assert_eq!(Params::in_body(&body, request.params).text(), b"{}");
-    }
     use serde_json::json;
 
     fn code(body: &str) -> (Value, i32) {
@@ -280,5 +262,23 @@ mod tests {
             serde_json::from_slice::<Value>(&body).unwrap(),
             json!({"jsonrpc": "2.0", "id": "x", "result": {"ok": true}})
         );
+    }
+
+    #[test]
+    fn params_sent_are_a_slice_of_the_body_and_none_sent_are_empty() {
+        let body = Bytes::from_static(
+            br#"{"jsonrpc": "2.0", "id": 1, "method": "M", "params": {"a": [1, 2]}}"#,
+        );
+        let request = parse(&body).unwrap();
+        let params = Params::in_body(&body, request.params);
+        assert_eq!(params.text(), br#"{"a": [1, 2]}"#);
+        assert!(
+            body.as_ptr_range().contains(&params.text().as_ptr()),
+            "no copy"
+        );
+
+        let body = Bytes::from_static(br#"{"jsonrpc": "2.0", "id": 1, "method": "M"}"#);
+        let request = parse(&body).unwrap();
+        assert_eq!(Params::in_body(&body, request.params).text(), b"{}");
     }
 }

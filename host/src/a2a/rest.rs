@@ -103,17 +103,10 @@ impl Endpoint {
     /// parameters, typed as the method's params are. A large body
     /// ([`crate::bulk::LARGE`]) is read as bulk work, off the threads
     /// that serve requests.
-    pub async fn read_params(&self, body: Bytes) -> Result<Params, RpcError> {
-        if body.len() < crate::bulk::LARGE {
-            return self.params(&body);
-        }
-        let endpoint = self.clone();
-        crate::bulk::run(move || endpoint.params(&body))
+    pub async fn read_params(self, body: Bytes) -> Result<Params, RpcError> {
+        crate::bulk::run_if_large(body.len(), move || self.params(&body))
             .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "reading a REST body panicked");
-                Err(RpcError::internal())
-            })
+            .unwrap_or_else(|_| Err(RpcError::internal()))
     }
 
     /// [`Endpoint::read_params`], on the calling thread.

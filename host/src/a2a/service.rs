@@ -240,16 +240,10 @@ impl Drop for CallSlot {
 /// The params as `T`; large params ([`crate::bulk::LARGE`], such as a
 /// message carrying a MiB of nested data) are read as bulk work.
 async fn params<T: DeserializeOwned + Send + 'static>(p: &Params) -> Result<T, RpcError> {
-    if p.text().len() < crate::bulk::LARGE {
-        return parse_params(p.text());
-    }
     let p = p.clone();
-    crate::bulk::run(move || parse_params(p.text()))
+    crate::bulk::run_if_large(p.text().len(), move || parse_params(p.text()))
         .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading params panicked");
-            Err(RpcError::internal())
-        })
+        .unwrap_or_else(|_| Err(RpcError::internal()))
 }
 
 /// The params as `T`. Only params that do not parse are read a second
@@ -369,12 +363,8 @@ async fn written(
     answer: Answer,
     write: impl FnOnce(&Answer) -> Vec<u8> + Send + 'static,
 ) -> Option<Vec<u8>> {
-    if answer.weight() < crate::bulk::LARGE {
-        return Some(write(&answer));
-    }
-    crate::bulk::run(move || write(&answer))
+    crate::bulk::run_if_large(answer.weight(), move || write(&answer))
         .await
-        .map_err(|e| tracing::error!(error = %e, "serialising an answer panicked"))
         .ok()
 }
 
@@ -405,24 +395,21 @@ struct Read {
     /// `None` for a notification.
     id: Option<RequestId>,
     dialect: Dialect,
-    /// The method, or why it cannot be served (unknown, another
-    /// version, 0.3 params that do not translate).
+    /// The method, or why it cannot be served (unknown, or 0.3 params
+    /// that do not translate).
     method: Result<Method, RpcError>,
     /// In the 1.0 shape: a slice of the body, or a 0.3 request's
     /// rewritten.
     params: Params,
 }
 
-/// Reads a JSON-RPC body sent with `A2A-Version` `version`. On failure,
-/// the error and the id to answer it with.
-fn read_request(body: &Bytes, version: Option<&str>) -> Result<Read, (RequestId, RpcError)> {
+/// Reads a JSON-RPC body. On failure, the error and the id to answer it
+/// with.
+fn read_request(body: &Bytes) -> Result<Read, (RequestId, RpcError)> {
     let request = jsonrpc::parse(body)?;
     let dialect = Dialect::of_method(&request.method);
-    let method = match version.filter(|v| !dialect.accepts_version(Some(v))) {
-        Some(v) => Err(RpcError::version_not_supported(v)),
-        None => Method::parse(&request.method)
-            .ok_or_else(|| RpcError::method_not_found(&request.method)),
-    };
+    let method =
+        Method::parse(&request.method).ok_or_else(|| RpcError::method_not_found(&request.method));
     let (method, params) = match (dialect, method) {
         (Dialect::V03, Ok(m)) => match v03::params_to_v1(m.shape(), request.params) {
             Ok(translated) => (Ok(m), translated),
@@ -489,18 +476,9 @@ impl<B: AgentBackend> A2aService<B> {
 
     /// Answers one JSON-RPC body. `version` is the client's `A2A-Version`.
     pub async fn call(self: &Arc<Self>, version: Option<&str>, body: Bytes) -> Reply {
-        let read = if body.len() < crate::bulk::LARGE {
-            read_request(&body, version)
-        } else {
-            let version = version.map(str::to_owned);
-            match crate::bulk::run(move || read_request(&body, version.as_deref())).await {
-                Ok(read) => read,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a request panicked");
-                    Err((Value::Null, RpcError::internal()))
-                }
-            }
-        };
+        let read = crate::bulk::run_if_large(body.len(), move || read_request(&body))
+            .await
+            .unwrap_or_else(|_| Err((Value::Null, RpcError::internal())));
         let Read {
             id,
             dialect,
@@ -509,6 +487,12 @@ impl<B: AgentBackend> A2aService<B> {
         } = match read {
             Ok(read) => read,
             Err((id, e)) => return Reply::Json(jsonrpc::error_body(&id, &e)),
+        };
+        // A version this dialect does not speak refuses the request
+        // whatever its method.
+        let method = match version.filter(|v| !dialect.accepts_version(Some(v))) {
+            Some(v) => Err(RpcError::version_not_supported(v)),
+            None => method,
         };
         let reply_id = id.clone().unwrap_or(Value::Null);
         let shape = method.as_ref().map_or(Shape::Other, |m| m.shape());

@@ -240,15 +240,12 @@ pub(crate) async fn answer(
     };
     let reply = match endpoint {
         None => agent.service.call(version.as_deref(), body).await,
-        Some(endpoint) => match endpoint.read_params(body).await {
-            Ok(params) => {
+        Some(endpoint) => match (endpoint.method, endpoint.read_params(body).await) {
+            (method, Ok(params)) => {
                 let version = version.as_deref();
-                agent
-                    .service
-                    .call_rest(version, endpoint.method, params)
-                    .await
+                agent.service.call_rest(version, method, params).await
             }
-            Err(e) => Reply::Failed(rest::status_of(&e).0, rest::error_body(&e)),
+            (_, Err(e)) => Reply::Failed(rest::status_of(&e).0, rest::error_body(&e)),
         },
     };
     match reply {

@@ -239,13 +239,12 @@ fn part_from_guest(part: guest::Part) -> Part {
 /// The guest's copy of a message; of a large one ([`crate::bulk::LARGE`]),
 /// made as bulk work (here only if the pool could not).
 async fn guest_copy(message: &Arc<Message>) -> guest::Message {
-    if crate::a2a::cost::message(message) < crate::bulk::LARGE {
-        return message_to_guest(message);
-    }
     let shared = Arc::clone(message);
-    crate::bulk::run(move || message_to_guest(&shared))
-        .await
-        .unwrap_or_else(|_| message_to_guest(message))
+    crate::bulk::run_if_large(crate::a2a::cost::message(message), move || {
+        message_to_guest(&shared)
+    })
+    .await
+    .unwrap_or_else(|_| message_to_guest(message))
 }
 
 /// The guest's copy of a message.
