@@ -7,13 +7,20 @@
 //! priority (nice 10) than the threads that serve requests, so on a busy
 //! machine the scheduler gives every session's request path the CPU first
 //! and the session that asked for the bulk work waits for it (see the
-//! tenancy suite's big-history and large-message cases). The pool's
-//! queue is first come, first served: one session's large requests can
-//! delay another's, not its small ones.
+//! tenancy suite's big-history and large-message cases).
+//!
+//! The pool takes turns between sessions: each session's jobs wait in a
+//! lane of their own, and a free thread takes the next job of the next
+//! lane in turn. A session that queues a hundred large requests delays
+//! another session's one large request by at most one of its own jobs
+//! per thread, not by all hundred. A job's lane is the session whose
+//! request is being served ([`in_session`]); work outside any request,
+//! such as collecting memory, shares one lane of its own.
 
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::sync::{Arc, Barrier, Condvar, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 
@@ -34,32 +41,96 @@ pub const LARGE: usize = 64 << 10;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The pool's queue, started on first use.
-fn queue() -> &'static Mutex<Sender<Job>> {
-    static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+/// Whose turn a job waits for: a session's id, or `None` for work no
+/// session's request asked for.
+type Lane = Option<Arc<str>>;
+
+tokio::task_local! {
+    /// The session whose request the current task is serving.
+    static SESSION: Arc<str>;
+}
+
+/// Serves `request` for `session`: the bulk jobs it causes wait in that
+/// session's lane.
+pub async fn in_session<F: Future>(session: Arc<str>, request: F) -> F::Output {
+    SESSION.scope(session, request).await
+}
+
+/// Jobs waiting, by lane, and the order lanes take their turns in. A
+/// lane is in `turns` exactly when it has jobs waiting.
+#[derive(Default)]
+struct Lanes {
+    waiting: HashMap<Lane, VecDeque<Job>>,
+    turns: VecDeque<Lane>,
+}
+
+impl Lanes {
+    fn push(&mut self, lane: Lane, job: Job) {
+        let jobs = self.waiting.entry(lane.clone()).or_default();
+        if jobs.is_empty() {
+            self.turns.push_back(lane);
+        }
+        jobs.push_back(job);
+    }
+
+    /// The first job of the lane whose turn it is; that lane goes to the
+    /// back of the line if it has more.
+    fn next(&mut self) -> Option<Job> {
+        let lane = self.turns.pop_front()?;
+        let jobs = self.waiting.get_mut(&lane)?;
+        let job = jobs.pop_front();
+        if jobs.is_empty() {
+            self.waiting.remove(&lane);
+        } else {
+            self.turns.push_back(lane);
+        }
+        job
+    }
+}
+
+/// The pool's queue: its lanes, and the signal that one has a job.
+struct Queue {
+    lanes: Mutex<Lanes>,
+    job_waiting: Condvar,
+}
+
+/// The pool's queue, its threads started on first use.
+fn queue() -> &'static Queue {
+    static QUEUE: OnceLock<&'static Queue> = OnceLock::new();
     QUEUE.get_or_init(|| {
-        let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let queue: &'static Queue = Box::leak(Box::new(Queue {
+            lanes: Mutex::default(),
+            job_waiting: Condvar::new(),
+        }));
         for n in 0..THREADS {
-            let rx = Arc::clone(&rx);
             std::thread::Builder::new()
                 .name(format!("bulk-{n}"))
-                .spawn(move || work(&rx))
+                .spawn(move || work(queue))
                 .expect("the OS starts a thread");
         }
-        Mutex::new(tx)
+        queue
     })
 }
 
 /// A bulk thread: lowers its own priority, then runs jobs until the
 /// process ends. A job that panics is contained (logged here; its caller
 /// sees [`Abandoned`]) and the thread goes on.
-fn work(jobs: &Mutex<Receiver<Job>>) {
+fn work(queue: &Queue) {
     lower_priority();
     loop {
-        let job = match jobs.lock().map(|rx| rx.recv()) {
-            Ok(Ok(job)) => job,
-            _ => return,
+        let job = {
+            let Ok(mut lanes) = queue.lanes.lock() else {
+                return;
+            };
+            loop {
+                if let Some(job) = lanes.next() {
+                    break job;
+                }
+                lanes = match queue.job_waiting.wait(lanes) {
+                    Ok(lanes) => lanes,
+                    Err(_) => return,
+                };
+            }
         };
         if catch_unwind(AssertUnwindSafe(job)).is_err() {
             tracing::error!("a bulk job panicked; its caller gets an error");
@@ -87,7 +158,8 @@ fn lower_priority() {}
 #[error("a bulk job panicked")]
 pub struct Abandoned;
 
-/// Runs `job` on the bulk pool and waits for its result.
+/// Runs `job` on the bulk pool, in the lane of the session being served,
+/// and waits for its result.
 pub async fn run<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Abandoned> {
@@ -95,11 +167,10 @@ pub async fn run<T: Send + 'static>(
     let job: Job = Box::new(move || {
         let _ = tx.send(job());
     });
-    queue()
-        .lock()
-        .map_err(|_| Abandoned)?
-        .send(job)
-        .map_err(|_| Abandoned)?;
+    let lane = SESSION.try_with(Arc::clone).ok();
+    let queue = queue();
+    queue.lanes.lock().map_err(|_| Abandoned)?.push(lane, job);
+    queue.job_waiting.notify_one();
     rx.await.map_err(|_| Abandoned)
 }
 
@@ -155,6 +226,34 @@ mod tests {
         for _ in 0..THREADS {
             assert_eq!(run(|| 7).await.unwrap(), 7, "the threads go on");
         }
+    }
+
+    #[tokio::test]
+    async fn sessions_take_turns_so_a_long_queue_does_not_hold_up_another_session() {
+        static STARTED: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        fn job(session: &'static str) -> impl FnOnce() + Send + 'static {
+            move || {
+                STARTED.lock().unwrap().push(session);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        // Twenty jobs of one session queue first, then one of another.
+        let busy = in_session(
+            "busy".into(),
+            futures_util::future::join_all((0..20).map(|_| run(job("busy")))),
+        );
+        let quiet = in_session("quiet".into(), run(job("quiet")));
+        let (busy, quiet) = tokio::join!(busy, quiet);
+        assert!(quiet.is_ok() && busy.iter().all(Result::is_ok));
+        let started = STARTED.lock().unwrap().clone();
+        let before_quiet = started.iter().take_while(|s| **s == "busy").count();
+        // At most one busy job per thread was running when the quiet one
+        // queued, and the busy lane then had at most one more turn.
+        assert!(
+            before_quiet <= THREADS + 1,
+            "the quiet session's job started after {before_quiet} of the busy one's: {started:?}"
+        );
+        assert_eq!(started.len(), 21);
     }
 
     #[tokio::test]

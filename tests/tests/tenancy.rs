@@ -597,15 +597,21 @@ fn threads_cpu(pid: u32, prefix: &str) -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// A SendMessage of 844 KiB of nested JSON: some 8 ms of reading on this
+/// machine, bulk work.
+fn nested_message() -> String {
+    let nested: Vec<Value> = (0..12_000)
+        .map(|i| json!({"id": i, "name": "player", "tags": ["a", "b"], "stats": {"x": 1.5, "y": null}}))
+        .collect();
+    rpc_body("SendMessage", message(json!([{"data": nested}])))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_are_read_off_the_threads_that_serve_requests() {
     let server = Server::start(5, &["--set", "budgets.store_bytes=200000000"]);
     let pid = server.pid();
     let s = one_agent(&server, "hostile").await;
-    let nested: Vec<Value> = (0..12_000)
-        .map(|i| json!({"id": i, "name": "player", "tags": ["a", "b"], "stats": {"x": 1.5, "y": null}}))
-        .collect();
-    let body = rpc_body("SendMessage", message(json!([{"data": nested}])));
+    let body = nested_message();
     let mut client = Client::connect(authority(&s.urls[0])).await;
     let auth = format!("Bearer {}", s.token);
     // One first, so the instance and the allocator are warm.
@@ -634,6 +640,64 @@ async fn large_messages_are_read_off_the_threads_that_serve_requests() {
         on_bulk_threads > on_request_threads,
         "the bulk threads read the message: {on_bulk_threads:?} there, {on_request_threads:?} on the request threads"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sessions_large_messages_do_not_queue_ahead_of_anothers() {
+    const FLOOD: usize = 12;
+    let server = Server::start(
+        5,
+        &[
+            "--set",
+            "budgets.store_bytes=200000000",
+            "--set",
+            "budgets.queued_calls_per_agent=32",
+        ],
+    );
+    let pid = server.pid();
+    let (flooder, other) = (
+        one_agent(&server, "echo").await,
+        one_agent(&server, "echo").await,
+    );
+    let body = nested_message();
+    // Warm: the instances and the allocator.
+    send_owned(flooder.clone(), body.clone()).await;
+    send_owned(other.clone(), body.clone()).await;
+    let bulk0 = threads_cpu(pid, "bulk-");
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|_| tokio::spawn(send_owned(flooder.clone(), body.clone())))
+        .collect();
+    // The other session's one message comes once the flood is being read.
+    let reading = within(10.0, async || {
+        threads_cpu(pid, "bulk-") > bulk0 + Duration::from_millis(2)
+    })
+    .await;
+    assert!(reading.is_some(), "the flood reached the bulk threads");
+    let other_done = send_owned(other, body).await;
+    let mut flood_done = Vec::new();
+    for done in flood {
+        flood_done.push(done.await.expect("a flood request"));
+    }
+    let ahead = flood_done.iter().filter(|t| **t < other_done).count();
+    println!("{ahead} of the {FLOOD} flood messages were answered before the other session's one");
+    // First come, first served, the other session's message would wait
+    // for nearly the whole flood; taking turns, for a few of its jobs.
+    assert!(
+        ahead <= FLOOD / 2,
+        "{ahead} of {FLOOD} flood messages were answered before the other session's one"
+    );
+}
+
+/// Sends `body` to `agent` on a connection of its own; when it was
+/// answered.
+async fn send_owned(agent: SessionInfo, body: String) -> Instant {
+    let mut client = Client::connect(authority(&agent.urls[0])).await;
+    let auth = format!("Bearer {}", agent.token);
+    let r = client
+        .request("POST", "/", &[("authorization", &auth)], body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    Instant::now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,8 +156,21 @@ pub(crate) struct Mount<'a> {
     pub prefix_len: usize,
 }
 
-/// Answers one request for an agent mounted `at`.
+/// Answers one request for an agent mounted `at`. The bulk work it
+/// causes takes its turn with other sessions' ([`crate::bulk`]).
 pub(crate) async fn answer(
+    session: &Session,
+    agent: &SlotAgent,
+    req: Request<RequestBody>,
+    at: Mount<'_>,
+    limits: PortLimits,
+    drain: &super::Drain,
+) -> Response<Body> {
+    let request = answer_in_session(session, agent, req, at, limits, drain);
+    crate::bulk::in_session(Arc::clone(session.budget.session()), request).await
+}
+
+async fn answer_in_session(
     session: &Session,
     agent: &SlotAgent,
     req: Request<RequestBody>,
