@@ -76,15 +76,21 @@ impl Lanes {
     /// The first job of the lane whose turn it is; that lane goes to the
     /// back of the line if it has more.
     fn next(&mut self) -> Option<Job> {
-        let lane = self.turns.pop_front()?;
-        let jobs = self.waiting.get_mut(&lane)?;
-        let job = jobs.pop_front();
-        if jobs.is_empty() {
-            self.waiting.remove(&lane);
-        } else {
-            self.turns.push_back(lane);
+        while let Some(lane) = self.turns.pop_front() {
+            let Some(jobs) = self.waiting.get_mut(&lane) else {
+                continue;
+            };
+            let job = jobs.pop_front();
+            if jobs.is_empty() {
+                self.waiting.remove(&lane);
+            } else {
+                self.turns.push_back(lane);
+            }
+            if job.is_some() {
+                return job;
+            }
         }
-        job
+        None
     }
 }
 
