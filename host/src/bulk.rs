@@ -130,6 +130,9 @@ fn work(queue: &Queue) {
             };
             loop {
                 if let Some(job) = lanes.next() {
+                    let metrics = crate::metrics::metrics();
+                    metrics.bulk_jobs_waiting.dec();
+                    metrics.bulk_jobs.inc();
                     break job;
                 }
                 lanes = match queue.job_waiting.wait(lanes) {
@@ -175,7 +178,13 @@ pub async fn run<T: Send + 'static>(
     });
     let lane = SESSION.try_with(Arc::clone).ok();
     let queue = queue();
-    queue.lanes.lock().map_err(|_| Abandoned)?.push(lane, job);
+    {
+        let mut lanes = queue.lanes.lock().map_err(|_| Abandoned)?;
+        lanes.push(lane, job);
+        // Counted under the lock, so a thread that takes the job counts
+        // it out after.
+        crate::metrics::metrics().bulk_jobs_waiting.inc();
+    }
     queue.job_waiting.notify_one();
     rx.await.map_err(|_| Abandoned)
 }

@@ -91,6 +91,12 @@ pub struct Metrics {
     pub outbound_refused: Counter,
     /// Guests' HTTP requests, by component, destination and result.
     pub guest_http_requests: Family<GuestHttpLabels, Counter>,
+    /// Bulk jobs (large requests and answers, memory collection) queued
+    /// and not yet started: a queue that stays long means the bulk
+    /// threads are the bottleneck.
+    pub bulk_jobs_waiting: Gauge,
+    /// Bulk jobs started.
+    pub bulk_jobs: Counter,
 }
 
 fn call_latency() -> Histogram {
@@ -121,6 +127,8 @@ impl Metrics {
             budget_refusals: Family::default(),
             outbound_refused: Counter::default(),
             guest_http_requests: Family::default(),
+            bulk_jobs_waiting: Gauge::default(),
+            bulk_jobs: Counter::default(),
         };
         registry.register(
             "sessions_active",
@@ -216,6 +224,16 @@ impl Metrics {
             "guest_http_requests",
             "Guests' HTTP requests, by component, destination and result",
             m.guest_http_requests.clone(),
+        );
+        registry.register(
+            "bulk_jobs_waiting",
+            "Bulk jobs (large requests and answers, memory collection) queued and not yet started",
+            m.bulk_jobs_waiting.clone(),
+        );
+        registry.register(
+            "bulk_jobs",
+            "Bulk jobs started on the bulk threads",
+            m.bulk_jobs.clone(),
         );
         Metrics { registry, ..m }
     }

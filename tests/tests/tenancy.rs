@@ -686,6 +686,10 @@ async fn one_sessions_large_messages_do_not_queue_ahead_of_anothers() {
         ahead <= FLOOD / 2,
         "{ahead} of {FLOOD} flood messages were answered before the other session's one"
     );
+    // Each message was read on the bulk threads, and none is left queued.
+    let jobs = sample(&server, "a2a_sandbox_bulk_jobs_total").await;
+    assert!(jobs >= (FLOOD + 3) as f64, "bulk jobs counted: {jobs}");
+    assert_eq!(sample(&server, "a2a_sandbox_bulk_jobs_waiting").await, 0.0);
 }
 
 /// Sends `body` to `agent` on a connection of its own; when it was
