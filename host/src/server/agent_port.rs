@@ -253,13 +253,16 @@ async fn answer_in_session(
     };
     let reply = match endpoint {
         None => agent.service.call(version.as_deref(), body).await,
-        Some(endpoint) => match (endpoint.method, endpoint.read_params(body).await) {
-            (method, Ok(params)) => {
-                let version = version.as_deref();
-                agent.service.call_rest(version, method, params).await
+        Some(endpoint) => {
+            let method = endpoint.method;
+            match endpoint.read_params(body).await {
+                Ok(params) => {
+                    let version = version.as_deref();
+                    agent.service.call_rest(version, method, params).await
+                }
+                Err(e) => Reply::Failed(rest::status_of(&e).0, rest::error_body(&e)),
             }
-            (_, Err(e)) => Reply::Failed(rest::status_of(&e).0, rest::error_body(&e)),
-        },
+        }
     };
     match reply {
         Reply::Json(bytes) => json_bytes(StatusCode::OK, bytes),
