@@ -695,11 +695,8 @@ async fn one_sessions_large_messages_do_not_queue_ahead_of_anothers() {
 /// Sends `body` to `agent` on a connection of its own; when it was
 /// answered.
 async fn send_owned(agent: SessionInfo, body: String) -> Instant {
-    let mut client = Client::connect(authority(&agent.urls[0])).await;
     let auth = format!("Bearer {}", agent.token);
-    let r = client
-        .request("POST", "/", &[("authorization", &auth)], body)
-        .await;
+    let r = http("POST", &agent.urls[0], &[("authorization", &auth)], body).await;
     assert_eq!(r.status, 200, "{}", r.text());
     Instant::now()
 }
