@@ -11,7 +11,8 @@
 //!
 //! Requests are spread over lanes: a lane is one task with one keep-alive
 //! connection per server address it talks to, sending its targets'
-//! requests one after another.
+//! requests one after another. Targets the server has no descriptors to
+//! hold a connection for get a connection per request instead.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -137,34 +138,16 @@ fn send_message() -> Bytes {
     )
 }
 
-/// How a lane uses connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reuse {
-    /// One keep-alive connection per server address, opened before the
-    /// run (and again after a failure).
-    KeepAlive,
-    /// A new connection for every request, closed after the answer: how
-    /// clients of many port-mode agents fit the server's descriptor
-    /// limit, which its listeners already mostly fill.
-    PerRequest,
-}
-
-/// A lane's connections, one per server address, opened when first used
-/// and again after a failure.
+/// A lane's keep-alive connections, one per server address, opened
+/// before the run (and again after a failure).
+#[derive(Default)]
 struct Connections {
     open: HashMap<String, SendRequest<Full<Bytes>>>,
-    reuse: Reuse,
 }
 
 impl Connections {
-    fn new(reuse: Reuse) -> Connections {
-        Connections {
-            open: HashMap::new(),
-            reuse,
-        }
-    }
-
-    /// Sends one SendMessage to `target`; `Ok` when it completed a task.
+    /// Sends one SendMessage to `target` over the lane's connection to its
+    /// address; `Ok` when it completed a task.
     async fn send(&mut self, target: &Target, body: &Bytes) -> Result<(), Failure> {
         let usable = match self.open.get_mut(&target.authority) {
             Some(sender) => sender.ready().await.is_ok(),
@@ -180,28 +163,8 @@ impl Connections {
             };
         }
         let sender = self.open.get_mut(&target.authority).expect("connected");
-        let mut request = Request::post(&target.path);
-        if self.reuse == Reuse::PerRequest {
-            request = request.header("connection", "close");
-        }
-        let request = request
-            .header("host", &target.authority)
-            .header("content-type", "application/json")
-            .header("authorization", &target.authorization)
-            .body(Full::new(body.clone()))
-            .expect("a request");
-        let answered = match sender.send_request(request).await {
-            Ok(response) if response.status() == 200 => {
-                match response.collect().await.map(|b| b.to_bytes()) {
-                    Ok(body) if contains(&body, b"TASK_STATE_COMPLETED") => Ok(()),
-                    Ok(_) => Err(Failure::NotCompleted),
-                    Err(_) => Err(Failure::Cut),
-                }
-            }
-            Ok(response) => Err(Failure::Status(response.status().as_u16())),
-            Err(_) => Err(Failure::Cut),
-        };
-        if answered.is_err() || self.reuse == Reuse::PerRequest {
+        let answered = post(sender, target, body, false).await;
+        if answered.is_err() {
             self.open.remove(&target.authority);
         }
         answered
@@ -209,9 +172,6 @@ impl Connections {
 
     /// Opens a connection to each address among `targets`.
     async fn open(&mut self, targets: &[Target]) {
-        if self.reuse == Reuse::PerRequest {
-            return;
-        }
         for target in targets {
             if !self.open.contains_key(&target.authority)
                 && let Ok(sender) = crate::open_connection(&target.authority).await
@@ -219,6 +179,47 @@ impl Connections {
                 self.open.insert(target.authority.clone(), sender);
             }
         }
+    }
+}
+
+/// Sends one SendMessage to `target` on a new connection, closed after
+/// the answer.
+async fn send_once(target: &Target, body: &Bytes) -> Result<(), Failure> {
+    let mut sender = crate::open_connection(&target.authority)
+        .await
+        .map_err(Failure::Open)?;
+    post(&mut sender, target, body, true).await
+}
+
+/// Posts `body` to `target` on `sender`; `Ok` when the answer is a
+/// completed task. `close` asks the server to close the connection after
+/// it answers.
+async fn post(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+    body: &Bytes,
+    close: bool,
+) -> Result<(), Failure> {
+    let mut request = Request::post(&target.path);
+    if close {
+        request = request.header("connection", "close");
+    }
+    let request = request
+        .header("host", &target.authority)
+        .header("content-type", "application/json")
+        .header("authorization", &target.authorization)
+        .body(Full::new(body.clone()))
+        .expect("a request");
+    match sender.send_request(request).await {
+        Ok(response) if response.status() == 200 => {
+            match response.collect().await.map(|b| b.to_bytes()) {
+                Ok(body) if contains(&body, b"TASK_STATE_COMPLETED") => Ok(()),
+                Ok(_) => Err(Failure::NotCompleted),
+                Err(_) => Err(Failure::Cut),
+            }
+        }
+        Ok(response) => Err(Failure::Status(response.status().as_u16())),
+        Err(_) => Err(Failure::Cut),
     }
 }
 
@@ -247,16 +248,21 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Open loop: each target gets one SendMessage every `period` for `run`,
-/// `targets` spread round-robin over `lanes` lanes, connections used as
-/// `reuse` says. Latency counts from when each request was due. A lane's
-/// keep-alive connection carries one request at a time, so a slow answer
-/// delays the lane's next request (still measured from when it was due);
-/// a request on a connection of its own is sent when due whatever is
-/// still in flight, as independent clients would.
+/// `targets` spread round-robin over `lanes` lanes. Latency counts from
+/// when each request was due.
+///
+/// `held` of the targets, spread evenly among them, are sent to over
+/// keep-alive connections the lanes hold for the run; each of the others
+/// gets a new connection for every request, closed after its answer, as
+/// clients do when the server cannot hold a connection for each. A
+/// lane's keep-alive connection carries one request at a time, so a slow
+/// answer delays the lane's next request on it (still measured from when
+/// it was due); a request on a connection of its own is sent when due
+/// whatever is still in flight, as independent clients would.
 pub async fn open_loop(
     targets: &[Target],
     lanes: usize,
-    reuse: Reuse,
+    held: usize,
     period: Duration,
     run: Duration,
 ) -> Run {
@@ -267,22 +273,29 @@ pub async fn open_loop(
         .map(|lane| {
             // Target i is due at i/total of the period after the start,
             // then every period.
-            let mine: Vec<(Target, Duration)> = (lane..total)
+            let mine: Vec<(Target, Duration, bool)> = (lane..total)
                 .step_by(lanes)
-                .map(|i| (targets[i].clone(), period.mul_f64(i as f64 / total as f64)))
+                .map(|i| {
+                    let phase = period.mul_f64(i as f64 / total as f64);
+                    (targets[i].clone(), phase, is_held(i, held, total))
+                })
                 .collect();
             let clock = clock.clone();
             tokio::spawn(async move {
                 let body = send_message();
-                let mut connections = Connections::new(reuse);
-                let just_targets: Vec<Target> = mine.iter().map(|(t, _)| t.clone()).collect();
-                connections.open(&just_targets).await;
+                let mut connections = Connections::default();
+                let kept: Vec<Target> = mine
+                    .iter()
+                    .filter(|(_, _, held)| *held)
+                    .map(|(t, _, _)| t.clone())
+                    .collect();
+                connections.open(&kept).await;
                 let start = clock.started().await;
                 let end = start + run;
                 let mut due: BinaryHeap<Reverse<(Instant, usize)>> = mine
                     .iter()
                     .enumerate()
-                    .map(|(k, (_, phase))| Reverse((start + *phase, k)))
+                    .map(|(k, (_, phase, _))| Reverse((start + *phase, k)))
                     .collect();
                 let mut measured = Run::default();
                 // A request on a connection of its own does not wait for
@@ -293,15 +306,16 @@ pub async fn open_loop(
                         break;
                     }
                     tokio::time::sleep_until(at).await;
-                    if reuse == Reuse::PerRequest {
-                        let (target, body) = (mine[k].0.clone(), body.clone());
+                    let (target, _, held) = &mine[k];
+                    if *held {
+                        let sent = connections.send(target, &body).await;
+                        measured.count(sent, at.elapsed());
+                    } else {
+                        let (target, body) = (target.clone(), body.clone());
                         own_connections.spawn(async move {
-                            let sent = Connections::new(reuse).send(&target, &body).await;
+                            let sent = send_once(&target, &body).await;
                             (sent, at.elapsed())
                         });
-                    } else {
-                        let sent = connections.send(&mine[k].0, &body).await;
-                        measured.count(sent, at.elapsed());
                     }
                     due.push(Reverse((at + period, k)));
                 }
@@ -309,12 +323,19 @@ pub async fn open_loop(
                     let (sent, latency) = done.expect("a request task");
                     measured.count(sent, latency);
                 }
-                measured
+                (measured, connections)
             })
         })
         .collect();
     let start = clock.start().await;
     gather(tasks, start).await
+}
+
+/// Whether target `i` of `total` is among the `held` that keep a
+/// connection: exactly `held` of them are, spread evenly, so the requests
+/// that open a connection each are spread over the period too.
+fn is_held(i: usize, held: usize, total: usize) -> bool {
+    (i + 1) * held / total > i * held / total
 }
 
 /// Closed loop: `lanes` lanes send back to back for `run`, each cycling
@@ -336,7 +357,7 @@ pub async fn closed_loop(targets: &[Target], lanes: usize, run: Duration) -> Run
             let clock = clock.clone();
             tokio::spawn(async move {
                 let body = send_message();
-                let mut connections = Connections::new(Reuse::KeepAlive);
+                let mut connections = Connections::default();
                 connections.open(&mine).await;
                 let end = clock.started().await + run;
                 let mut measured = Run::default();
@@ -348,7 +369,7 @@ pub async fn closed_loop(targets: &[Target], lanes: usize, run: Duration) -> Run
                     let answered = connections.send(target, &body).await;
                     measured.count(answered, sent.elapsed());
                 }
-                measured
+                (measured, connections)
             })
         })
         .collect();
@@ -399,12 +420,19 @@ impl Clock {
     }
 }
 
-async fn gather(tasks: Vec<tokio::task::JoinHandle<Run>>, start: Instant) -> Run {
+/// The lanes' runs together. Each lane hands back its connections, which
+/// stay open until every lane is done: a lane that ends first would
+/// otherwise close its connections while others still measure.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<(Run, Connections)>>, start: Instant) -> Run {
     let mut all = Run::default();
+    let mut open = Vec::with_capacity(tasks.len());
     for task in tasks {
-        all.merge(task.await.expect("a load lane"));
+        let (run, connections) = task.await.expect("a load lane");
+        all.merge(run);
+        open.push(connections);
     }
     all.elapsed = start.elapsed();
+    drop(open);
     all
 }
 
@@ -417,18 +445,14 @@ const FLEET_DESCRIPTORS: u64 = 65_536;
 /// the server among them, inherit it); without the privilege, to the
 /// hard limit.
 pub fn raise_descriptor_limit() {
-    let mut now = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let now = descriptor_limits();
+    let wanted = libc::rlimit {
+        rlim_cur: FLEET_DESCRIPTORS,
+        rlim_max: FLEET_DESCRIPTORS.max(now.rlim_max),
     };
-    // SAFETY: getrlimit and setrlimit only read and write the struct
-    // passed, which lives across each call.
+    // SAFETY: setrlimit only reads the struct passed, which lives across
+    // each call.
     unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut now);
-        let wanted = libc::rlimit {
-            rlim_cur: FLEET_DESCRIPTORS,
-            rlim_max: FLEET_DESCRIPTORS.max(now.rlim_max),
-        };
         if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
             let hard = libc::rlimit {
                 rlim_cur: now.rlim_max,
@@ -436,11 +460,36 @@ pub fn raise_descriptor_limit() {
             };
             libc::setrlimit(libc::RLIMIT_NOFILE, &hard);
             eprintln!(
-                "note: the descriptor limit stays at {}; the port-mode fleet run may refuse connections",
+                "note: the descriptor limit stays at {}; the port-mode fleet run holds fewer connections",
                 now.rlim_max
             );
         }
     }
+}
+
+/// This process's descriptor limits, soft and hard.
+fn descriptor_limits() -> libc::rlimit {
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed, which lives across
+    // the call.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) };
+    now
+}
+
+/// Descriptors a fleet server keeps for everything but the open loop's
+/// held connections: its other descriptors, the connections opened per
+/// request while they are in flight, and the reserve it keeps free.
+const DESCRIPTOR_MARGIN: usize = 600;
+
+/// Keep-alive connections a server with `listeners` agent ports can hold
+/// within its descriptor limit, which it inherits from this process.
+fn connections_beside(listeners: usize) -> usize {
+    usize::try_from(descriptor_limits().rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(listeners + DESCRIPTOR_MARGIN)
 }
 
 /// Sessions in a fleet run, five drafters each.
@@ -462,6 +511,9 @@ pub struct Fleet {
     sessions: usize,
     seconds: u64,
     create_p99: Duration,
+    /// Agents the open loop sent to over keep-alive connections; each of
+    /// the others got a connection per request.
+    held: usize,
     open: Run,
     /// Where the machine's CPU went during the open loop.
     open_cpu: CpuShare,
@@ -474,7 +526,7 @@ pub struct Fleet {
 /// loop for `seconds`, then the closed loops.
 pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
     let agents = sessions * 5;
-    let ports = if mode == "ports" { agents + 400 } else { 5 };
+    let ports = if mode == "ports" { agents + 100 } else { 5 };
     let server = crate::Server::start(
         u16::try_from(ports).expect("a port range"),
         &[
@@ -484,38 +536,40 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
             &(agents + 50).to_string(),
             "--set",
             "http.max_connections=30000",
+            // No webhooks: the descriptors go to client connections.
+            "--set",
+            "outbound.max_connections=16",
             "--set",
             "budgets.queued_calls_per_agent=16",
         ],
     );
     let mut control = crate::Client::connect(&server.addr.to_string()).await;
-    let mut held = Vec::with_capacity(sessions);
+    let mut created = Vec::with_capacity(sessions);
     let mut creates = Vec::with_capacity(sessions);
     for i in 0..sessions {
         let t0 = std::time::Instant::now();
         let r = control.request("POST", "/v1/sessions", &[], "").await;
         creates.push(t0.elapsed());
         assert_eq!(r.status, 201, "{mode} session {i}: {}", r.text());
-        held.push(crate::SessionInfo::from(&r.json()));
+        created.push(crate::SessionInfo::from(&r.json()));
     }
     drop(control);
     creates.sort();
-    let targets: Vec<Target> = held
+    let targets: Vec<Target> = created
         .iter()
         .flat_map(|s| s.urls.iter().map(|u| Target::new(u, &s.token)))
         .collect();
-    // Port mode: 10,000 listeners leave too few descriptors for a held
-    // connection per agent, so each request has a connection of its own.
-    let reuse = if mode == "ports" {
-        Reuse::PerRequest
-    } else {
-        Reuse::KeepAlive
+    // Port mode: every agent is a listener of its own, and the server's
+    // descriptors hold its listeners and its connections alike.
+    let held = match mode {
+        "ports" => connections_beside(ports).min(agents),
+        _ => agents,
     };
     let cpu_before = CpuTicks::now(server.pid());
     let open = open_loop(
         &targets,
         OPEN_LANES,
-        reuse,
+        held,
         Duration::from_secs(1),
         Duration::from_secs(seconds),
     )
@@ -530,6 +584,7 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
         sessions,
         seconds,
         create_p99: crate::percentile(&creates, 99.0),
+        held,
         open,
         open_cpu,
         closed,
@@ -633,6 +688,19 @@ fn machine_steal_and_idle() -> (u64, u64) {
 }
 
 impl Fleet {
+    /// How the open loop's clients connected.
+    fn connections(&self) -> String {
+        let agents = self.sessions * 5;
+        match agents - self.held {
+            0 => "keep-alive".into(),
+            own if own == agents => "a connection per request".into(),
+            own => format!(
+                "keep-alive to {} agents, a connection per request to {own}",
+                self.held
+            ),
+        }
+    }
+
     /// The run as table rows: what, figure, target.
     pub fn rows(&self) -> Vec<(String, String, &'static str)> {
         let (mode, sessions, seconds, open) = (&self.mode, self.sessions, self.seconds, &self.open);
@@ -645,11 +713,7 @@ impl Fleet {
             (
                 format!(
                     "{mode} mode, open loop: {sessions} sessions x 5 drafters, each 1 SendMessage/s for {seconds}s, {OPEN_LANES} lanes ({}): answers/s, p50 / p99 / p99.9 / max",
-                    if mode == "ports" {
-                        "a connection per request"
-                    } else {
-                        "keep-alive"
-                    }
+                    self.connections()
                 ),
                 format!(
                     "{:.0}/s, {} / {} / {} / {}",
@@ -728,6 +792,24 @@ mod tests {
             run.describe_errors(),
             "5 (2 HTTP 503, 1 Unavailable: closed, 1 connect: connection refused, 1 more)"
         );
+    }
+
+    #[test]
+    fn held_connections_are_as_many_as_asked_and_spread_evenly() {
+        for (held, total) in [(0, 10), (10, 10), (7, 10), (8_600, 10_000), (1, 3)] {
+            let kept: Vec<usize> = (0..total).filter(|&i| is_held(i, held, total)).collect();
+            assert_eq!(kept.len(), held, "{held} of {total}");
+            // Any stretch of targets has its share of held ones, give or
+            // take one: the connections opened per request do not bunch up
+            // in one part of the period.
+            for window in kept.windows(2) {
+                let gap = window[1] - window[0];
+                assert!(
+                    gap <= total.div_ceil(held),
+                    "gap {gap} in {held} of {total}"
+                );
+            }
+        }
     }
 
     #[test]
