@@ -802,18 +802,27 @@ mod tests {
 
     #[test]
     fn held_connections_are_as_many_as_asked_and_spread_evenly() {
-        for (held, total) in [(0, 10), (10, 10), (7, 10), (8_600, 10_000), (1, 3)] {
-            let kept: Vec<usize> = (0..total).filter(|&i| is_held(i, held, total)).collect();
-            assert_eq!(kept.len(), held, "{held} of {total}");
-            // Any stretch of targets has its share of held ones, give or
-            // take one: the connections opened per request do not bunch up
-            // in one part of the period.
-            for window in kept.windows(2) {
-                let gap = window[1] - window[0];
-                assert!(
-                    gap <= total.div_ceil(held),
-                    "gap {gap} in {held} of {total}"
-                );
+        for (held, total) in [(0, 10), (10, 10), (7, 10), (3, 10), (8_600, 10_000), (1, 3)] {
+            let kept: Vec<bool> = (0..total).map(|i| is_held(i, held, total)).collect();
+            assert_eq!(
+                kept.iter().filter(|&&k| k).count(),
+                held,
+                "{held} of {total}"
+            );
+            // Every stretch of targets has its share of each kind, so the
+            // connections opened per request do not bunch up in one part
+            // of the period.
+            for (kind, count) in [(true, held), (false, total - held)] {
+                if count == 0 {
+                    continue;
+                }
+                let stretch = total.div_ceil(count);
+                for window in kept.windows(stretch) {
+                    assert!(
+                        window.contains(&kind),
+                        "{stretch} targets in a row without a held={kind} one: {held} of {total}"
+                    );
+                }
             }
         }
     }
