@@ -171,7 +171,7 @@ impl Connections {
     }
 
     /// Opens a connection to each address among `targets`.
-    async fn open(&mut self, targets: &[Target]) {
+    async fn open(&mut self, targets: impl IntoIterator<Item = &Target>) {
         for target in targets {
             if !self.open.contains_key(&target.authority)
                 && let Ok(sender) = crate::open_connection(&target.authority).await
@@ -284,12 +284,12 @@ pub async fn open_loop(
             tokio::spawn(async move {
                 let body = send_message();
                 let mut connections = Connections::default();
-                let kept: Vec<Target> = mine
+                let kept: Vec<&Target> = mine
                     .iter()
                     .filter(|(_, _, held)| *held)
-                    .map(|(t, _, _)| t.clone())
+                    .map(|(target, _, _)| target)
                     .collect();
-                connections.open(&kept).await;
+                connections.open(kept).await;
                 let start = clock.started().await;
                 let end = start + run;
                 let mut due: BinaryHeap<Reverse<(Instant, usize)>> = mine
@@ -485,10 +485,15 @@ fn descriptor_limits() -> libc::rlimit {
 
 /// Descriptors a fleet server keeps for everything but the open loop's
 /// held connections. The server takes connections up to its limit less
-/// its listeners, its outbound connections (16 here) and a reserve of
-/// 128, so this leaves room for 156 connections opened per request at
+/// its listeners, its outbound connections
+/// ([`FLEET_OUTBOUND_CONNECTIONS`]) and a reserve of 128, so this leaves
+/// room for 300 - 16 - 128 = 156 connections opened per request at
 /// once, beside the held ones.
 const DESCRIPTOR_MARGIN: usize = 300;
+
+/// The fleet server's outbound connections: it sends no webhooks, so its
+/// descriptors go to client connections.
+const FLEET_OUTBOUND_CONNECTIONS: usize = 16;
 
 /// Keep-alive connections a server with `listeners` agent ports can hold
 /// within its descriptor limit, which it inherits from this process.
@@ -542,9 +547,8 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
             &(agents + 50).to_string(),
             "--set",
             "http.max_connections=30000",
-            // No webhooks: the descriptors go to client connections.
             "--set",
-            "outbound.max_connections=16",
+            &format!("outbound.max_connections={FLEET_OUTBOUND_CONNECTIONS}"),
             "--set",
             "budgets.queued_calls_per_agent=16",
         ],
