@@ -189,8 +189,14 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.load()?;
             // Before any thread allocates: see its doc.
-            crate::allocator::tune();
+            let tuned = crate::allocator::tune();
             init_logs(config.log_format);
+            if let Err(e) = tuned {
+                tracing::warn!(
+                    "transparent huge pages stay on ({e}): a session create may stall while \
+                     the kernel clears a 2 MiB page"
+                );
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .on_thread_park(crate::allocator::collect_if_asked)
                 .enable_all()
