@@ -5,9 +5,8 @@
 //! freed.
 //!
 //! Against glibc's malloc (one arena, mmap for large blocks, trimmed
-//! after a large session), a SendMessage costs about a fifth less CPU
-//! and an idle session of five drafters 12 KiB less Pss; an idle
-//! JavaScript instance takes 158 KiB more (the README's figures).
+//! after a large session), a SendMessage costs about a fifth less CPU,
+//! and an idle session takes the same memory (the README's figures).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
