@@ -537,15 +537,24 @@ fn proc_field(pid: u32, file: &str, field: &str) -> String {
 /// Where the kernel has huge pages free, a heap on transparent huge
 /// pages makes every few creates clear a 2 MiB page: the server turns
 /// them off for itself before it serves, and its sessions add none (what
-/// was touched before, at start, stays as it is).
+/// was touched before, at start, stays or is split).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_take_no_transparent_huge_pages() {
     let server = Server::start(1, &["--mode", "gateway"]);
     assert_eq!(proc_field(server.pid(), "status", "THP_enabled:"), "0");
-    let huge = || proc_field(server.pid(), "smaps_rollup", "AnonHugePages:");
+    // kB; it may shrink (freeing part of a huge page splits it), not grow.
+    let huge = || -> u64 {
+        proc_field(server.pid(), "smaps_rollup", "AnonHugePages:")
+            .parse()
+            .unwrap()
+    };
     let before = huge();
     memory_per_session(&server, None, 200).await;
-    assert_eq!(huge(), before, "kB on huge pages, after 200 sessions");
+    let after = huge();
+    assert!(
+        after <= before,
+        "kB on huge pages went from {before} to {after} over 200 sessions"
+    );
 }
 
 #[test]
