@@ -607,14 +607,21 @@ pub async fn conformance_agent(server: &Server) -> (String, String) {
     (s.urls[0].clone(), s.token)
 }
 
+/// The number after `field` (as `"VmRSS:"`) in `/proc/PID/{file}`, its
+/// first word (Linux).
+pub fn proc_number(pid: u32, file: &str, field: &str) -> u64 {
+    let path = format!("/proc/{pid}/{file}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {field} in {path}"))
+}
+
 /// Resident memory of process `pid`, in KiB (Linux).
 pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
+    proc_number(pid, "status", "VmRSS:")
 }
 
 /// The process's proportional set size (`Pss` of
@@ -623,13 +630,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 /// counts every instance's view of a component's copy-on-write memory
 /// image (file pages all instances share) again.
 pub fn pss_kib(pid: u32) -> u64 {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .expect("/proc/PID/smaps_rollup");
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a Pss line")
+    proc_number(pid, "smaps_rollup", "Pss:")
 }
 
 /// What each of `n` sessions created with `body` (none: the default

@@ -523,17 +523,6 @@ async fn churn_leaves_no_session_port_or_descriptor_behind() {
     );
 }
 
-/// A field of `/proc/PID/{file}` (`status` or `smaps_rollup`), its first
-/// word.
-fn proc_field(pid: u32, file: &str, field: &str) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/{file}"))
-        .to_string()
-}
-
 /// Where the kernel has huge pages free, a heap on transparent huge
 /// pages makes every few creates clear a 2 MiB page: the server turns
 /// them off for itself before it serves, and its sessions add none (what
@@ -541,13 +530,9 @@ fn proc_field(pid: u32, file: &str, field: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_take_no_transparent_huge_pages() {
     let server = Server::start(1, &["--mode", "gateway"]);
-    assert_eq!(proc_field(server.pid(), "status", "THP_enabled:"), "0");
+    assert_eq!(proc_number(server.pid(), "status", "THP_enabled:"), 0);
     // kB; it may shrink (freeing part of a huge page splits it), not grow.
-    let huge = || -> u64 {
-        proc_field(server.pid(), "smaps_rollup", "AnonHugePages:")
-            .parse()
-            .unwrap()
-    };
+    let huge = || proc_number(server.pid(), "smaps_rollup", "AnonHugePages:");
     let before = huge();
     memory_per_session(&server, None, 200).await;
     let after = huge();
