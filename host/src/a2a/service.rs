@@ -607,7 +607,7 @@ impl<B: AgentBackend> A2aService<B> {
 
     /// Checks a message and creates or continues its task; `streamed`
     /// says the client is shown the task before the agent runs.
-    async fn prepare(&self, p: SendMessageParams, streamed: bool) -> Result<Prepared, RpcError> {
+    fn prepare(&self, p: SendMessageParams, streamed: bool) -> Result<Prepared, RpcError> {
         let config = p.configuration.unwrap_or_default();
         let history = history_length(config.history_length)?;
         let return_immediately = config.return_immediately.unwrap_or(false);
@@ -766,7 +766,7 @@ impl<B: AgentBackend> A2aService<B> {
         slot: CallSlot,
         p: SendMessageParams,
     ) -> Result<Answer, RpcError> {
-        let prepared = self.prepare(p, false).await?;
+        let prepared = self.prepare(p, false)?;
         let shown = !prepared.request.new_task || prepared.return_immediately;
         let run = self.agent_run(prepared.request, slot, prepared.history, shown);
         if let (true, Some(submitted)) = (prepared.return_immediately, prepared.snapshot) {
@@ -995,7 +995,7 @@ impl<B: AgentBackend> A2aService<B> {
     /// message) the agent's reply to wait for before the first event.
     async fn start_stream(&self, p: &Params) -> Result<StreamStart, RpcError> {
         let slot = self.call_slot()?;
-        let prepared = self.prepare(params(p).await?, true).await?;
+        let prepared = self.prepare(params(p).await?, true)?;
         let submitted = prepared.snapshot.ok_or_else(RpcError::internal)?;
         // Subscribe before the agent starts, so no event is missed.
         let (_, events) = self
