@@ -3,6 +3,7 @@
 //! from the same `InstancePre` and config.
 
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -603,8 +604,11 @@ impl GuestInstance {
             let backoff = (FIRST_TRAP_BACKOFF * 2u32.pow(doublings)).min(MAX_TRAP_BACKOFF);
             tokio::time::sleep(backoff).await;
         }
+        // Starting an instance takes a future many times the size of a
+        // call's: boxed, so every call's own future stays small (it is
+        // moved as the call is made).
         if self.live.is_none() {
-            self.start()
+            Box::pin(self.start())
                 .await
                 .map_err(|e| CallError::Unavailable(e.to_string()))?;
         }
@@ -619,7 +623,8 @@ impl GuestInstance {
         store.data_mut().waiting = chain.waiting;
         // The epoch callback traps a guest that computes past its
         // deadline; the timeout also covers one blocked in a host call.
-        let outcome = tokio::time::timeout(timeout + EPOCH_SLACK, call(agent, store)).await;
+        let deadline = tokio::time::Instant::from_std(store.data().started) + timeout + EPOCH_SLACK;
+        let outcome = by_deadline(deadline, call(agent, store)).await;
         let data = store.data_mut();
         data.emit = None;
         data.waiting = Vec::new();
@@ -641,7 +646,7 @@ impl GuestInstance {
     async fn recycle(&mut self, cause: &CallError) {
         self.live = None;
         let started = Instant::now();
-        let outcome = self.start().await;
+        let outcome = Box::pin(self.start()).await;
         if let Some(report) = &self.hooks.on_recycle {
             report(cause, started.elapsed());
         }
@@ -709,6 +714,21 @@ fn arm(store: &mut Store<GuestState>, call_timeout: Duration) {
     data.started = now;
     data.emits_this_call = 0;
     store.set_epoch_deadline(1);
+}
+
+/// `call`, given up at `deadline`. Most calls end on their first poll:
+/// only one that does not sets a timer, which would otherwise cost every
+/// call a reference to the runtime's shared timer handle, taken and
+/// given back.
+async fn by_deadline<F: Future>(
+    deadline: tokio::time::Instant,
+    call: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut call = std::pin::pin!(call);
+    match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+        Poll::Ready(done) => Ok(done),
+        Poll::Pending => tokio::time::timeout_at(deadline, call).await,
+    }
 }
 
 /// How long past the deadline the host waits for a guest blocked in a
