@@ -251,11 +251,13 @@ impl Metrics {
 
     /// Counts one thing by kind.
     pub fn count(family: &Family<KindLabel, Counter>, kind: &str) {
-        family
-            .get_or_create(&KindLabel {
-                kind: kind.to_string(),
-            })
-            .inc();
+        Metrics::series(family, kind).inc();
+    }
+
+    /// The series of `kind`, for a caller that counts it often and looks
+    /// it up once.
+    pub fn series(family: &Family<KindLabel, Counter>, kind: &str) -> Counter {
+        family.get_or_create(&KindLabel::new(kind)).clone()
     }
 }
 

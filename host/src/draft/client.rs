@@ -208,7 +208,7 @@ impl DrafterClient {
             "method": "SendMessage",
             "params": {
                 "message": {
-                    "messageId": uuid::Uuid::new_v4().to_string(),
+                    "messageId": crate::a2a::tasks::new_id(),
                     "contextId": self.context_id,
                     "role": "ROLE_USER",
                     "parts": [{"data": request}],

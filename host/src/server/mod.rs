@@ -27,7 +27,7 @@ use crate::config::{Config, Mode};
 use crate::draft::lineup::ModelAccess;
 use crate::egress::{AddressPolicy, Outbound, OutboundSettings};
 use crate::guest_http::HttpLimits;
-use crate::metrics::{KindLabel, Metrics, metrics};
+use crate::metrics::{Metrics, metrics};
 use crate::ports::PortPool;
 use crate::rate::KeyedLimiter;
 use crate::runtime::catalog::Catalog;
@@ -149,21 +149,16 @@ fn log_reload(outcome: &Reload) {
 fn metric_hooks() -> Hooks {
     // A guest past its log rate has every further line dropped, one a
     // call: the two series are looked up once, not by label each time.
-    let dropped = |kind: &str| {
-        metrics()
-            .guest_output_dropped
-            .get_or_create(&KindLabel {
-                kind: kind.to_string(),
-            })
-            .clone()
-    };
-    let (logs, emits) = (dropped("log"), dropped("emit"));
+    let dropped = &metrics().guest_output_dropped;
+    let logs = Metrics::series(dropped, "log");
+    let emits = Metrics::series(dropped, "emit");
     Hooks {
         on_drop: Some(Arc::new(move |what| {
-            match what {
-                Dropped::Log => logs.inc(),
-                Dropped::Emit => emits.inc(),
+            let series = match what {
+                Dropped::Log => &logs,
+                Dropped::Emit => &emits,
             };
+            series.inc();
         })),
         on_recycle: Some(Arc::new(|_cause, took| {
             metrics()
