@@ -140,8 +140,8 @@ pub enum PartContent {
 
 /// A piece of a message or artifact: exactly one content field plus
 /// optional media type, file name and metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "MapOnly<PartWire>", into = "PartWire")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "MapOnly<PartWire>")]
 pub struct Part {
     pub content: PartContent,
     pub media_type: Option<String>,
@@ -161,7 +161,9 @@ impl Part {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// A part as it is read: its content fields, of which exactly one must
+/// be set.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PartWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,24 +268,42 @@ impl TryFrom<PartWire> for Part {
     }
 }
 
-impl From<Part> for PartWire {
-    fn from(p: Part) -> Self {
-        let mut w = PartWire {
-            text: None,
-            raw: None,
-            url: None,
-            data: None,
-            media_type: p.media_type,
-            filename: p.filename,
-            metadata: p.metadata,
-        };
-        match p.content {
-            PartContent::Text(t) => w.text = Some(t),
-            PartContent::Raw(r) => w.raw = Some(BASE64.encode(r)),
-            PartContent::Url(u) => w.url = Some(u),
-            PartContent::Data(d) => w.data = Some(d),
+/// Written from the part in place: its content is not copied on the way
+/// out (a history can hold megabytes of it), and raw bytes go out as
+/// base64 without an encoded copy.
+impl Serialize for Part {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = 1
+            + usize::from(self.media_type.is_some())
+            + usize::from(self.filename.is_some())
+            + usize::from(self.metadata.is_some());
+        let mut map = s.serialize_map(Some(fields))?;
+        match &self.content {
+            PartContent::Text(t) => map.serialize_entry("text", t)?,
+            PartContent::Raw(r) => map.serialize_entry("raw", &Base64Text(r))?,
+            PartContent::Url(u) => map.serialize_entry("url", u)?,
+            PartContent::Data(d) => map.serialize_entry("data", d)?,
         }
-        w
+        if let Some(media_type) = &self.media_type {
+            map.serialize_entry("mediaType", media_type)?;
+        }
+        if let Some(filename) = &self.filename {
+            map.serialize_entry("filename", filename)?;
+        }
+        if let Some(metadata) = &self.metadata {
+            map.serialize_entry("metadata", metadata)?;
+        }
+        map.end()
+    }
+}
+
+/// Bytes written as a base64 string.
+struct Base64Text<'a>(&'a [u8]);
+
+impl Serialize for Base64Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&base64::display::Base64Display::new(self.0, &BASE64))
     }
 }
 
@@ -613,6 +633,19 @@ mod tests {
             written.contains("\"messageId\"") && !written.contains("message_id"),
             "{written}"
         );
+    }
+
+    #[test]
+    fn a_part_is_written_as_it_is_read() {
+        for written in [
+            r#"{"text":"a \"b\"\n","mediaType":"text/plain","filename":"n.txt","metadata":{"k":1}}"#,
+            r#"{"raw":"AP8Q","filename":"b.bin"}"#,
+            r#"{"url":"https://example.test/f","mediaType":"image/png"}"#,
+            r#"{"data":{"x":[1,{"y":null}]}}"#,
+        ] {
+            let part: Part = serde_json::from_str(written).unwrap();
+            assert_eq!(serde_json::to_string(&part).unwrap(), written);
+        }
     }
 
     #[test]
