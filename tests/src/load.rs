@@ -664,6 +664,14 @@ impl CpuTicks {
     }
 }
 
+/// CPU time process `pid` has used so far (user plus system), in
+/// seconds; 0 if it cannot be read.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    process_ticks(&pid.to_string()) as f64 / per_second
+}
+
 /// User plus system ticks of process `pid` (`self` for this one), from
 /// `/proc/{pid}/stat`; 0 if it cannot be read.
 fn process_ticks(pid: &str) -> u64 {

@@ -407,12 +407,27 @@ struct HotPath {
     sdk_missing: Option<String>,
 }
 
-/// One round of the hot-path comparison, req/s.
+/// One round of the hot-path comparison: each window's answers per
+/// second and its server's CPU per answer (µs).
 #[derive(Debug, Clone, Copy)]
 struct Round {
-    send: f64,
-    get_task: f64,
-    sdk: Option<f64>,
+    send: (f64, f64),
+    get_task: (f64, f64),
+    sdk: Option<(f64, f64)>,
+}
+
+/// A hot-path window's answers per second and the CPU process `pid`
+/// spent per answer in it (µs): the machine's share of the work, which
+/// a slow stretch moves far less than it moves throughput.
+async fn window(
+    pid: u32,
+    run: impl Future<Output = Option<(f64, String, u64)>>,
+) -> Option<(f64, f64)> {
+    let before = load::process_cpu_seconds(pid);
+    let (per_second, ..) = run.await?;
+    let spent = load::process_cpu_seconds(pid) - before;
+    let answers = per_second * f64::from(HOT_PATH_SECONDS);
+    Some((per_second, 1e6 * spent / answers.max(1.0)))
 }
 
 /// Rounds of GetTask, SendMessage and the SDK's SendMessage.
@@ -441,13 +456,22 @@ async fn hot_path(server: &Server) -> HotPath {
         assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
         let get_body =
             json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task["id"]}});
-        let get_task = wrk(url, &echo.token, &get_body.to_string(), HOT_PATH_SECONDS).await;
-        let send = wrk(url, &echo.token, &send_body, HOT_PATH_SECONDS).await;
+        let get_body = get_body.to_string();
+        let get_task = window(
+            server.pid(),
+            wrk(url, &echo.token, &get_body, HOT_PATH_SECONDS),
+        )
+        .await;
+        let send = window(
+            server.pid(),
+            wrk(url, &echo.token, &send_body, HOT_PATH_SECONDS),
+        )
+        .await;
         let sdk_send = match &sdk {
-            Ok(peer) => peer.send(&send_body).await,
+            Ok(peer) => window(peer.child.id(), peer.send(&send_body)).await,
             Err(_) => None,
         };
-        if let (Some((send, ..)), Some((get_task, ..))) = (send, get_task) {
+        if let (Some(send), Some(get_task)) = (send, get_task) {
             rounds.push(Round {
                 send,
                 get_task,
@@ -508,11 +532,9 @@ impl SdkPeer {
         }
     }
 
-    /// SendMessage req/s over one hot-path window.
-    async fn send(&self, body: &str) -> Option<f64> {
-        wrk_with(&self.url, &[("a2a-version", "1.0")], body, HOT_PATH_SECONDS)
-            .await
-            .map(|(rps, ..)| rps)
+    /// SendMessage over one hot-path window.
+    async fn send(&self, body: &str) -> Option<(f64, String, u64)> {
+        wrk_with(&self.url, &[("a2a-version", "1.0")], body, HOT_PATH_SECONDS).await
     }
 }
 
@@ -531,11 +553,15 @@ fn median(mut ratios: Vec<f64>) -> Option<f64> {
 
 impl HotPath {
     fn print(&self, t: &mut Table) {
-        let vs_get: Vec<f64> = self.rounds.iter().map(|r| r.send / r.get_task).collect();
+        let vs_get: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| r.send.0 / r.get_task.0)
+            .collect();
         let vs_sdk: Vec<f64> = self
             .rounds
             .iter()
-            .filter_map(|r| Some(r.send / r.sdk?))
+            .filter_map(|r| Some(r.send.0 / r.sdk?.0))
             .collect();
         let Some(median_vs_get) = median(vs_get.clone()) else {
             t.row(
@@ -545,7 +571,6 @@ impl HotPath {
             );
             return;
         };
-        let mean = |figures: Vec<f64>| figures.iter().sum::<f64>() / figures.len().max(1) as f64;
         let listed = |ratios: &[f64], show: fn(f64) -> String| {
             ratios
                 .iter()
@@ -553,17 +578,20 @@ impl HotPath {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let median_of = |of: fn(&Round) -> Option<f64>| {
+            median(self.rounds.iter().filter_map(of).collect()).unwrap_or(f64::NAN)
+        };
         t.row(
             &format!(
                 "SendMessage to the echo agent / GetTask on it (wrk, 8 connections): the median of \
                  {HOT_PATH_ROUNDS} rounds of {HOT_PATH_SECONDS}s windows side by side"
             ),
             format!(
-                "{:.0}% (rounds: {}; mean req/s {:.0} / {:.0})",
+                "{:.0}% (rounds: {}; median req/s {:.0} / {:.0})",
                 100.0 * median_vs_get,
                 listed(&vs_get, |r| format!("{:.0}%", 100.0 * r)),
-                mean(self.rounds.iter().map(|r| r.send).collect()),
-                mean(self.rounds.iter().map(|r| r.get_task).collect()),
+                median_of(|r| Some(r.send.0)),
+                median_of(|r| Some(r.get_task.0)),
             ),
             "at least 70%",
         );
@@ -571,14 +599,24 @@ impl HotPath {
                     (a2a-server-lf 0.5.3, no sandbox): the median of the same rounds";
         let figure = match (median(vs_sdk.clone()), &self.sdk_missing) {
             (Some(ratio), _) => format!(
-                "{ratio:.2}x (rounds: {}; the SDK's mean {:.0} req/s)",
+                "{ratio:.2}x (rounds: {}; the SDK's median {:.0} req/s)",
                 listed(&vs_sdk, |r| format!("{r:.2}x")),
-                mean(self.rounds.iter().filter_map(|r| r.sdk).collect()),
+                median_of(|r| Some(r.sdk?.0)),
             ),
             (None, Some(why)) => why.clone(),
             (None, None) => "not measured (see above: wrk failed)".into(),
         };
         t.row(what, figure, "at least 1.5x");
+        t.row(
+            "the same rounds, each server's CPU per answer (median): SendMessage / GetTask / the SDK's SendMessage",
+            format!(
+                "{:.1} / {:.1} / {:.1} µs",
+                median_of(|r| Some(r.send.1)),
+                median_of(|r| Some(r.get_task.1)),
+                median_of(|r| Some(r.sdk?.1)),
+            ),
+            "",
+        );
     }
 }
 
