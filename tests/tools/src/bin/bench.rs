@@ -407,27 +407,33 @@ struct HotPath {
     sdk_missing: Option<String>,
 }
 
-/// One round of the hot-path comparison: each window's answers per
-/// second and its server's CPU per answer (µs).
+/// One round of the hot-path comparison.
 #[derive(Debug, Clone, Copy)]
 struct Round {
-    send: (f64, f64),
-    get_task: (f64, f64),
-    sdk: Option<(f64, f64)>,
+    send: Window,
+    get_task: Window,
+    sdk: Option<Window>,
 }
 
-/// A hot-path window's answers per second and the CPU process `pid`
-/// spent per answer in it (µs): the machine's share of the work, which
-/// a slow stretch moves far less than it moves throughput.
-async fn window(
-    pid: u32,
-    run: impl Future<Output = Option<(f64, String, u64)>>,
-) -> Option<(f64, f64)> {
+/// What one wrk window of a hot-path round measured.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    answers_per_second: f64,
+    /// The server's CPU per answer, µs: its share of the work, which a
+    /// slow stretch of the machine moves far less than throughput.
+    cpu_us: f64,
+}
+
+/// Runs one window, reading the CPU process `pid` spends in it.
+async fn window(pid: u32, run: impl Future<Output = Option<(f64, String, u64)>>) -> Option<Window> {
     let before = load::process_cpu_seconds(pid);
-    let (per_second, ..) = run.await?;
+    let (answers_per_second, ..) = run.await?;
     let spent = load::process_cpu_seconds(pid) - before;
-    let answers = per_second * f64::from(HOT_PATH_SECONDS);
-    Some((per_second, 1e6 * spent / answers.max(1.0)))
+    let answers = answers_per_second * f64::from(HOT_PATH_SECONDS);
+    Some(Window {
+        answers_per_second,
+        cpu_us: 1e6 * spent / answers.max(1.0),
+    })
 }
 
 /// Rounds of GetTask, SendMessage and the SDK's SendMessage.
@@ -545,10 +551,10 @@ impl Drop for SdkPeer {
     }
 }
 
-/// The median of `ratios` (none if empty).
-fn median(mut ratios: Vec<f64>) -> Option<f64> {
-    ratios.sort_by(f64::total_cmp);
-    ratios.get(ratios.len() / 2).copied()
+/// The median of `figures` (none if empty).
+fn median(mut figures: Vec<f64>) -> Option<f64> {
+    figures.sort_by(f64::total_cmp);
+    figures.get(figures.len() / 2).copied()
 }
 
 impl HotPath {
@@ -556,12 +562,12 @@ impl HotPath {
         let vs_get: Vec<f64> = self
             .rounds
             .iter()
-            .map(|r| r.send.0 / r.get_task.0)
+            .map(|r| r.send.answers_per_second / r.get_task.answers_per_second)
             .collect();
         let vs_sdk: Vec<f64> = self
             .rounds
             .iter()
-            .filter_map(|r| Some(r.send.0 / r.sdk?.0))
+            .filter_map(|r| Some(r.send.answers_per_second / r.sdk?.answers_per_second))
             .collect();
         let Some(median_vs_get) = median(vs_get.clone()) else {
             t.row(
@@ -590,8 +596,8 @@ impl HotPath {
                 "{:.0}% (rounds: {}; median req/s {:.0} / {:.0})",
                 100.0 * median_vs_get,
                 listed(&vs_get, |r| format!("{:.0}%", 100.0 * r)),
-                median_of(|r| Some(r.send.0)),
-                median_of(|r| Some(r.get_task.0)),
+                median_of(|r| Some(r.send.answers_per_second)),
+                median_of(|r| Some(r.get_task.answers_per_second)),
             ),
             "at least 70%",
         );
@@ -601,7 +607,7 @@ impl HotPath {
             (Some(ratio), _) => format!(
                 "{ratio:.2}x (rounds: {}; the SDK's median {:.0} req/s)",
                 listed(&vs_sdk, |r| format!("{r:.2}x")),
-                median_of(|r| Some(r.sdk?.0)),
+                median_of(|r| Some(r.sdk?.answers_per_second)),
             ),
             (None, Some(why)) => why.clone(),
             (None, None) => "not measured (see above: wrk failed)".into(),
@@ -611,9 +617,9 @@ impl HotPath {
             "the same rounds, each server's CPU per answer (median): SendMessage / GetTask / the SDK's SendMessage",
             format!(
                 "{:.1} / {:.1} / {:.1} µs",
-                median_of(|r| Some(r.send.1)),
-                median_of(|r| Some(r.get_task.1)),
-                median_of(|r| Some(r.sdk?.1)),
+                median_of(|r| Some(r.send.cpu_us)),
+                median_of(|r| Some(r.get_task.cpu_us)),
+                median_of(|r| Some(r.sdk?.cpu_us)),
             ),
             "",
         );
