@@ -650,8 +650,7 @@ impl CpuTicks {
 
     fn share_since(self, server: u32) -> CpuShare {
         let now = CpuTicks::now(server);
-        // SAFETY: sysconf only reads a system constant.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let per_second = ticks_per_second();
         let seconds = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
         let cores =
             |after: u64, before: u64| after.saturating_sub(before) as f64 / per_second / seconds;
@@ -667,9 +666,13 @@ impl CpuTicks {
 /// CPU time process `pid` has used so far (user plus system), in
 /// seconds; 0 if it cannot be read.
 pub fn process_cpu_seconds(pid: u32) -> f64 {
+    process_ticks(&pid.to_string()) as f64 / ticks_per_second()
+}
+
+/// Clock ticks a second, the unit of `/proc`'s CPU times.
+fn ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a system constant.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    process_ticks(&pid.to_string()) as f64 / per_second
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
 }
 
 /// User plus system ticks of process `pid` (`self` for this one), from

@@ -461,8 +461,8 @@ async fn hot_path(server: &Server) -> HotPath {
         let task = sent["result"]["task"].clone();
         assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
         let get_body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task["id"]}});
-        let get_body = get_body.to_string();
+            json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task["id"]}})
+                .to_string();
         let get_task = window(
             server.pid(),
             wrk(url, &echo.token, &get_body, HOT_PATH_SECONDS),
