@@ -1,7 +1,10 @@
 //! Scale on one machine: 3,500 sessions in port mode (17,500 agent ports)
 //! and 20,000 in gateway mode (100,000 agent instances), every session
 //! spot-checked with a SendMessage. Prints the memory and the create p99
-//! at that load.
+//! at that load, twice: over the fill's last tenth, where each create also
+//! touches memory the process has never used, and over creates made and
+//! deleted one at a time once the fill is complete, as sessions come and
+//! go on a server that stays full.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,26 @@ async fn fill(server: &Server, n: usize) -> (Vec<SessionInfo>, Duration) {
     }
     tail.sort();
     (sessions, percentile(&tail, 99.0))
+}
+
+/// Creates and deletes `rounds` sessions one after another over one
+/// connection while the server holds its fill; returns the create p99.
+async fn churn(server: &Server, rounds: usize) -> Duration {
+    let mut control = Client::connect(&server.addr.to_string()).await;
+    let mut creates = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t0 = Instant::now();
+        let r = control.request("POST", "/v1/sessions", &[], "").await;
+        creates.push(t0.elapsed());
+        assert_eq!(r.status, 201, "churn session {i}: {}", r.text());
+        let id = SessionInfo::from(&r.json()).id;
+        let r = control
+            .request("DELETE", &format!("/v1/sessions/{id}"), &[], "")
+            .await;
+        assert_eq!(r.status, 204, "churn session {i}: {}", r.text());
+    }
+    creates.sort();
+    percentile(&creates, 99.0)
 }
 
 /// One SendMessage to one agent of every session (slot by index).
@@ -77,7 +100,7 @@ async fn thirty_five_hundred_port_sessions_and_twenty_thousand_gateway_sessions(
     spot_check(&sessions).await;
     let after = rss_mib(server.pid());
     println!(
-        "ports: {PORT_SESSIONS} sessions ({} agent ports) in {filled:?}; create p99 at that load {p99:?}; RSS {before:.0} -> {after:.0} MiB; open fds {}",
+        "ports: {PORT_SESSIONS} sessions ({} agent ports) in {filled:?}; create p99 over the fill's last tenth {p99:?}; RSS {before:.0} -> {after:.0} MiB; open fds {}",
         PORT_SESSIONS * 5,
         server.metric("a2a_sandbox_open_fds").await
     );
@@ -114,8 +137,9 @@ async fn thirty_five_hundred_port_sessions_and_twenty_thousand_gateway_sessions(
     let filled = started.elapsed();
     spot_check(&sessions).await;
     let after = rss_mib(server.pid());
+    let churned = churn(&server, 1_000).await;
     println!(
-        "gateway: {GATEWAY_SESSIONS} sessions ({} agent instances) in {filled:?}; create p99 at that load {p99:?}; RSS {before:.0} -> {after:.0} MiB ({:.0} KiB per session)",
+        "gateway: {GATEWAY_SESSIONS} sessions ({} agent instances) in {filled:?}; create p99 over the fill's last tenth {p99:?}, creating and deleting at that load {churned:?}; RSS {before:.0} -> {after:.0} MiB ({:.0} KiB per session)",
         GATEWAY_SESSIONS * 5,
         (after - before) * 1024.0 / GATEWAY_SESSIONS as f64
     );
