@@ -405,6 +405,8 @@ struct HotPath {
     rounds: Vec<Round>,
     /// Why the SDK's server was not measured, if it was not.
     sdk_missing: Option<String>,
+    /// Whether the server and wrk could be given cores apart.
+    cores_apart: bool,
 }
 
 /// One round of the hot-path comparison.
@@ -413,6 +415,15 @@ struct Round {
     send: Window,
     get_task: Window,
     sdk: Option<Window>,
+    /// The same two with the server and wrk on cores of their own.
+    apart: Option<Pair>,
+}
+
+/// A SendMessage window and a GetTask window.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    send: Window,
+    get_task: Window,
 }
 
 /// What one wrk window of a hot-path round measured.
@@ -453,19 +464,21 @@ async fn hot_path(server: &Server) -> HotPath {
         json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("hot")})
             .to_string();
     let sdk = SdkPeer::start(&send_body).await;
+    let cores = CoresApart::of(server.pid());
     let mut rounds = Vec::with_capacity(HOT_PATH_ROUNDS);
-    for _ in 0..HOT_PATH_ROUNDS {
-        // A task of its own each round: a SendMessage window creates
-        // tasks enough to evict the last round's from the store.
+    // A task of its own for each GetTask window: a SendMessage window
+    // creates tasks enough to evict the one before from the store.
+    let get_body = async || {
         let sent = rpc(url, &echo.token, "SendMessage", text_message("hot")).await;
-        let task = sent["result"]["task"].clone();
+        let task = &sent["result"]["task"];
         assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
-        let get_body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task["id"]}})
-                .to_string();
+        json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task["id"]}})
+            .to_string()
+    };
+    for _ in 0..HOT_PATH_ROUNDS {
         let get_task = window(
             server.pid(),
-            wrk(url, &echo.token, &get_body, HOT_PATH_SECONDS),
+            wrk(url, &echo.token, &get_body().await, HOT_PATH_SECONDS),
         )
         .await;
         let send = window(
@@ -477,18 +490,115 @@ async fn hot_path(server: &Server) -> HotPath {
             Ok(peer) => window(peer.child.id(), peer.send(&send_body)).await,
             Err(_) => None,
         };
+        let apart = match &cores {
+            Some(cores) => {
+                let get_body = get_body().await;
+                cores
+                    .pair(server.pid(), url, &echo.token, &get_body, &send_body)
+                    .await
+            }
+            None => None,
+        };
         if let (Some(send), Some(get_task)) = (send, get_task) {
             rounds.push(Round {
                 send,
                 get_task,
                 sdk: sdk_send,
+                apart,
             });
         }
     }
     HotPath {
         rounds,
         sdk_missing: sdk.err(),
+        cores_apart: cores.is_some(),
     }
+}
+
+/// Two cores, one for the server and one for wrk, and the cores the
+/// server ran on before. Side by side on the same cores, each answer's
+/// write wakes wrk, which then preempts the server whenever the server
+/// has had more than its share of them: more often the dearer the call,
+/// so the ratio of SendMessage to GetTask also measures the kernel's
+/// scheduler. Apart, it is the ratio of the server's own costs.
+struct CoresApart {
+    server: u32,
+    wrk: u32,
+    /// The server's affinity before, in taskset's list form.
+    before: String,
+}
+
+impl CoresApart {
+    /// `None` if the server may run on fewer than two cores or `taskset`
+    /// (util-linux) is missing.
+    fn of(pid: u32) -> Option<CoresApart> {
+        let out = Command::new("taskset")
+            .args(["-c", "-p", &pid.to_string()])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let before = text.rsplit_once(": ")?.1.trim().to_string();
+        let cores = cpu_list(&before);
+        Some(CoresApart {
+            server: *cores.first()?,
+            wrk: *cores.get(1)?,
+            before,
+        })
+    }
+
+    /// A GetTask and a SendMessage window with the server on one core
+    /// and wrk on the other; the server's affinity is put back after.
+    async fn pair(
+        &self,
+        pid: u32,
+        url: &str,
+        token: &str,
+        get_body: &str,
+        send_body: &str,
+    ) -> Option<Pair> {
+        if !set_affinity(pid, &self.server.to_string()) {
+            return None;
+        }
+        let authorization = format!("Bearer {token}");
+        let headers = [("authorization", authorization.as_str())];
+        let wrk_core = self.wrk.to_string();
+        let on = Some(wrk_core.as_str());
+        let get_task = window(pid, wrk_with(url, &headers, get_body, HOT_PATH_SECONDS, on)).await;
+        let send = window(
+            pid,
+            wrk_with(url, &headers, send_body, HOT_PATH_SECONDS, on),
+        )
+        .await;
+        assert!(
+            set_affinity(pid, &self.before),
+            "cannot give the server back its cores ({})",
+            self.before
+        );
+        Some(Pair {
+            send: send?,
+            get_task: get_task?,
+        })
+    }
+}
+
+/// The CPUs of a list in taskset's form: "0,1", "0-3", "0-1,4".
+fn cpu_list(text: &str) -> Vec<u32> {
+    text.split(',')
+        .filter_map(|part| match part.split_once('-') {
+            Some((first, last)) => Some((first.parse().ok()?..=last.parse().ok()?).collect()),
+            None => Some(vec![part.parse().ok()?]),
+        })
+        .flatten()
+        .collect()
+}
+
+/// Moves every thread of process `pid` onto `cpus`; false if refused.
+fn set_affinity(pid: u32, cpus: &str) -> bool {
+    Command::new("taskset")
+        .args(["-a", "-c", "-p", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The official SDK's echo server, running for the hot-path rounds.
@@ -540,7 +650,14 @@ impl SdkPeer {
 
     /// SendMessage over one hot-path window.
     async fn send(&self, body: &str) -> Option<(f64, String, u64)> {
-        wrk_with(&self.url, &[("a2a-version", "1.0")], body, HOT_PATH_SECONDS).await
+        wrk_with(
+            &self.url,
+            &[("a2a-version", "1.0")],
+            body,
+            HOT_PATH_SECONDS,
+            None,
+        )
+        .await
     }
 }
 
@@ -621,6 +738,30 @@ impl HotPath {
                 median_of(|r| Some(r.get_task.cpu_us)),
                 median_of(|r| Some(r.sdk?.cpu_us)),
             ),
+            "",
+        );
+        let apart: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| {
+                let pair = r.apart?;
+                Some(pair.send.answers_per_second / pair.get_task.answers_per_second)
+            })
+            .collect();
+        let figure = match median(apart.clone()) {
+            Some(ratio) => format!(
+                "{:.0}% (rounds: {}); CPU per answer {:.1} / {:.1} µs",
+                100.0 * ratio,
+                listed(&apart, |r| format!("{:.0}%", 100.0 * r)),
+                median_of(|r| Some(r.apart?.send.cpu_us)),
+                median_of(|r| Some(r.apart?.get_task.cpu_us)),
+            ),
+            None if self.cores_apart => "not measured (see above: wrk failed)".into(),
+            None => "not measured: taskset missing, or fewer than two cores".into(),
+        };
+        t.row(
+            "the same pair with the server on one core and wrk on another (taskset), so that neither preempts the other: SendMessage / GetTask, the median round",
+            figure,
             "",
         );
     }
@@ -798,18 +939,27 @@ fn grpc_load(target: &str, token: &str) -> load::Run {
 /// [`wrk_with`] with the session's token.
 async fn wrk(url: &str, token: &str, body: &str, seconds: u32) -> Option<(f64, String, u64)> {
     let authorization = format!("Bearer {token}");
-    wrk_with(url, &[("authorization", &authorization)], body, seconds).await
+    wrk_with(
+        url,
+        &[("authorization", &authorization)],
+        body,
+        seconds,
+        None,
+    )
+    .await
 }
 
 /// Runs wrk for `seconds` against `url` (POST `body` with `headers`), once one request
 /// has answered 2xx without a JSON-RPC error (wrk itself counts a 200
-/// error as a success); returns 2xx answers per second, p99 latency and
-/// the non-2xx count. `None` when wrk is missing or the check failed.
+/// error as a success), on the CPUs `on` lists if given; returns 2xx
+/// answers per second, p99 latency and the non-2xx count. `None` when
+/// wrk is missing or the check failed.
 async fn wrk_with(
     url: &str,
     headers: &[(&str, &str)],
     body: &str,
     seconds: u32,
+    on: Option<&str>,
 ) -> Option<(f64, String, u64)> {
     let check = http("POST", url, headers, body.to_string()).await;
     let answered_error = serde_json::from_slice::<serde_json::Value>(&check.body)
@@ -830,7 +980,15 @@ async fn wrk_with(
         lua.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
     }
     std::fs::write(&script, lua).expect("write wrk script");
-    let out = Command::new("wrk")
+    let mut command = match on {
+        Some(cpus) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", cpus, "wrk"]);
+            taskset
+        }
+        None => Command::new("wrk"),
+    };
+    let out = command
         .args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency", "-s"])
         .arg(&script)
         .arg(url)
