@@ -1024,3 +1024,17 @@ async fn wrk_with(
     };
     Some((ok_rps, p99, errors))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_list;
+
+    #[test]
+    fn cpu_lists_are_read_as_taskset_writes_them() {
+        assert_eq!(cpu_list("0,1"), [0, 1]);
+        assert_eq!(cpu_list("0-3"), [0, 1, 2, 3]);
+        assert_eq!(cpu_list("0-1,4,6-7"), [0, 1, 4, 6, 7]);
+        assert_eq!(cpu_list("5"), [5]);
+        assert!(cpu_list("").is_empty());
+    }
+}
