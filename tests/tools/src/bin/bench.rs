@@ -17,6 +17,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use a2a_sandbox_tests::load::median;
 use a2a_sandbox_tests::*;
 use a2a_sandbox_tests::{attacks, load};
 use serde_json::json;
@@ -666,12 +667,6 @@ impl Drop for SdkPeer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The median of `figures` (none if empty).
-fn median(mut figures: Vec<f64>) -> Option<f64> {
-    figures.sort_by(f64::total_cmp);
-    figures.get(figures.len() / 2).copied()
 }
 
 impl HotPath {
