@@ -673,18 +673,34 @@ async fn one_sessions_large_messages_do_not_queue_ahead_of_anothers() {
     })
     .await;
     assert!(reading.is_some(), "the flood reached the bulk threads");
+    let other_sent = Instant::now();
     let other_done = send_owned(other, body).await;
     let mut flood_done = Vec::new();
     for done in flood {
         flood_done.push(done.await.expect("a flood request"));
     }
-    let ahead = flood_done.iter().filter(|t| **t < other_done).count();
-    println!("{ahead} of the {FLOOD} flood messages were answered before the other session's one");
-    // First come, first served, the other session's message would wait
-    // for nearly the whole flood; taking turns, for a few of its jobs.
+    // Only the flood messages still unanswered when the other session's
+    // was sent could queue ahead of it.
+    let waiting = flood_done.iter().filter(|t| **t >= other_sent).count();
+    let ahead = flood_done
+        .iter()
+        .filter(|t| (other_sent..other_done).contains(*t))
+        .count();
+    println!(
+        "{ahead} of the {waiting} flood messages unanswered when the other session's was sent were answered before it ({} before it was sent)",
+        FLOOD - waiting
+    );
     assert!(
-        ahead <= FLOOD / 2,
-        "{ahead} of {FLOOD} flood messages were answered before the other session's one"
+        waiting >= FLOOD / 2,
+        "the flood was mostly answered before the other session's message was sent ({waiting} of {FLOOD} left)"
+    );
+    // First come, first served, the other session's message would wait
+    // for all of them; taking turns, for a few of their jobs (0-2 of 12
+    // as a rule, up to 7 with the other tenancy suites running at once
+    // on a busy machine).
+    assert!(
+        ahead * 3 <= waiting * 2,
+        "{ahead} of the {waiting} flood messages unanswered when the other session's was sent were answered before it"
     );
     // Each message was read on the bulk threads, and none is left queued.
     let jobs = sample(&server, "a2a_sandbox_bulk_jobs_total").await;
