@@ -536,10 +536,27 @@ pub struct Fleet {
     closed: Vec<ClosedRound>,
 }
 
-/// One round of the closed loops: many sessions, then one agent.
+/// One round of the closed loops: many sessions, then one agent, each
+/// with the server's CPU per answer in µs.
 struct ClosedRound {
     sessions: Run,
     one_agent: Run,
+    sessions_cpu_us: f64,
+    one_agent_cpu_us: f64,
+}
+
+/// A closed loop, and the server's CPU per answer over it in µs.
+async fn closed_loop_cpu(
+    server: u32,
+    targets: &[Target],
+    lanes: usize,
+    run: Duration,
+) -> (Run, f64) {
+    let before = process_cpu_seconds(server);
+    let measured = closed_loop(targets, lanes, run).await;
+    let spent = process_cpu_seconds(server) - before;
+    let cpu_us = 1e6 * spent / (measured.micros.len() as f64).max(1.0);
+    (measured, cpu_us)
 }
 
 impl ClosedRound {
@@ -612,11 +629,16 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
     let closed_agents = CLOSED_SESSIONS.min(sessions) * 5;
     let mut closed = Vec::with_capacity(CLOSED_ROUNDS);
     for _ in 0..CLOSED_ROUNDS {
-        let one_agent = closed_loop(&targets[..1], 8, closed_for).await;
-        let sessions = closed_loop(&targets[..closed_agents], CLOSED_LANES, closed_for).await;
+        let pid = server.pid();
+        let (one_agent, one_agent_cpu_us) =
+            closed_loop_cpu(pid, &targets[..1], 8, closed_for).await;
+        let (sessions, sessions_cpu_us) =
+            closed_loop_cpu(pid, &targets[..closed_agents], CLOSED_LANES, closed_for).await;
         closed.push(ClosedRound {
             sessions,
             one_agent,
+            sessions_cpu_us,
+            one_agent_cpu_us,
         });
     }
     Fleet {
@@ -818,11 +840,13 @@ impl Fleet {
             .map(|r| r.sessions.errors + r.one_agent.errors)
             .sum();
         format!(
-            "{:.0}% (rounds: {}; median {:.0} / {:.0}; {errors} errors)",
+            "{:.0}% (rounds: {}; median {:.0} / {:.0}, the server's CPU per answer {:.1} / {:.1} µs; {errors} errors)",
             100.0 * ratio,
             rounds.join(", "),
             median_of(|r| r.sessions.per_second()),
             median_of(|r| r.one_agent.per_second()),
+            median_of(|r| r.sessions_cpu_us),
+            median_of(|r| r.one_agent_cpu_us),
         )
     }
 }
