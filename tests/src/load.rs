@@ -552,11 +552,17 @@ async fn closed_loop_cpu(
     lanes: usize,
     run: Duration,
 ) -> (Run, f64) {
-    let before = process_cpu_seconds(server);
-    let measured = closed_loop(targets, lanes, run).await;
-    let spent = process_cpu_seconds(server) - before;
+    let (measured, spent) = cpu_during(server, closed_loop(targets, lanes, run)).await;
     let cpu_us = 1e6 * spent / (measured.micros.len() as f64).max(1.0);
     (measured, cpu_us)
+}
+
+/// Runs `work`; returns what it gave and the CPU seconds process `pid`
+/// spent meanwhile.
+pub async fn cpu_during<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, f64) {
+    let before = process_cpu_seconds(pid);
+    let done = work.await;
+    (done, process_cpu_seconds(pid) - before)
 }
 
 impl ClosedRound {
@@ -716,7 +722,7 @@ impl CpuTicks {
 
 /// CPU time process `pid` has used so far (user plus system), in
 /// seconds; 0 if it cannot be read.
-pub fn process_cpu_seconds(pid: u32) -> f64 {
+fn process_cpu_seconds(pid: u32) -> f64 {
     process_ticks(&pid.to_string()) as f64 / ticks_per_second()
 }
 

@@ -438,9 +438,8 @@ struct Window {
 
 /// Runs one window, reading the CPU process `pid` spends in it.
 async fn window(pid: u32, run: impl Future<Output = Option<(f64, String, u64)>>) -> Option<Window> {
-    let before = load::process_cpu_seconds(pid);
-    let (answers_per_second, ..) = run.await?;
-    let spent = load::process_cpu_seconds(pid) - before;
+    let (ran, spent) = load::cpu_during(pid, run).await;
+    let (answers_per_second, ..) = ran?;
     let answers = answers_per_second * f64::from(HOT_PATH_SECONDS);
     Some(Window {
         answers_per_second,
