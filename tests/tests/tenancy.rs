@@ -644,7 +644,6 @@ async fn large_messages_are_read_off_the_threads_that_serve_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_sessions_large_messages_do_not_queue_ahead_of_anothers() {
-    const FLOOD: usize = 12;
     let server = Server::start(
         5,
         &[
@@ -663,49 +662,72 @@ async fn one_sessions_large_messages_do_not_queue_ahead_of_anothers() {
     // Warm: the instances and the allocator.
     send_owned(flooder.clone(), body.clone()).await;
     send_owned(other.clone(), body.clone()).await;
+    // First come, first served, the other session's message would wait
+    // for every flood message unanswered when it was sent, in every try;
+    // taking turns, for a few of their jobs (0-2 of 12 as a rule). One
+    // try in a fresh-clone run on a busy machine saw 11 of 12 ahead, so
+    // the flood gets up to three tries to show the turns.
+    let fair = |(waiting, ahead): (usize, usize)| ahead * 3 <= waiting * 2;
+    let mut tries = Vec::new();
+    while tries.len() < FAIRNESS_TRIES && !tries.last().is_some_and(|t| fair(*t)) {
+        let (waiting, ahead) = flood_then_one(pid, &flooder, &other, &body).await;
+        println!(
+            "{ahead} of the {waiting} flood messages unanswered when the other session's was sent were answered before it ({} before it was sent)",
+            FLOOD - waiting
+        );
+        // Only those still unanswered could queue ahead of it.
+        assert!(
+            waiting >= FLOOD / 2,
+            "the flood was mostly answered before the other session's message was sent ({waiting} of {FLOOD} left)"
+        );
+        tries.push((waiting, ahead));
+    }
+    assert!(
+        tries.iter().any(|t| fair(*t)),
+        "flood messages answered before the other session's one, of those unanswered when it was sent, in each try: {tries:?}"
+    );
+    // Each message was read on the bulk threads, and none is left queued.
+    let jobs = sample(&server, "a2a_sandbox_bulk_jobs_total").await;
+    assert!(jobs >= (FLOOD + 3) as f64, "bulk jobs counted: {jobs}");
+    assert_eq!(sample(&server, "a2a_sandbox_bulk_jobs_waiting").await, 0.0);
+}
+
+/// Messages in the large-message fairness test's flood.
+const FLOOD: usize = 12;
+/// Tries the large-message fairness test gets.
+const FAIRNESS_TRIES: usize = 3;
+
+/// Sends `FLOOD` copies of `body` from `flooder` at once and, once the
+/// bulk threads are reading them, one from `other`; returns how many of
+/// the flood were unanswered when the other's was sent, and how many of
+/// those were answered before it.
+async fn flood_then_one(
+    pid: u32,
+    flooder: &SessionInfo,
+    other: &SessionInfo,
+    body: &str,
+) -> (usize, usize) {
     let bulk0 = threads_cpu(pid, "bulk-");
     let flood: Vec<_> = (0..FLOOD)
-        .map(|_| tokio::spawn(send_owned(flooder.clone(), body.clone())))
+        .map(|_| tokio::spawn(send_owned(flooder.clone(), body.to_string())))
         .collect();
-    // The other session's one message comes once the flood is being read.
     let reading = within(10.0, async || {
         threads_cpu(pid, "bulk-") > bulk0 + Duration::from_millis(2)
     })
     .await;
     assert!(reading.is_some(), "the flood reached the bulk threads");
     let other_sent = Instant::now();
-    let other_done = send_owned(other, body).await;
+    let other_done = send_owned(other.clone(), body.to_string()).await;
     let mut flood_done = Vec::new();
     for done in flood {
         flood_done.push(done.await.expect("a flood request"));
     }
-    // Only the flood messages still unanswered when the other session's
-    // was sent could queue ahead of it.
     let waiting = flood_done.iter().filter(|t| **t >= other_sent).count();
     let ahead = flood_done
         .iter()
         .filter(|t| (other_sent..other_done).contains(*t))
         .count();
-    println!(
-        "{ahead} of the {waiting} flood messages unanswered when the other session's was sent were answered before it ({} before it was sent)",
-        FLOOD - waiting
-    );
-    assert!(
-        waiting >= FLOOD / 2,
-        "the flood was mostly answered before the other session's message was sent ({waiting} of {FLOOD} left)"
-    );
-    // First come, first served, the other session's message would wait
-    // for all of them; taking turns, for a few of their jobs (0-2 of 12
-    // as a rule, up to 7 with the other tenancy suites running at once
-    // on a busy machine).
-    assert!(
-        ahead * 3 <= waiting * 2,
-        "{ahead} of the {waiting} flood messages unanswered when the other session's was sent were answered before it"
-    );
-    // Each message was read on the bulk threads, and none is left queued.
-    let jobs = sample(&server, "a2a_sandbox_bulk_jobs_total").await;
-    assert!(jobs >= (FLOOD + 3) as f64, "bulk jobs counted: {jobs}");
-    assert_eq!(sample(&server, "a2a_sandbox_bulk_jobs_waiting").await, 0.0);
+    (waiting, ahead)
 }
 
 /// Sends `body` to `agent` on a connection of its own; when it was
