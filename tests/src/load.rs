@@ -634,8 +634,8 @@ pub async fn fleet(mode: &str, sessions: usize, seconds: u64) -> Fleet {
     let closed_for = Duration::from_secs(CLOSED_SECONDS);
     let closed_agents = CLOSED_SESSIONS.min(sessions) * 5;
     let mut closed = Vec::with_capacity(CLOSED_ROUNDS);
+    let pid = server.pid();
     for _ in 0..CLOSED_ROUNDS {
-        let pid = server.pid();
         let (one_agent, one_agent_cpu_us) =
             closed_loop_cpu(pid, &targets[..1], 8, closed_for).await;
         let (sessions, sessions_cpu_us) =

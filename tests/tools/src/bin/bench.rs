@@ -413,8 +413,8 @@ struct HotPath {
 /// One round of the hot-path comparison.
 #[derive(Debug, Clone, Copy)]
 struct Round {
-    send: Window,
-    get_task: Window,
+    /// SendMessage and GetTask with the server and wrk sharing the cores.
+    side_by_side: Pair,
     sdk: Option<Window>,
     /// The same two with the server and wrk on cores of their own.
     apart: Option<Pair>,
@@ -425,6 +425,13 @@ struct Round {
 struct Pair {
     send: Window,
     get_task: Window,
+}
+
+impl Pair {
+    /// SendMessage's answers per second over GetTask's.
+    fn ratio(&self) -> f64 {
+        self.send.answers_per_second / self.get_task.answers_per_second
+    }
 }
 
 /// What one wrk window of a hot-path round measured.
@@ -501,8 +508,7 @@ async fn hot_path(server: &Server) -> HotPath {
         };
         if let (Some(send), Some(get_task)) = (send, get_task) {
             rounds.push(Round {
-                send,
-                get_task,
+                side_by_side: Pair { send, get_task },
                 sdk: sdk_send,
                 apart,
             });
@@ -670,15 +676,13 @@ impl Drop for SdkPeer {
 
 impl HotPath {
     fn print(&self, t: &mut Table) {
-        let vs_get: Vec<f64> = self
-            .rounds
-            .iter()
-            .map(|r| r.send.answers_per_second / r.get_task.answers_per_second)
-            .collect();
+        let vs_get: Vec<f64> = self.rounds.iter().map(|r| r.side_by_side.ratio()).collect();
         let vs_sdk: Vec<f64> = self
             .rounds
             .iter()
-            .filter_map(|r| Some(r.send.answers_per_second / r.sdk?.answers_per_second))
+            .filter_map(|r| {
+                Some(r.side_by_side.send.answers_per_second / r.sdk?.answers_per_second)
+            })
             .collect();
         let Some(median_vs_get) = median(vs_get.clone()) else {
             t.row(
@@ -707,8 +711,8 @@ impl HotPath {
                 "{:.0}% (rounds: {}; median req/s {:.0} / {:.0})",
                 100.0 * median_vs_get,
                 listed(&vs_get, |r| format!("{:.0}%", 100.0 * r)),
-                median_of(|r| Some(r.send.answers_per_second)),
-                median_of(|r| Some(r.get_task.answers_per_second)),
+                median_of(|r| Some(r.side_by_side.send.answers_per_second)),
+                median_of(|r| Some(r.side_by_side.get_task.answers_per_second)),
             ),
             "at least 70%",
         );
@@ -728,8 +732,8 @@ impl HotPath {
             "the same rounds, each server's CPU per answer (median): SendMessage / GetTask / the SDK's SendMessage",
             format!(
                 "{:.1} / {:.1} / {:.1} µs",
-                median_of(|r| Some(r.send.cpu_us)),
-                median_of(|r| Some(r.get_task.cpu_us)),
+                median_of(|r| Some(r.side_by_side.send.cpu_us)),
+                median_of(|r| Some(r.side_by_side.get_task.cpu_us)),
                 median_of(|r| Some(r.sdk?.cpu_us)),
             ),
             "",
@@ -737,10 +741,7 @@ impl HotPath {
         let apart: Vec<f64> = self
             .rounds
             .iter()
-            .filter_map(|r| {
-                let pair = r.apart?;
-                Some(pair.send.answers_per_second / pair.get_task.answers_per_second)
-            })
+            .filter_map(|r| Some(r.apart?.ratio()))
             .collect();
         let figure = match median(apart.clone()) {
             Some(ratio) => format!(
