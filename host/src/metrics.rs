@@ -68,6 +68,9 @@ pub struct Metrics {
     /// panic, trap, response_too_large, unavailable.
     pub guest_traps: Family<KindLabel, Counter>,
     pub instance_recycle_seconds: Histogram,
+    /// Guest calls that ran as long runners (computed past 2 ms, or
+    /// started soon after their agent's last long runner).
+    pub guest_long_runners: Counter,
     /// Guest output refused by a cap: log, emit.
     pub guest_output_dropped: Family<KindLabel, Counter>,
     /// Requests refused with 429, by scope: control (per IP), agent
@@ -118,6 +121,7 @@ impl Metrics {
             guest_call_seconds: Family::new_with_constructor(call_latency),
             guest_traps: Family::default(),
             instance_recycle_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
+            guest_long_runners: Counter::default(),
             guest_output_dropped: Family::default(),
             rate_limited: Family::default(),
             sessions_refused: Family::default(),
@@ -179,6 +183,11 @@ impl Metrics {
             "instance_recycle_seconds",
             "Time to re-create a trapped instance",
             m.instance_recycle_seconds.clone(),
+        );
+        registry.register(
+            "guest_long_runners",
+            "Guest calls that ran as long runners, sharing one core fewer than the machine has",
+            m.guest_long_runners.clone(),
         );
         registry.register(
             "guest_output_dropped",

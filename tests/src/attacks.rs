@@ -225,8 +225,10 @@ where
     (QuietP99 { baseline, noisy }, output)
 }
 
-/// Lowers the calling thread's CPU priority to the least (nice 19).
-fn lowest_cpu_priority() {
+/// Lowers the calling thread's CPU priority to the least (nice 19): an
+/// attacking client's thread, whose own work would otherwise be counted
+/// as the host's on a machine shared with it.
+pub fn lowest_cpu_priority() {
     // SAFETY: gettid has no preconditions; setpriority on our own thread
     // id changes only this thread's nice value.
     let lowered = unsafe {

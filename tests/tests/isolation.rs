@@ -41,6 +41,15 @@ async fn every_attack_has_the_expected_outcome() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
+    let long_runners: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("a2a_sandbox_guest_long_runners_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        long_runners >= 1,
+        "the spin attack ran as a long runner and was counted:\n{metrics}"
+    );
     assert!(
         dropped("emit") >= 19_000,
         "emits past the cap were dropped and counted"
@@ -118,6 +127,7 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
         let stop = stop.clone();
         let attacks_done = attacks_done.clone();
         std::thread::spawn(move || {
+            a2a_sandbox_tests::attacks::lowest_cpu_priority();
             tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
                 let attacks: Vec<String> = std::env::var("A2A_NOISY_ATTACKS")
                     .unwrap_or_else(|_| "spin,alloc,flood 2000,recurse,panic,huge".into())

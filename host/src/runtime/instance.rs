@@ -38,6 +38,10 @@ const MAX_LOG_LINE: usize = 1024;
 /// A call that has run this long is a long runner; see [`fair_share`].
 /// Agents answer in microseconds; a call past this is computing hard.
 const LONG_RUNNER_AFTER: Duration = Duration::from_millis(2);
+/// A call that starts this soon after its instance's last long runner
+/// ended is a long runner from its first tick: an agent sent one long
+/// call after another does not get each one's first milliseconds free.
+const LONG_RUNNER_MEMORY: Duration = Duration::from_millis(100);
 /// After the second trap in a row, an instance's next call waits this
 /// long, doubling with each further trap up to [`MAX_TRAP_BACKOFF`]: an
 /// agent that crashes on every call cannot turn recycling into a CPU
@@ -184,6 +188,10 @@ pub(crate) struct GuestState {
     on_drop: Option<DropHook>,
     /// The long-runner turn held, if any.
     turn: Turn,
+    /// Whether the current call has run as a long runner.
+    long_runner: bool,
+    /// When the last call that ran as a long runner ended.
+    last_long_runner: Option<Instant>,
     http: WasiHttpCtx,
     http_hooks: HttpHooks,
     /// The session's other agents (none: the card probe).
@@ -433,19 +441,22 @@ pub type DropHook = Arc<dyn Fn(Dropped) + Send + Sync>;
 /// Told that a call failed and the instance was recycled: the cause and
 /// how long the new instance took to start.
 pub type RecycleHook = Arc<dyn Fn(&CallError, Duration) + Send + Sync>;
+/// Told that a call ran as a long runner: an agent computing hard.
+pub type LongRunnerHook = Arc<dyn Fn() + Send + Sync>;
 
 /// What an instance reports to whoever keeps the numbers.
 #[derive(Clone, Default)]
 pub struct Hooks {
     pub on_drop: Option<DropHook>,
     pub on_recycle: Option<RecycleHook>,
+    pub on_long_runner: Option<LongRunnerHook>,
 }
 
 /// Decides what a guest that reached an epoch tick does next: trap past
 /// its deadline; otherwise let other work run.
 ///
-/// A call that has run longer than [`LONG_RUNNER_AFTER`] is a long runner:
-/// at each tick it gives back its turn and waits for the next one. Long
+/// A long runner ([`runs_long`]) at each tick gives back its turn and
+/// waits for the next one. Long
 /// runners share one core fewer than the machine has, taking turns in
 /// order, so guests that compute without end cannot starve the short
 /// calls of well-behaved agents.
@@ -454,9 +465,10 @@ fn fair_share(state: &mut GuestState) -> wasmtime::Result<UpdateDeadline> {
     if now >= state.deadline {
         return Err(wasmtime::Error::new(DeadlineExceeded));
     }
-    if now.duration_since(state.started) <= LONG_RUNNER_AFTER {
+    if !runs_long(state.started, now, state.last_long_runner) {
         return Ok(UpdateDeadline::Yield(1));
     }
+    state.long_runner = true;
     let turn = Arc::clone(&state.turn);
     end_turn(&turn);
     Ok(UpdateDeadline::YieldCustom(
@@ -467,6 +479,15 @@ fn fair_share(state: &mut GuestState) -> wasmtime::Result<UpdateDeadline> {
             }
         }),
     ))
+}
+
+/// Whether a call that started at `started` is a long runner at `now`:
+/// it has run past [`LONG_RUNNER_AFTER`], or it started within
+/// [`LONG_RUNNER_MEMORY`] of when its instance's last long runner ended.
+fn runs_long(started: Instant, now: Instant, last_long_runner: Option<Instant>) -> bool {
+    now.saturating_duration_since(started) > LONG_RUNNER_AFTER
+        || last_long_runner
+            .is_some_and(|ended| started.saturating_duration_since(ended) < LONG_RUNNER_MEMORY)
 }
 
 /// Gives back a long runner's turn, if it holds one.
@@ -530,6 +551,8 @@ impl GuestInstance {
             logs: TokenBucket::new(self.limits.log_lines_per_second),
             on_drop: self.hooks.on_drop.clone(),
             turn: Turn::default(),
+            long_runner: false,
+            last_long_runner: None,
             http: WasiHttpCtx::new(),
             http_hooks: HttpHooks {
                 gate: self.reach.http.clone(),
@@ -629,6 +652,12 @@ impl GuestInstance {
         data.emit = None;
         data.waiting = Vec::new();
         end_turn(&data.turn);
+        if std::mem::take(&mut data.long_runner) {
+            data.last_long_runner = Some(Instant::now());
+            if let Some(report) = &self.hooks.on_long_runner {
+                report();
+            }
+        }
         let error = match outcome {
             Ok(Ok(value)) => {
                 self.traps_in_a_row = 0;
@@ -734,3 +763,24 @@ async fn by_deadline<F: Future>(
 /// How long past the deadline the host waits for a guest blocked in a
 /// host call before it gives up on the call.
 const EPOCH_SLACK: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_runs_long_past_its_grace_or_right_after_a_long_runner() {
+        let start = Instant::now() + Duration::from_secs(1);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // A call on its own is a long runner only past its grace.
+        assert!(!runs_long(start, at(1), None));
+        assert!(!runs_long(start, at(2), None));
+        assert!(runs_long(start, at(3), None));
+        // One that starts soon after the last long runner ended has no
+        // grace; one that starts later has it again.
+        let ended = start - Duration::from_millis(10);
+        assert!(runs_long(start, at(1), Some(ended)));
+        let long_ago = start - LONG_RUNNER_MEMORY - Duration::from_millis(1);
+        assert!(!runs_long(start, at(1), Some(long_ago)));
+    }
+}

@@ -165,6 +165,9 @@ fn metric_hooks() -> Hooks {
                 .instance_recycle_seconds
                 .observe(took.as_secs_f64());
         })),
+        on_long_runner: Some(Arc::new(|| {
+            metrics().guest_long_runners.inc();
+        })),
     }
 }
 
