@@ -33,21 +33,17 @@ async fn every_attack_has_the_expected_outcome() {
     ] {
         assert!(metrics.contains(line), "metrics have {line}:\n{metrics}");
     }
-    let dropped = |kind: &str| -> u64 {
-        let prefix = format!("a2a_sandbox_guest_output_dropped_total{{kind=\"{kind}\"}} ");
+    let value = |series: &str| -> u64 {
+        let prefix = format!("a2a_sandbox_{series} ");
         metrics
             .lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let long_runners: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("a2a_sandbox_guest_long_runners_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let dropped = |kind: &str| value(&format!("guest_output_dropped_total{{kind=\"{kind}\"}}"));
     assert!(
-        long_runners >= 1,
+        value("guest_long_runners_total") >= 1,
         "the spin attack ran as a long runner and was counted:\n{metrics}"
     );
     assert!(

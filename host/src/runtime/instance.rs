@@ -456,10 +456,9 @@ pub struct Hooks {
 /// its deadline; otherwise let other work run.
 ///
 /// A long runner ([`runs_long`]) at each tick gives back its turn and
-/// waits for the next one. Long
-/// runners share one core fewer than the machine has, taking turns in
-/// order, so guests that compute without end cannot starve the short
-/// calls of well-behaved agents.
+/// waits for the next one. Long runners share one core fewer than the
+/// machine has, taking turns in order, so guests that compute without end
+/// cannot starve the short calls of well-behaved agents.
 fn fair_share(state: &mut GuestState) -> wasmtime::Result<UpdateDeadline> {
     let now = Instant::now();
     if now >= state.deadline {
