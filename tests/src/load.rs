@@ -572,6 +572,15 @@ impl ClosedRound {
     }
 }
 
+/// Ratios as whole percentages, listed: "98%, 87%, 93%".
+pub fn percentages(ratios: &[f64]) -> String {
+    ratios
+        .iter()
+        .map(|r| format!("{:.0}%", 100.0 * r))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The median of `figures` (none if empty).
 pub fn median(mut figures: Vec<f64>) -> Option<f64> {
     figures.sort_by(f64::total_cmp);
@@ -836,10 +845,6 @@ impl Fleet {
         let median_of = |of: fn(&ClosedRound) -> f64| {
             median(self.closed.iter().map(of).collect()).unwrap_or(f64::NAN)
         };
-        let rounds: Vec<String> = ratios
-            .iter()
-            .map(|r| format!("{:.0}%", 100.0 * r))
-            .collect();
         let errors: usize = self
             .closed
             .iter()
@@ -848,7 +853,7 @@ impl Fleet {
         format!(
             "{:.0}% (rounds: {}; median {:.0} / {:.0}, the server's CPU per answer {:.1} / {:.1} µs; {errors} errors)",
             100.0 * ratio,
-            rounds.join(", "),
+            percentages(&ratios),
             median_of(|r| r.sessions.per_second()),
             median_of(|r| r.one_agent.per_second()),
             median_of(|r| r.sessions_cpu_us),
@@ -860,6 +865,12 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_are_listed_as_whole_percentages() {
+        assert_eq!(percentages(&[0.984, 0.87, 1.1]), "98%, 87%, 110%");
+        assert_eq!(percentages(&[]), "");
+    }
 
     #[test]
     fn percentiles_rank_the_answers() {

@@ -692,13 +692,6 @@ impl HotPath {
             );
             return;
         };
-        let listed = |ratios: &[f64], show: fn(f64) -> String| {
-            ratios
-                .iter()
-                .map(|r| show(*r))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let median_of = |of: fn(&Round) -> Option<f64>| {
             median(self.rounds.iter().filter_map(of).collect()).unwrap_or(f64::NAN)
         };
@@ -710,7 +703,7 @@ impl HotPath {
             format!(
                 "{:.0}% (rounds: {}; median req/s {:.0} / {:.0})",
                 100.0 * median_vs_get,
-                listed(&vs_get, |r| format!("{:.0}%", 100.0 * r)),
+                load::percentages(&vs_get),
                 median_of(|r| Some(r.side_by_side.send.answers_per_second)),
                 median_of(|r| Some(r.side_by_side.get_task.answers_per_second)),
             ),
@@ -721,7 +714,11 @@ impl HotPath {
         let figure = match (median(vs_sdk.clone()), &self.sdk_missing) {
             (Some(ratio), _) => format!(
                 "{ratio:.2}x (rounds: {}; the SDK's median {:.0} req/s)",
-                listed(&vs_sdk, |r| format!("{r:.2}x")),
+                vs_sdk
+                    .iter()
+                    .map(|r| format!("{r:.2}x"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 median_of(|r| Some(r.sdk?.answers_per_second)),
             ),
             (None, Some(why)) => why.clone(),
@@ -747,7 +744,7 @@ impl HotPath {
             Some(ratio) => format!(
                 "{:.0}% (rounds: {}); CPU per answer {:.1} / {:.1} µs",
                 100.0 * ratio,
-                listed(&apart, |r| format!("{:.0}%", 100.0 * r)),
+                load::percentages(&apart),
                 median_of(|r| Some(r.apart?.send.cpu_us)),
                 median_of(|r| Some(r.apart?.get_task.cpu_us)),
             ),
