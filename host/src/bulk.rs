@@ -51,9 +51,11 @@ tokio::task_local! {
 }
 
 /// Serves `request` for `session`: the bulk jobs it causes wait in that
-/// session's lane.
-pub async fn in_session<F: Future>(session: Arc<str>, request: F) -> F::Output {
-    SESSION.scope(session, request).await
+/// session's lane. A plain function, not an `async fn`: an `async fn`
+/// would keep `request` twice in its own state, the argument and the
+/// scoped copy it awaits, and every request would move that around.
+pub fn in_session<F: Future>(session: Arc<str>, request: F) -> impl Future<Output = F::Output> {
+    SESSION.scope(session, request)
 }
 
 /// Jobs waiting, by lane, and the order lanes take their turns in. A
@@ -227,6 +229,24 @@ pub async fn run_on_each_thread(job: fn()) -> Result<(), Abandoned> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_in_its_sessions_lane_is_held_once() {
+        let request = || async {
+            let held = [7u8; 4096];
+            tokio::task::yield_now().await;
+            std::hint::black_box(&held);
+            SESSION.with(|session| session.to_string())
+        };
+        let alone = std::mem::size_of_val(&request());
+        let scoped = in_session(Arc::from("s-1"), request());
+        assert!(
+            std::mem::size_of_val(&scoped) < alone + 256,
+            "{} bytes to scope a {alone}-byte request",
+            std::mem::size_of_val(&scoped)
+        );
+        assert_eq!(scoped.await, "s-1");
+    }
 
     #[tokio::test]
     async fn jobs_run_at_a_lower_priority_and_a_panic_is_contained() {

@@ -646,7 +646,10 @@ impl GuestInstance {
         // The epoch callback traps a guest that computes past its
         // deadline; the timeout also covers one blocked in a host call.
         let deadline = tokio::time::Instant::from_std(store.data().started) + timeout + EPOCH_SLACK;
-        let outcome = by_deadline(deadline, call(agent, store)).await;
+        let outcome = {
+            let call = std::pin::pin!(call(agent, store));
+            by_deadline(deadline, call).await
+        };
         let data = store.data_mut();
         data.emit = None;
         data.waiting = Vec::new();
@@ -747,12 +750,12 @@ fn arm(store: &mut Store<GuestState>, call_timeout: Duration) {
 /// `call`, given up at `deadline`. Most calls end on their first poll:
 /// only one that does not sets a timer, which would otherwise cost every
 /// call a reference to the runtime's shared timer handle, taken and
-/// given back.
+/// given back. The caller pins `call` where it lives: taken by value, it
+/// would be held twice, as the argument and as the pinned copy.
 async fn by_deadline<F: Future>(
     deadline: tokio::time::Instant,
-    call: F,
+    mut call: std::pin::Pin<&mut F>,
 ) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut call = std::pin::pin!(call);
     match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
         Poll::Ready(done) => Ok(done),
         Poll::Pending => tokio::time::timeout_at(deadline, call).await,
@@ -766,6 +769,24 @@ const EPOCH_SLACK: Duration = Duration::from_millis(500);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_under_its_deadline_is_held_once_by_its_caller() {
+        let call = async {
+            let held = [7u8; 4096];
+            tokio::task::yield_now().await;
+            std::hint::black_box(&held).len()
+        };
+        let call = std::pin::pin!(call);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let timed = by_deadline(deadline, call);
+        assert!(
+            std::mem::size_of_val(&timed) < 1024,
+            "{} bytes to time a call it does not hold",
+            std::mem::size_of_val(&timed)
+        );
+        assert_eq!(timed.await, Ok(4096));
+    }
 
     #[test]
     fn a_call_runs_long_past_its_grace_or_right_after_a_long_runner() {

@@ -158,16 +158,16 @@ pub(crate) struct Mount<'a> {
 
 /// Answers one request for an agent mounted `at`. The bulk work it
 /// causes takes its turn with other sessions' ([`crate::bulk`]).
-pub(crate) async fn answer(
+pub(crate) fn answer(
     session: &Session,
     agent: &SlotAgent,
     req: Request<RequestBody>,
     at: Mount<'_>,
     limits: PortLimits,
     drain: &super::Drain,
-) -> Response<Body> {
+) -> impl Future<Output = Response<Body>> {
     let request = answer_in_session(session, agent, req, at, limits, drain);
-    crate::bulk::in_session(Arc::clone(session.budget.session()), request).await
+    crate::bulk::in_session(Arc::clone(session.budget.session()), request)
 }
 
 async fn answer_in_session(

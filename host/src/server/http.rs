@@ -118,27 +118,31 @@ pub fn with_retry_after(mut r: Response<Body>, wait: Duration) -> Response<Body>
 }
 
 /// Runs a handler; if it panics, answers 500 with a JSON error and logs
-/// the panic, so a bug never leaves a client with an empty reply.
-pub async fn answer_even_on_panic(
-    handler: impl std::future::Future<Output = Response<Body>>,
-) -> Response<Body> {
+/// the panic, so a bug never leaves a client with an empty reply. Built
+/// from combinators, so the future it returns holds `handler` once (an
+/// `async fn` would hold it twice, and each request moves it).
+pub fn answer_even_on_panic(
+    handler: impl Future<Output = Response<Body>>,
+) -> impl Future<Output = Response<Body>> {
     use futures_util::FutureExt;
-    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
-        Ok(response) => response,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %what, "a request handler panicked; answered 500");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the server hit a bug answering this request; it has been logged",
-            )
-        }
-    }
+    std::panic::AssertUnwindSafe(handler)
+        .catch_unwind()
+        .map(|answered| answered.unwrap_or_else(panic_response))
+}
+
+/// The 500 a panicking handler answers, its panic logged.
+fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response<Body> {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "a request handler panicked; answered 500");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the server hit a bug answering this request; it has been logged",
+    )
 }
 
 /// 503 for new work while the server shuts down.
@@ -388,16 +392,16 @@ where
         let service = Arc::new(service);
         hyper::service::service_fn(move |req| {
             let started = InFlight::start(&activity);
-            let answered = service.call(req);
-            async move {
-                let response = answered.await?;
-                Ok::<_, Infallible>(response.map(|body| {
+            // A combinator, not an async block: the block would hold
+            // the answer's future twice.
+            futures_util::FutureExt::map(service.call(req), move |answered| {
+                Ok::<_, Infallible>(answered?.map(|body| {
                     Body::new(Counted {
                         body,
                         _in_flight: started,
                     })
                 }))
-            }
+            })
         })
     };
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -519,6 +523,26 @@ mod tests {
             idle + 2 * pause <= opened.elapsed(),
             "idle since the request ended, not since the connection opened"
         );
+    }
+
+    /// A handler whose future is at least 4 KiB, as a request's is.
+    async fn large_handler() -> Response<Body> {
+        let held = [7u8; 4096];
+        tokio::task::yield_now().await;
+        std::hint::black_box(&held);
+        Response::new(full(""))
+    }
+
+    #[tokio::test]
+    async fn the_panic_guard_holds_its_handler_once() {
+        let alone = std::mem::size_of_val(&large_handler());
+        let guarded = answer_even_on_panic(large_handler());
+        assert!(
+            std::mem::size_of_val(&guarded) < alone + 256,
+            "{} bytes to guard a {alone}-byte handler",
+            std::mem::size_of_val(&guarded)
+        );
+        assert_eq!(guarded.await.status(), StatusCode::OK);
     }
 
     #[tokio::test]
