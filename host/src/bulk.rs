@@ -233,9 +233,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_in_its_sessions_lane_is_held_once() {
         let request = || async {
-            let held = [7u8; 4096];
-            tokio::task::yield_now().await;
-            std::hint::black_box(&held);
+            crate::holding_4_kib(()).await;
             SESSION.with(|session| session.to_string())
         };
         let alone = std::mem::size_of_val(&request());

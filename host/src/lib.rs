@@ -25,3 +25,14 @@ pub mod rate;
 pub mod runtime;
 pub mod server;
 pub mod session;
+
+/// A future that holds 4 KiB across an await, as a request's does, then
+/// gives `out`. The tests that pin what a wrapper around a request's
+/// future costs wrap this one.
+#[cfg(test)]
+pub(crate) async fn holding_4_kib<T>(out: T) -> T {
+    let held = [7u8; 4096];
+    tokio::task::yield_now().await;
+    std::hint::black_box(&held);
+    out
+}

@@ -772,12 +772,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_under_its_deadline_is_held_once_by_its_caller() {
-        let call = async {
-            let held = [7u8; 4096];
-            tokio::task::yield_now().await;
-            std::hint::black_box(&held).len()
-        };
-        let call = std::pin::pin!(call);
+        let call = std::pin::pin!(crate::holding_4_kib(4096));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let timed = by_deadline(deadline, call);
         assert!(

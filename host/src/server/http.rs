@@ -525,18 +525,11 @@ mod tests {
         );
     }
 
-    /// A handler whose future is at least 4 KiB, as a request's is.
-    async fn large_handler() -> Response<Body> {
-        let held = [7u8; 4096];
-        tokio::task::yield_now().await;
-        std::hint::black_box(&held);
-        Response::new(full(""))
-    }
-
     #[tokio::test]
     async fn the_panic_guard_holds_its_handler_once() {
-        let alone = std::mem::size_of_val(&large_handler());
-        let guarded = answer_even_on_panic(large_handler());
+        let handler = || crate::holding_4_kib(Response::new(full("")));
+        let alone = std::mem::size_of_val(&handler());
+        let guarded = answer_even_on_panic(handler());
         assert!(
             std::mem::size_of_val(&guarded) < alone + 256,
             "{} bytes to guard a {alone}-byte handler",
