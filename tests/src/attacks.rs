@@ -132,8 +132,12 @@ pub async fn big_history(server: &Server) -> BigHistory {
         .as_array()
         .map_or(0, |h| h.iter().map(|m| m.to_string().len()).sum());
     let big = median(follow_ups(&attacker, &task, Some(1), 5).await);
+    let (quiet_id, attacker_id) = (quiet.id.clone(), attacker.id.clone());
     let whole_history = async move { follow_ups(&attacker, &task, None, ATTACK_ROUNDS).await };
     let (quiet, _) = quiet_p99_during(&quiet, whole_history).await;
+    // The history's memory goes back, for whatever the server runs next.
+    server.delete(&quiet_id).await;
+    server.delete(&attacker_id).await;
     BigHistory {
         history_bytes,
         small,

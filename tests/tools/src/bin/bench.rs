@@ -187,25 +187,38 @@ async fn main() {
             "budgets.push_configs=50",
         ],
     );
-    let big = attacks::big_history(&tenancy).await;
-    eprintln!("{big}");
     let quiet = attacks::one_agent(&tenancy, "echo").await;
-    let hostile = attacks::one_agent(&tenancy, "hostile").await;
-    let (flood, _) = attacks::quiet_p99_during(&quiet, attacks::call_flood(hostile.clone())).await;
-    tenancy.delete(&hostile.id).await;
-    let hostile = attacks::one_agent(&tenancy, "hostile").await;
     let nested: Vec<serde_json::Value> = (0..12_000)
         .map(|i| json!({"id": i, "name": "player", "tags": ["a", "b"], "stats": {"x": 1.5, "y": null}}))
         .collect();
-    let (store, _) = attacks::quiet_p99_during(
-        &quiet,
-        attacks::fill_store(hostile.clone(), json!({"data": nested})),
-    )
-    .await;
-    tenancy.delete(&hostile.id).await;
     let (hook, hole) = attacks::black_hole().await;
-    let pusher = attacks::one_agent(&tenancy, "conformance").await;
-    let (webhooks, _) = attacks::quiet_p99_during(&quiet, attacks::push_to(pusher, hook, 40)).await;
+    let mut attacked = Attacked::default();
+    for _ in 0..TENANCY_ROUNDS {
+        let big = attacks::big_history(&tenancy).await;
+        eprintln!("{big}");
+        attacked.big_history.push(big.quiet);
+        attacked.growth.push(big.follow_up_growth());
+        attacked.history_bytes = big.history_bytes;
+        let hostile = attacks::one_agent(&tenancy, "hostile").await;
+        let (flood, _) =
+            attacks::quiet_p99_during(&quiet, attacks::call_flood(hostile.clone())).await;
+        attacked.flood.push(flood);
+        tenancy.delete(&hostile.id).await;
+        let hostile = attacks::one_agent(&tenancy, "hostile").await;
+        let (store, _) = attacks::quiet_p99_during(
+            &quiet,
+            attacks::fill_store(hostile.clone(), json!({"data": nested})),
+        )
+        .await;
+        attacked.store.push(store);
+        tenancy.delete(&hostile.id).await;
+        let pusher = attacks::one_agent(&tenancy, "conformance").await;
+        let (webhooks, _) =
+            attacks::quiet_p99_during(&quiet, attacks::push_to(pusher.clone(), hook.clone(), 40))
+                .await;
+        attacked.webhooks.push(webhooks);
+        tenancy.delete(&pusher.id).await;
+    }
     drop(tenancy);
     // The fleets measure latency at fleet scale: nothing else of this run
     // may take CPU from them or from their load generator.
@@ -313,28 +326,40 @@ async fn main() {
     );
     t.row(
         &format!(
-            "big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history",
-            big.history_bytes as f64 / 1048576.0
+            "big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history, the median of {TENANCY_ROUNDS} rounds",
+            attacked.history_bytes as f64 / 1048576.0
         ),
-        format!("{:.2}x", big.follow_up_growth()),
+        format!("{:.2}x", load::median(attacked.growth.clone()).unwrap_or(f64::NAN)),
         "1x",
     );
-    for (attack, p99) in [
-        ("follow-ups that ask for a whole big history", big.quiet),
+    for (attack, rounds) in [
+        (
+            "follow-ups that ask for a whole big history",
+            &attacked.big_history,
+        ),
         (
             "a flood of 512 KiB calls refused by the queue budget",
-            flood,
+            &attacked.flood,
         ),
-        ("a store filled to its budget with nested objects", store),
-        ("40 webhooks to a black hole", webhooks),
+        (
+            "a store filled to its budget with nested objects",
+            &attacked.store,
+        ),
+        ("40 webhooks to a black hole", &attacked.webhooks),
     ] {
+        let p99 = median_round(rounds);
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|r| format!("{:.2}x", r.ratio()))
+            .collect();
         t.row(
-            &format!("another session's SendMessage p99 under {attack}"),
+            &format!("another session's SendMessage p99 under {attack}, the median of {TENANCY_ROUNDS} rounds"),
             format!(
-                "{:.2}x ({} -> {})",
+                "{:.2}x ({} -> {}; rounds: {})",
                 p99.ratio(),
                 ms(p99.baseline),
-                ms(p99.noisy)
+                ms(p99.noisy),
+                each.join(", ")
             ),
             "at most 3x",
         );
@@ -452,6 +477,30 @@ async fn window(pid: u32, run: impl Future<Output = Option<(f64, String, u64)>>)
         answers_per_second,
         cpu_us: 1e6 * spent / answers.max(1.0),
     })
+}
+
+/// Rounds of each tenancy attack, taking turns; the median round is the
+/// figure and every round is printed. One round's p99 ratio on this
+/// machine swings across the 3x line for the same server code.
+const TENANCY_ROUNDS: usize = 3;
+
+/// The quiet session's p99 in each round of each tenancy attack.
+#[derive(Default)]
+struct Attacked {
+    big_history: Vec<attacks::QuietP99>,
+    flood: Vec<attacks::QuietP99>,
+    store: Vec<attacks::QuietP99>,
+    webhooks: Vec<attacks::QuietP99>,
+    /// How much dearer a follow-up got on the big history, each round.
+    growth: Vec<f64>,
+    history_bytes: usize,
+}
+
+/// The round whose ratio is the median.
+fn median_round(rounds: &[attacks::QuietP99]) -> attacks::QuietP99 {
+    let mut sorted = rounds.to_vec();
+    sorted.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+    sorted[sorted.len() / 2]
 }
 
 /// Rounds of GetTask, SendMessage and the SDK's SendMessage.
