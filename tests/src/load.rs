@@ -581,6 +581,15 @@ pub fn percentages(ratios: &[f64]) -> String {
         .join(", ")
 }
 
+/// Ratios as multiples to two places, listed: "1.58x, 1.63x".
+pub fn multiples(ratios: &[f64]) -> String {
+    ratios
+        .iter()
+        .map(|r| format!("{r:.2}x"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The median of `figures` (none if empty).
 pub fn median(mut figures: Vec<f64>) -> Option<f64> {
     figures.sort_by(f64::total_cmp);
@@ -870,6 +879,12 @@ mod tests {
     fn ratios_are_listed_as_whole_percentages() {
         assert_eq!(percentages(&[0.984, 0.87, 1.1]), "98%, 87%, 110%");
         assert_eq!(percentages(&[]), "");
+    }
+
+    #[test]
+    fn ratios_are_listed_as_multiples() {
+        assert_eq!(multiples(&[1.584, 1.6, 3.0]), "1.58x, 1.60x, 3.00x");
+        assert_eq!(multiples(&[]), "");
     }
 
     #[test]

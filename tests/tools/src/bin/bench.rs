@@ -196,9 +196,7 @@ async fn main() {
     for _ in 0..TENANCY_ROUNDS {
         let big = attacks::big_history(&tenancy).await;
         eprintln!("{big}");
-        attacked.big_history.push(big.quiet);
-        attacked.growth.push(big.follow_up_growth());
-        attacked.history_bytes = big.history_bytes;
+        attacked.histories.push(big);
         let hostile = attacks::one_agent(&tenancy, "hostile").await;
         let (flood, _) =
             attacks::quiet_p99_during(&quiet, attacks::call_flood(hostile.clone())).await;
@@ -324,18 +322,21 @@ async fn main() {
         format!("{} / {} / {}", ms(direct), ms(via_peer), ms(via_peer.saturating_sub(direct))),
         "",
     );
+    let growth = attacked.histories.iter().map(|b| b.follow_up_growth());
+    let quiet_under_history: Vec<attacks::QuietP99> =
+        attacked.histories.iter().map(|b| b.quiet).collect();
     t.row(
         &format!(
             "big history: a 300 KiB follow-up on a {:.0} MiB history over one on a short history, the median of {TENANCY_ROUNDS} rounds",
-            attacked.history_bytes as f64 / 1048576.0
+            attacked.histories.last().map_or(0, |b| b.history_bytes) as f64 / 1048576.0
         ),
-        format!("{:.2}x", load::median(attacked.growth.clone()).unwrap_or(f64::NAN)),
+        format!("{:.2}x", load::median(growth.collect()).unwrap_or(f64::NAN)),
         "1x",
     );
     for (attack, rounds) in [
         (
             "follow-ups that ask for a whole big history",
-            &attacked.big_history,
+            &quiet_under_history,
         ),
         (
             "a flood of 512 KiB calls refused by the queue budget",
@@ -348,10 +349,7 @@ async fn main() {
         ("40 webhooks to a black hole", &attacked.webhooks),
     ] {
         let p99 = median_round(rounds);
-        let each: Vec<String> = rounds
-            .iter()
-            .map(|r| format!("{:.2}x", r.ratio()))
-            .collect();
+        let each: Vec<f64> = rounds.iter().map(attacks::QuietP99::ratio).collect();
         t.row(
             &format!("another session's SendMessage p99 under {attack}, the median of {TENANCY_ROUNDS} rounds"),
             format!(
@@ -359,7 +357,7 @@ async fn main() {
                 p99.ratio(),
                 ms(p99.baseline),
                 ms(p99.noisy),
-                each.join(", ")
+                load::multiples(&each)
             ),
             "at most 3x",
         );
@@ -487,13 +485,10 @@ const TENANCY_ROUNDS: usize = 3;
 /// The quiet session's p99 in each round of each tenancy attack.
 #[derive(Default)]
 struct Attacked {
-    big_history: Vec<attacks::QuietP99>,
+    histories: Vec<attacks::BigHistory>,
     flood: Vec<attacks::QuietP99>,
     store: Vec<attacks::QuietP99>,
     webhooks: Vec<attacks::QuietP99>,
-    /// How much dearer a follow-up got on the big history, each round.
-    growth: Vec<f64>,
-    history_bytes: usize,
 }
 
 /// The round whose ratio is the median.
@@ -763,11 +758,7 @@ impl HotPath {
         let figure = match (median(vs_sdk.clone()), &self.sdk_missing) {
             (Some(ratio), _) => format!(
                 "{ratio:.2}x (rounds: {}; the SDK's median {:.0} req/s)",
-                vs_sdk
-                    .iter()
-                    .map(|r| format!("{r:.2}x"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                load::multiples(&vs_sdk),
                 median_of(|r| Some(r.sdk?.answers_per_second)),
             ),
             (None, Some(why)) => why.clone(),
