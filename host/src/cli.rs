@@ -197,6 +197,12 @@ fn run() -> anyhow::Result<()> {
                      the kernel clears a 2 MiB page"
                 );
             }
+            if let Err(e) = crate::allocator::purge_in_background() {
+                tracing::warn!(
+                    "cannot start the thread that hands freed memory back ({e}): what was \
+                     freed last stays resident while the server is quiet"
+                );
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .on_thread_park(crate::allocator::collect_if_asked)
                 .enable_all()

@@ -395,9 +395,6 @@ impl Server {
                     }
                 }
             }),
-            every(crate::allocator::PURGE_EVERY, stopping.clone(), || async {
-                crate::allocator::purge_freed();
-            }),
             every(RELOAD_EVERY, stopping.clone(), {
                 let catalog = Arc::clone(&self.api.catalog);
                 move || {
@@ -501,7 +498,7 @@ impl Server {
     /// Stops accepting, gives open streams their last event, lets
     /// requests in flight finish within the grace, then ends every
     /// session and closes what is left.
-    async fn drain(self, background: [tokio::task::JoinHandle<()>; 3]) {
+    async fn drain(self, background: [tokio::task::JoinHandle<()>; 2]) {
         drop(self.listener);
         let drain = &self.api.drain;
         drain.begin();
