@@ -159,11 +159,20 @@ mod tests {
         churn(8);
         std::thread::sleep(std::time::Duration::from_millis(1100));
 
-        let (held, just_freed) = churn(64);
-        assert!(
-            held.saturating_sub(just_freed) < 32 << 10,
-            "freed pages are kept a moment for the next request ({held} -> {just_freed} KiB)"
-        );
+        // Kept a moment for the next request. A purge another test's
+        // frees fall due for may take them at once, so up to three tries.
+        let mut tries = Vec::new();
+        let just_freed = loop {
+            let (held, just_freed) = churn(64);
+            tries.push((held, just_freed));
+            if held.saturating_sub(just_freed) < 32 << 10 {
+                break just_freed;
+            }
+            assert!(
+                tries.len() < 3,
+                "freed pages went back at once: {tries:?} KiB"
+            );
+        };
         // Nothing else is freed meanwhile: the purging thread gives them back.
         std::thread::sleep(PURGE_EVERY + std::time::Duration::from_millis(100));
         let purged = resident_kib();
