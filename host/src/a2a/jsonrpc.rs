@@ -43,19 +43,22 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 /// Parses a body. On failure returns the error and the id to answer with
 /// (null when the id could not be read).
 pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
-    let envelope: Envelope = match serde_json::from_slice(body) {
+    // Only an object is read as a request: serde would also read the
+    // members from an array, by position, and a batch is refused whole.
+    let envelope = match body.trim_ascii_start().first() {
+        Some(b'{') => serde_json::from_slice::<Envelope>(body)
+            .map_err(|e| format!("not a request object: {e}")),
+        Some(b'[') => Err("batch requests are not supported; send one object".to_string()),
+        _ => Err("body must be a JSON object".to_string()),
+    };
+    let envelope = match envelope {
         Ok(envelope) => envelope,
-        Err(e) => {
-            // Valid JSON that is not a request object, or not JSON at all
-            // (nested past the parser's depth limit counts as not JSON).
+        Err(why) => {
+            // Not JSON at all (nested past the parser's depth limit
+            // counts as not JSON), or valid JSON that is not a request.
             if let Err(invalid) = serde_json::from_slice::<Value>(body) {
                 return Err((Value::Null, RpcError::parse_error(invalid)));
             }
-            let why = match body.trim_ascii_start().first() {
-                Some(b'[') => "batch requests are not supported; send one object".to_string(),
-                Some(b'{') => format!("not a request object: {e}"),
-                _ => "body must be a JSON object".to_string(),
-            };
             return Err((Value::Null, RpcError::invalid_request(why)));
         }
     };
@@ -242,6 +245,29 @@ mod tests {
         assert_eq!(
             v,
             json!({"jsonrpc": "2.0", "id": 7, "result": {"task": {}}})
+        );
+    }
+
+    #[test]
+    fn an_array_is_a_batch_refused_whole_never_read_as_one_request() {
+        for batch in [
+            "[]",
+            r#"[{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}]"#,
+            // The members of a request, in order: still a batch.
+            r#" [1, "2.0", "GetTask", {"id": "t"}]"#,
+        ] {
+            let (id, e) = parse(batch.as_bytes()).unwrap_err();
+            assert_eq!((id, e.code), (Value::Null, -32600), "{batch}");
+            assert!(
+                e.message.contains("batch requests are not supported"),
+                "{batch}: {}",
+                e.message
+            );
+        }
+        assert_eq!(
+            code("[1, "),
+            (Value::Null, -32700),
+            "an unfinished array is not JSON"
         );
     }
 
