@@ -19,6 +19,7 @@ pub mod egress;
 pub mod forwarded;
 pub mod guest_http;
 pub mod http_client;
+pub mod json_object;
 pub mod metrics;
 pub mod ports;
 pub mod rate;

@@ -26,6 +26,7 @@ pub struct DraftRequest {
     #[serde(default)]
     pub personas: HashMap<String, String>,
     /// Other components for the five AI seats (admin only).
+    #[serde(default, deserialize_with = "crate::json_object::list")]
     pub agents: Option<Vec<SlotRequest>>,
 }
 

@@ -27,6 +27,7 @@ use crate::draft::client::{AskError, DrafterClient};
 use crate::draft::lineup::{DraftRequest, ModelAccess, default_lineup, draft_spec, persona_of};
 use crate::draft::rules::{DEFAULT_ROUNDS, HUMAN_TEAM, MAX_ROUNDS, team_of};
 use crate::draft::{Draft, Drafts, PickError, Settings, team_cards};
+use crate::json_object::Object;
 use crate::runtime::catalog::Catalog;
 use crate::session::{Session, SessionRegistry};
 
@@ -326,8 +327,8 @@ impl DraftApi {
         struct Pick {
             player: String,
         }
-        let pick: Pick = match serde_json::from_slice(&body) {
-            Ok(p) => p,
+        let pick = match serde_json::from_slice::<Object<Pick>>(&body) {
+            Ok(Object(p)) => p,
             Err(e) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,

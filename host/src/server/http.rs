@@ -17,6 +17,8 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::json_object::Object;
+
 /// A response body: whole, or (for streams) produced as it goes.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -229,7 +231,7 @@ pub async fn read_body(
         .map_err(BodyError::response)
 }
 
-/// Reads a JSON body as `T`; an empty (or all-whitespace) body is
+/// Reads a JSON object body as `T`; an empty (or all-whitespace) body is
 /// `T::default()`. A body that does not parse is a 400 naming `what`.
 pub async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
     body: RequestBody,
@@ -241,13 +243,15 @@ pub async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("body is not a valid {what}: {e}"),
-        )
-    })
+    serde_json::from_slice::<Object<T>>(&bytes)
+        .map(|o| o.0)
+        .map_err(|e| {
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("body is not a valid {what}: {e}"),
+            )
+        })
 }
 
 /// The hostname part of a `Host` header, if it is a plausible host name

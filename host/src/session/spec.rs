@@ -11,7 +11,7 @@ pub const MAX_AGENTS: usize = 5;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_object::list")]
     pub agents: Option<Vec<SlotRequest>>,
     #[serde(default)]
     pub auth: Option<String>,

@@ -379,6 +379,19 @@ async fn the_control_api_lists_inspects_and_refuses_bad_requests_clearly() {
         ),
         (json!({"auth": "magic"}), 400, "bad_request", "auth"),
         (json!({"agent": []}), 400, "bad_request", "unknown field"),
+        // Fields by position are not an object, at the top or within.
+        (
+            json!([[{"component": "echo"}]]),
+            400,
+            "bad_request",
+            "expected a JSON object",
+        ),
+        (
+            json!({"agents": [["echo", "Team A"]]}),
+            400,
+            "bad_request",
+            "expected a JSON object",
+        ),
     ];
     for (body, status, code, says) in bad {
         let r = server.create(Some(body.clone())).await;
