@@ -1,8 +1,11 @@
-//! Client bodies read as JSON objects and nothing else. serde's derive
-//! also reads a struct's fields from an array, by position, so without
-//! this `[[["echo", "Team A"]]]` would pass for
-//! `{"agents": [{"component": "echo", "name": "Team A"}]}`: a body, or a
-//! member, meant as an object is read through [`Object`] or [`list`].
+//! What clients send as JSON objects read from objects and nothing else.
+//! serde's derive also reads a struct's fields from an array, by
+//! position, so without this `[[["echo", "Team A"]]]` would pass for
+//! `{"agents": [{"component": "echo", "name": "Team A"}]}`, and a message
+//! part for its members in order. A body or a member meant as an object
+//! is read through [`Object`] (or the field readers below), in one pass,
+//! with no intermediate copy of its content (a part's `data` can be
+//! megabytes of small objects).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -19,7 +22,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
         impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
             type Value = T;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
+                f.write_str("an object")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
                 T::deserialize(MapAccessDeserializer::new(map))
@@ -27,6 +30,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
         }
         d.deserialize_map(Fields(PhantomData)).map(Object)
     }
+}
+
+/// Reads a field that must be an object, for a field marked
+/// `#[serde(deserialize_with = "json_object::object")]`.
+pub fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Object::deserialize(d).map(|o| o.0)
+}
+
+/// As [`object`], for an optional field (`null` is unset).
+pub fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<Object<T>>::deserialize(d).map(|o| o.map(|o| o.0))
 }
 
 /// Reads an optional list of objects, for a field marked
@@ -82,12 +104,12 @@ mod tests {
         for positional in [r#"[[["echo", "A"]]]"#, r#"{"agents": [["echo", "A"]]}"#] {
             let e = read(positional).unwrap_err();
             assert!(
-                e.contains("invalid type: sequence, expected a JSON object"),
+                e.contains("invalid type: sequence, expected an object"),
                 "{positional}: {e}"
             );
         }
         let e = read(r#"{"agents": ["echo"]}"#).unwrap_err();
-        assert!(e.contains("expected a JSON object"), "{e}");
+        assert!(e.contains("expected an object"), "{e}");
         // What the fields' own rules refuse still is, with its place.
         let e = read(r#"{"agents": [{"component": "echo", "x": 1}]}"#).unwrap_err();
         assert!(

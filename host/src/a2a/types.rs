@@ -12,6 +12,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::json_object::{self, Object};
+
 /// A JSON value kept as the text that arrived, on one line: a single
 /// allocation however deep the value is, so the memory it holds is its
 /// length and goes back to the system whole when its task is deleted
@@ -141,7 +143,7 @@ pub enum PartContent {
 /// A piece of a message or artifact: exactly one content field plus
 /// optional media type, file name and metadata.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "MapOnly<PartWire>")]
+#[serde(try_from = "Object<PartWire>")]
 pub struct Part {
     pub content: PartContent,
     pub media_type: Option<String>,
@@ -192,52 +194,11 @@ pub enum PartError {
     Base64(#[from] base64::DecodeError),
 }
 
-impl TryFrom<MapOnly<PartWire>> for Part {
+impl TryFrom<Object<PartWire>> for Part {
     type Error = PartError;
-    fn try_from(wire: MapOnly<PartWire>) -> Result<Self, PartError> {
+    fn try_from(wire: Object<PartWire>) -> Result<Self, PartError> {
         Part::try_from(wire.0)
     }
-}
-
-/// A `T` that must come as a JSON object: serde would also take an array
-/// for a struct, which the wire format does not allow. Read in one pass,
-/// without an intermediate copy of the content (a part's `data` can be
-/// megabytes of small objects).
-struct MapOnly<T>(T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(Visit(std::marker::PhantomData))
-            .map(MapOnly)
-    }
-}
-
-/// Deserialises a field that must be a JSON object.
-fn object<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    MapOnly::deserialize(d).map(|m| m.0)
-}
-
-/// As [`object`], for an optional field (`null` is unset).
-fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<MapOnly<T>>::deserialize(d).map(|m| m.map(|m| m.0))
 }
 
 impl TryFrom<PartWire> for Part {
@@ -396,9 +357,9 @@ pub struct Task {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageParams {
-    #[serde(deserialize_with = "object")]
+    #[serde(deserialize_with = "json_object::object")]
     pub message: Message,
-    #[serde(default, deserialize_with = "optional_object")]
+    #[serde(default, deserialize_with = "json_object::optional_object")]
     pub configuration: Option<SendConfiguration>,
     #[serde(default)]
     pub metadata: Option<Metadata>,
@@ -417,7 +378,7 @@ pub struct SendConfiguration {
     #[serde(default)]
     #[serde(alias = "return_immediately")]
     pub return_immediately: Option<bool>,
-    #[serde(default, deserialize_with = "optional_object")]
+    #[serde(default, deserialize_with = "json_object::optional_object")]
     #[serde(alias = "task_push_notification_config")]
     pub task_push_notification_config: Option<PushConfig>,
 }
@@ -538,7 +499,7 @@ pub struct PushConfig {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "optional_object"
+        deserialize_with = "json_object::optional_object"
     )]
     pub authentication: Option<AuthenticationInfo>,
 }

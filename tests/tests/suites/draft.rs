@@ -122,7 +122,7 @@ async fn the_human_picks_through_the_api_and_bad_picks_are_refused_clearly() {
             "personas are keyed by AI team",
         ),
         (json!({"colour": "red"}), "unknown field"),
-        (json!([2, 11]), "expected a JSON object"),
+        (json!([2, 11]), "expected an object"),
     ] {
         let r = http("POST", &format!("{base}/v1/drafts"), &[], body.to_string()).await;
         assert_eq!(r.status, 400);

@@ -384,13 +384,13 @@ async fn the_control_api_lists_inspects_and_refuses_bad_requests_clearly() {
             json!([[{"component": "echo"}]]),
             400,
             "bad_request",
-            "expected a JSON object",
+            "expected an object",
         ),
         (
             json!({"agents": [["echo", "Team A"]]}),
             400,
             "bad_request",
-            "expected a JSON object",
+            "expected an object",
         ),
     ];
     for (body, status, code, says) in bad {
