@@ -8,8 +8,38 @@ use serde_json::value::RawValue;
 
 use super::error::RpcError;
 
-/// A request id: string, number or null, echoed exactly.
-pub type RequestId = Value;
+/// A request id: a string, a number or null, kept as the JSON text the
+/// client sent so it is echoed exactly (`1e3` stays `1e3`, and a number
+/// past 64 bits keeps every digit).
+#[derive(Debug, Clone)]
+pub struct RequestId(Box<RawValue>);
+
+impl RequestId {
+    /// The id of an answer to a request whose id could not be read.
+    pub fn null() -> RequestId {
+        RequestId(RawValue::from_string("null".into()).expect("null is JSON"))
+    }
+
+    /// The id as sent, if it is a string, a number or null.
+    fn of(raw: &RawValue) -> Option<RequestId> {
+        let text = raw.get();
+        let valid = text == "null"
+            || text.starts_with('"')
+            || text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        valid.then(|| RequestId(raw.to_owned()))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 /// A well-formed JSON-RPC request. `params` is the request's own text,
 /// parsed once, straight into the method's type: content is never held
@@ -25,9 +55,9 @@ pub struct Request<'a> {
 /// The members of a request object, as sent.
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    /// `None` when absent; `Some(Null)` for `"id": null`.
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Value>,
+    /// `None` when absent; `Some("null")` for `"id": null`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
     #[serde(default)]
     jsonrpc: Option<Value>,
     #[serde(default)]
@@ -36,8 +66,8 @@ struct Envelope<'a> {
     params: Option<&'a RawValue>,
 }
 
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Parses a body. On failure returns the error and the id to answer with
@@ -57,22 +87,22 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
             // Not JSON at all (nested past the parser's depth limit
             // counts as not JSON), or valid JSON that is not a request.
             if let Err(invalid) = serde_json::from_slice::<Value>(body) {
-                return Err((Value::Null, RpcError::parse_error(invalid)));
+                return Err((RequestId::null(), RpcError::parse_error(invalid)));
             }
-            return Err((Value::Null, RpcError::invalid_request(why)));
+            return Err((RequestId::null(), RpcError::invalid_request(why)));
         }
     };
-    let id = match envelope.id {
+    let id = match envelope.id.map(RequestId::of) {
         None => None,
-        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(id),
-        Some(_) => {
+        Some(Some(id)) => Some(id),
+        Some(None) => {
             return Err((
-                Value::Null,
+                RequestId::null(),
                 RpcError::invalid_request("id must be a string, a number or null"),
             ));
         }
     };
-    let reply_id = id.clone().unwrap_or(Value::Null);
+    let reply_id = id.clone().unwrap_or_else(RequestId::null);
     if envelope.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err((
             reply_id,
@@ -185,7 +215,7 @@ pub fn error_body(id: &RequestId, error: &RpcError) -> Vec<u8> {
 /// One SSE event holding a JSON-RPC success response whose `result` is
 /// the already-serialized `result_json`.
 pub fn sse_result(id: &RequestId, result_json: &[u8]) -> bytes::Bytes {
-    let id = serde_json::to_string(id).expect("ids serialise");
+    let id = id.get();
     let mut frame = Vec::with_capacity(result_json.len() + id.len() + 48);
     frame.extend_from_slice(b"data: {\"jsonrpc\":\"2.0\",\"id\":");
     frame.extend_from_slice(id.as_bytes());
@@ -210,7 +240,11 @@ mod tests {
 
     fn code(body: &str) -> (Value, i32) {
         let (id, e) = parse(body.as_bytes()).unwrap_err();
-        (id, e.code)
+        (serde_json::from_str(id.get()).unwrap(), e.code)
+    }
+
+    fn id(text: &str) -> RequestId {
+        RequestId::of(&RawValue::from_string(text.into()).unwrap()).unwrap()
     }
 
     #[test]
@@ -238,7 +272,7 @@ mod tests {
 
     #[test]
     fn sse_frames_are_one_data_line_of_json_rpc() {
-        let f = sse_result(&json!(7), br#"{"task":{}}"#);
+        let f = sse_result(&id("7"), br#"{"task":{}}"#);
         let text = std::str::from_utf8(&f).unwrap();
         assert!(text.starts_with("data: ") && text.ends_with("\n\n"));
         let v: Value = serde_json::from_str(text.trim_start_matches("data: ").trim()).unwrap();
@@ -246,6 +280,34 @@ mod tests {
             v,
             json!({"jsonrpc": "2.0", "id": 7, "result": {"task": {}}})
         );
+    }
+
+    #[test]
+    fn ids_are_echoed_as_sent() {
+        for sent in [
+            "7",
+            "-5",
+            "1.0",
+            "1e3",
+            "-0",
+            "123456789012345678901234567890",
+            r#""a\u00e9""#,
+            r#""""#,
+            "null",
+        ] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{sent},"method":"m"}}"#);
+            let request = parse(body.as_bytes()).unwrap();
+            let id = request.id.expect("an id");
+            let answer = String::from_utf8(error_body(&id, &RpcError::internal())).unwrap();
+            assert!(
+                answer.starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{sent},"#)),
+                "{sent}: {answer}"
+            );
+        }
+        for wrong in ["true", "{}", "[1]"] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{wrong},"method":"m"}}"#);
+            assert_eq!(code(&body), (Value::Null, -32600), "{wrong}");
+        }
     }
 
     #[test]
@@ -257,7 +319,7 @@ mod tests {
             r#" [1, "2.0", "GetTask", {"id": "t"}]"#,
         ] {
             let (id, e) = parse(batch.as_bytes()).unwrap_err();
-            assert_eq!((id, e.code), (Value::Null, -32600), "{batch}");
+            assert_eq!((id.get(), e.code), ("null", -32600), "{batch}");
             assert!(
                 e.message.contains("batch requests are not supported"),
                 "{batch}: {}",
@@ -282,8 +344,8 @@ mod tests {
         let r = parse(br#"{"jsonrpc":"2.0","method":"SendMessage"}"#).unwrap();
         assert!(r.id.is_none());
         let r = parse(br#"{"jsonrpc":"2.0","id":null,"method":"m"}"#).unwrap();
-        assert_eq!(r.id, Some(Value::Null));
-        let body = result_body(&json!("x"), &json!({"ok": true}));
+        assert_eq!(r.id.as_ref().map(RequestId::get), Some("null"));
+        let body = result_body(&id(r#""x""#), &json!({"ok": true}));
         assert_eq!(
             serde_json::from_slice::<Value>(&body).unwrap(),
             json!({"jsonrpc": "2.0", "id": "x", "result": {"ok": true}})

@@ -16,7 +16,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
 use super::cost;
@@ -478,7 +477,7 @@ impl<B: AgentBackend> A2aService<B> {
     pub async fn call(self: &Arc<Self>, version: Option<&str>, body: Bytes) -> Reply {
         let read = crate::bulk::run_if_large(body.len(), move || read_request(&body))
             .await
-            .unwrap_or_else(|_| Err((Value::Null, RpcError::internal())));
+            .unwrap_or_else(|_| Err((RequestId::null(), RpcError::internal())));
         let Read {
             id,
             dialect,
@@ -494,7 +493,7 @@ impl<B: AgentBackend> A2aService<B> {
             Some(v) => Err(RpcError::version_not_supported(v)),
             None => method,
         };
-        let reply_id = id.clone().unwrap_or(Value::Null);
+        let reply_id = id.clone().unwrap_or_else(RequestId::null);
         let shape = method.as_ref().map_or(Shape::Other, |m| m.shape());
         let outcome = match method {
             Ok(m) if m.streams() => {
