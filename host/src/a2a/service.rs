@@ -277,7 +277,7 @@ fn check_user_message(message: &Message) -> Result<(), RpcError> {
     if message.role != Role::User {
         return Err(RpcError::invalid_params(
             "message.role",
-            "message.role must be ROLE_USER",
+            "message.role must be ROLE_USER (\"user\" in A2A 0.3): a client sends only its own turns",
         ));
     }
     for (i, part) in message.parts.iter().enumerate() {
