@@ -622,13 +622,16 @@ impl Config {
             set(&mut table, path, scalar(path, raw, like)?);
         }
         let config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    let reason = e.message().to_string();
-                    // serde names unknown and ill-typed keys in its message.
-                    invalid(file.map_or("config", |_| "--config"), reason)
-                })?;
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                // The key whose value does not fit (serde names unknown
+                // keys in its message, and their table as the path).
+                let key = e.path().to_string();
+                let reason = e.inner().message().to_string();
+                match key.as_str() {
+                    "." => invalid(file.map_or("config", |_| "--config"), reason),
+                    _ => invalid(&key, reason),
+                }
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -1023,5 +1026,23 @@ mod tests {
         assert!(ok.is_ok());
         let e = Config::load(None, [], &[("port_range".into(), "5000".into())]).unwrap_err();
         assert!(e.reason.contains("LO-HI"), "{e}");
+        // A value of the right kind that its type refuses, from a flag or
+        // a file: named by its key, not by where it came from.
+        let e = Config::load(None, [], &[("listen".into(), "127.0.0.1:99999".into())]).unwrap_err();
+        assert_eq!(e.key, "listen", "{e}");
+        let dir = std::env::temp_dir().join(format!("config-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(
+            &file,
+            "[sessions]\nmax_sessions = \"many\"\nttl_secs = 60\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&file), [], &[]).unwrap_err();
+        assert_eq!(e.key, "sessions.max_sessions", "{e}");
+        std::fs::write(&file, "[sessions]\nmax_sesions = 9\n").unwrap();
+        let e = Config::load(Some(&file), [], &[]).unwrap_err();
+        assert_eq!(e.key, "sessions.max_sesions", "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
