@@ -40,7 +40,8 @@ enum Command {
     /// what the sandbox grants, with a valid card. Prints one line per
     /// file; exits 1 if any is refused.
     Validate {
-        /// Component files (*.wasm).
+        /// Component files (*.wasm), or directories of them (an agents
+        /// directory: every *.wasm in it, as `serve` would load them).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
@@ -261,10 +262,39 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// The same check the server runs when it loads a component.
+/// A directory stands for the components in it. One that cannot be read,
+/// or holds none, is a refusal: a deploy check must not pass on nothing.
+fn component_paths(paths: Vec<PathBuf>) -> Vec<Result<PathBuf, String>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(Ok(path));
+            continue;
+        }
+        match crate::runtime::component_files(&path) {
+            Ok(found) if found.is_empty() => files.push(Err(format!(
+                "{}: no components (*.wasm) in this directory",
+                path.display()
+            ))),
+            Ok(found) => files.extend(found.into_iter().map(Ok)),
+            Err(e) => files.push(Err(e.to_string())),
+        }
+    }
+    files
+}
+
 async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
     let mut refused = 0;
-    for path in &paths {
-        match crate::runtime::validate_file(path).await {
+    for path in component_paths(paths) {
+        let path = match path {
+            Ok(path) => path,
+            Err(why) => {
+                refused += 1;
+                println!("{why}");
+                continue;
+            }
+        };
+        match crate::runtime::validate_file(&path).await {
             Ok(c) => println!(
                 "{}: ok — {}, {:?}, {} skill(s), {}{} KiB, checked in {} ms",
                 path.display(),

@@ -75,6 +75,31 @@ fn validate_passes_every_agent_and_refuses_each_bad_kind_in_one_line() {
         assert_eq!(out.lines().count(), 1, "one line: {out}");
         assert!(out.contains(says), "{fixture}: {out}");
     }
+    // A directory is every component in it, one line each.
+    let fixtures = scratch("validate-dir");
+    for (fixture, _) in REFUSALS {
+        std::fs::copy(refused(fixture), fixtures.join(format!("{fixture}.wasm"))).unwrap();
+    }
+    let (code, out) = validate(&[&fixtures]);
+    assert_eq!(code, 1, "{out}");
+    for (fixture, says) in REFUSALS {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{fixture}.wasm")) && l.contains(says)),
+            "{fixture}: {out}"
+        );
+    }
+    let (code, out) = validate(&[&repo_root().join("build/agents")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().count() >= 8 && out.contains("echo.wasm: ok"),
+        "{out}"
+    );
+    let empty = scratch("validate-empty");
+    let (code, out) = validate(&[&empty]);
+    assert_eq!(code, 1, "nothing to check is no pass: {out}");
+    assert!(out.contains("no components (*.wasm)"), "{out}");
+
     let dir = scratch("validate");
     let text = dir.join("notes.wasm");
     std::fs::write(&text, "hello").unwrap();
