@@ -171,14 +171,28 @@ fn forbidden_because(interface: &str) -> &'static str {
 const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 4096;
 
+/// Checks a name an agent card shows, whoever gives it (the agent's
+/// `describe`, or a session request naming a slot): not blank, at most
+/// [`MAX_NAME`] characters, no control characters. The error completes
+/// "name ...".
+pub fn check_card_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(format!("is longer than {MAX_NAME} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("holds a control character (a line break, a tab, an escape)".into());
+    }
+    Ok(())
+}
+
 /// Checks the card an agent describes itself with.
 pub fn check_info(info: &guest::Info) -> Result<(), ContractError> {
     let bad = |why: String| Err(ContractError::Card(why));
-    if info.name.trim().is_empty() {
-        return bad("name is empty".into());
-    }
-    if info.name.chars().count() > MAX_NAME {
-        return bad(format!("name is longer than {MAX_NAME} characters"));
+    if let Err(why) = check_card_name(&info.name) {
+        return bad(format!("name {why}"));
     }
     if info.description.chars().count() > MAX_DESCRIPTION {
         return bad(format!(
@@ -206,6 +220,25 @@ pub fn check_info(info: &guest::Info) -> Result<(), ContractError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_names_are_shown_text_of_a_sensible_length() {
+        assert_eq!(check_card_name("Team 1 — Zero RB"), Ok(()));
+        for (name, says) in [
+            ("", "is empty"),
+            ("  ", "is empty"),
+            ("a\nb", "control character"),
+            ("\u{1b}[31mred", "control character"),
+        ] {
+            let why = check_card_name(name).unwrap_err();
+            assert!(why.contains(says), "{name:?}: {why}");
+        }
+        assert!(
+            check_card_name(&"é".repeat(MAX_NAME)).is_ok(),
+            "characters, not bytes"
+        );
+        assert!(check_card_name(&"x".repeat(MAX_NAME + 1)).is_err());
+    }
 
     #[test]
     fn headers_tell_files_modules_and_components_apart() {

@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::runtime::contract::check_card_name;
+
 /// Agents a session may have.
 pub const MAX_AGENTS: usize = 5;
 
@@ -53,6 +55,8 @@ pub enum SpecError {
     AgentCount(usize),
     #[error("slot {slot}: config.{key} must be a string, number or boolean")]
     ConfigValue { slot: usize, key: String },
+    #[error("slot {slot}: name {why}")]
+    Name { slot: usize, why: String },
 }
 
 impl SessionRequest {
@@ -80,6 +84,9 @@ impl SessionRequest {
             .into_iter()
             .enumerate()
             .map(|(i, a)| {
+                if let Some(name) = &a.name {
+                    check_card_name(name).map_err(|why| SpecError::Name { slot: i, why })?;
+                }
                 let mut config = Vec::new();
                 for (key, value) in a.config.unwrap_or_default() {
                     let value = match value {

@@ -379,6 +379,19 @@ async fn the_control_api_lists_inspects_and_refuses_bad_requests_clearly() {
         ),
         (json!({"auth": "magic"}), 400, "bad_request", "auth"),
         (json!({"agent": []}), 400, "bad_request", "unknown field"),
+        // A slot's name is a card's name: the rule an agent's own is held to.
+        (
+            json!({"agents": [{"component": "echo", "name": " "}]}),
+            400,
+            "bad_request",
+            "slot 0: name is empty",
+        ),
+        (
+            json!({"agents": [{"component": "echo"}, {"component": "echo", "name": "a\u{1b}[2Jb"}]}),
+            400,
+            "bad_request",
+            "slot 1: name holds a control character",
+        ),
         // Fields by position are not an object, at the top or within.
         (
             json!([[{"component": "echo"}]]),
