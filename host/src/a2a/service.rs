@@ -255,7 +255,18 @@ fn parse_params<T: DeserializeOwned>(text: &[u8]) -> Result<T, RpcError> {
             Ok(_) => String::new(),
         };
         let field = if field == "." { String::new() } else { field };
-        RpcError::invalid_params(&field, first.to_string())
+        // serde names the object a required member is missing from; the
+        // violation names the member.
+        let reason = first.to_string();
+        let field = match reason
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            Some(missing) if field.is_empty() => missing.to_string(),
+            Some(missing) => format!("{field}.{missing}"),
+            None => field,
+        };
+        RpcError::invalid_params(&field, reason)
     })
 }
 
@@ -1619,6 +1630,23 @@ mod tests {
         };
         let sent: Value = serde_json::from_slice(&body).unwrap();
         assert!(echoed(&sent["task"]), "REST");
+
+        for (params, field) in [
+            (
+                json!({"message": {"role": "ROLE_USER", "parts": []}}),
+                "message.messageId",
+            ),
+            (json!({}), "message"),
+        ] {
+            let body =
+                json!({"jsonrpc": "2.0", "id": 8, "method": "SendMessage", "params": params});
+            let (_, refused) = answer(&service, body.to_string().as_bytes()).await;
+            assert_eq!(refused["error"]["code"], -32602, "{refused}");
+            assert_eq!(
+                refused["error"]["data"][0]["fieldViolations"][0]["field"], field,
+                "the missing member is named: {refused}"
+            );
+        }
 
         let wrong_type = send(&big, json!({"configuration": {"historyLength": "all"}}));
         let (_, refused) = answer(&service, &wrong_type).await;
