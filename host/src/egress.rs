@@ -286,9 +286,9 @@ impl AddressPolicy {
             host: host.to_string(),
             why,
         };
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        let addrs: Vec<SocketAddr> = match literal_address(host) {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
                 .await
                 .map_err(|_| unresolved(format!("no answer within {RESOLVE_TIMEOUT:?}")))?
                 .map_err(|e| unresolved(e.to_string()))?
@@ -302,6 +302,40 @@ impl AddressPolicy {
         }
         Ok(addrs)
     }
+}
+
+/// The address a host written as an address stands for: an IP literal,
+/// or IPv4 in the other forms the system's resolver also reads as one
+/// (`inet_aton`: 1 to 4 parts, each decimal, `0x` hex or `0` octal, the
+/// last filling the bytes left: `0x7f000001`, `2130706433`, `0177.1`,
+/// `127.1`). Such a host is checked as the address it is, before any
+/// lookup, so every spelling of a refused address is refused alike.
+fn literal_address(host: &str) -> Option<IpAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let mut values = Vec::with_capacity(4);
+    for part in host.split('.') {
+        let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            Some(hex) => (hex, 16),
+            None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+            None => (part, 10),
+        };
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) || values.len() == 4 {
+            return None;
+        }
+        values.push(u64::from_str_radix(digits, radix).ok()?);
+    }
+    let (last, leading) = values.split_last()?;
+    let room = 32 - 8 * leading.len() as u32;
+    if leading.iter().any(|v| *v > 255) || *last >= 1u64 << room {
+        return None;
+    }
+    let address = leading
+        .iter()
+        .enumerate()
+        .fold(*last, |a, (i, v)| a | v << (24 - 8 * i as u32));
+    Some(IpAddr::V4(Ipv4Addr::from(address as u32)))
 }
 
 /// Longest a name lookup may take.
@@ -451,7 +485,7 @@ impl Destination {
         }
         let target = Target::parse(url).map_err(|e| OutboundError::Url(e.to_string()))?;
         policy.check_name(&target.host)?;
-        if let Ok(ip) = target.host.parse::<IpAddr>() {
+        if let Some(ip) = literal_address(&target.host) {
             policy.check(SocketAddr::new(ip, target.port))?;
         }
         Ok(Destination(target))
@@ -477,6 +511,47 @@ mod tests {
 
     fn refused(p: &AddressPolicy, addr: &str) -> bool {
         p.check(addr.parse().unwrap()).is_err()
+    }
+
+    #[test]
+    fn every_spelling_of_an_address_is_that_address() {
+        for (host, ip) in [
+            ("127.0.0.1", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("2130706433", "127.0.0.1"),
+            ("0177.0.0.1", "127.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("169.254.43518", "169.254.169.254"),
+            ("0", "0.0.0.0"),
+            ("::1", "::1"),
+        ] {
+            assert_eq!(literal_address(host), Some(ip.parse().unwrap()), "{host}");
+        }
+        for name in [
+            "example.com",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "1.16777216",
+            "0x",
+            "08",
+            "+1",
+            "1..1",
+            "127.0.0.1.",
+        ] {
+            assert_eq!(literal_address(name), None, "{name} is a name");
+        }
+        let strict = AddressPolicy::default();
+        for url in [
+            "http://0x7f000001/",
+            "http://2130706433:9/",
+            "http://169.254.43518/",
+        ] {
+            assert!(
+                Destination::parse(url, &strict).is_err(),
+                "{url} is refused"
+            );
+        }
     }
 
     #[test]
@@ -570,6 +645,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("cloud-metadata"), "{e}");
+        let e = strict.resolve("0x7f000001", 9).await.unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
         let open = policy(true, true);
         assert!(open.resolve("127.0.0.1", 9).await.is_ok());
         assert!(open.resolve("[::1]", 9).await.is_ok());

@@ -62,11 +62,38 @@ impl Target {
             _ => return Err(bad("only http:// and https:// URLs are supported".into())),
         };
         let authority = uri.authority().ok_or_else(|| bad("no host".into()))?;
+        // The authority is sent as the Host header: credentials in it
+        // would be sent there, to whoever answers.
+        if authority.as_str().contains('@') {
+            return Err(bad(
+                "credentials in the URL (user@host) are not sent; give the host alone".into(),
+            ));
+        }
+        // A port that is not one (99999) reads as no port at all: refuse
+        // it rather than send to the scheme's default port.
+        let written_port = authority
+            .as_str()
+            .rsplit(']')
+            .next()
+            .and_then(|rest| rest.split_once(':'));
+        let port = match (written_port, authority.port_u16()) {
+            (_, Some(port)) if port > 0 => port,
+            (None | Some((_, "")), _) => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            (Some((_, written)), _) => {
+                return Err(bad(format!("port {written} is not a port (1 to 65535)")));
+            }
+        };
         Ok(Target {
             tls,
             authority: authority.to_string(),
             host: authority.host().trim_matches(['[', ']']).to_string(),
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            port,
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
         })
     }
@@ -252,6 +279,18 @@ mod tests {
         for bad in ["ftp://x/", "not a url", "/path"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+        // What would go elsewhere than written is refused, not guessed.
+        for (bad, says) in [
+            ("http://example.com:99999/h", "port 99999 is not a port"),
+            ("http://example.com:0/h", "port 0 is not a port"),
+            ("http://[::1]:70000/", "port 70000"),
+            ("http://user:pw@example.com/h", "credentials in the URL"),
+        ] {
+            let e = Target::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let empty_port = Target::parse("http://example.com:/h").unwrap();
+        assert_eq!(empty_port.port, 80, "an empty port is the default one");
     }
 
     #[tokio::test]

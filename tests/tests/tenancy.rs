@@ -263,6 +263,14 @@ async fn every_ssrf_form_is_refused_and_anonymous_drafts_reach_nothing() {
         "http://0.0.0.0:9/".to_string(),
         "http://metadata.google.internal/".to_string(),
         "http://198.18.0.1/".to_string(),
+        // The same addresses in the spellings a resolver also reads.
+        "http://0x7f000001:9/".to_string(),
+        "http://2130706433:9/".to_string(),
+        "http://0177.1:9/".to_string(),
+        "http://169.254.43518/".to_string(),
+        // Where a webhook would go elsewhere than written.
+        "http://example.com:99999/".to_string(),
+        "http://user:pw@example.com/".to_string(),
     ];
     for url in &forms {
         let r = rpc(
