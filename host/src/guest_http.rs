@@ -246,22 +246,33 @@ impl GuestHttp {
         let uri = request.uri().clone();
         let tls = uri.scheme() == Some(&hyper::http::uri::Scheme::HTTPS);
         let host = uri.host().unwrap_or_default().to_string();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        // A port that is not one is refused, not taken for the default.
+        let port = uri
+            .authority()
+            .and_then(|a| crate::http_client::port_of(a, tls).ok());
         let mut report = Report {
             session: Arc::clone(self.session.budget.session()),
             slot: self.slot,
             component: Arc::clone(&self.component),
-            destination: format!("{}://{host}:{port}", if tls { "https" } else { "http" }),
+            destination: format!(
+                "{}://{host}:{}",
+                if tls { "https" } else { "http" },
+                port.map_or("?".to_string(), |p| p.to_string())
+            ),
             method: request.method().to_string(),
             status: String::new(),
             started: Instant::now(),
             sent: Arc::default(),
         };
         let sent = Arc::clone(&report.sent);
-        match self
-            .exchange(&mut request, (tls, &host, port), deadline, first_byte, sent)
-            .await
-        {
+        let outcome = match port {
+            Some(port) => {
+                self.exchange(&mut request, (tls, &host, port), deadline, first_byte, sent)
+                    .await
+            }
+            None => Err(HttpError::HttpRequestUriInvalid),
+        };
+        match outcome {
             Ok((response, driver)) => {
                 report.status = response.status().as_u16().to_string();
                 report.count("answered");

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
+use hyper::http::uri::Authority;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -48,6 +49,22 @@ pub struct Target {
     pub path: String,
 }
 
+/// The port an authority names, or the scheme's when it names none. A
+/// port that is not one (99999) reads as no port at all to `http`:
+/// refused rather than sent to the scheme's default port.
+pub fn port_of(authority: &Authority, tls: bool) -> Result<u16, String> {
+    let written = authority
+        .as_str()
+        .rsplit(']')
+        .next()
+        .and_then(|rest| rest.split_once(':'));
+    match (written, authority.port_u16()) {
+        (_, Some(port)) if port > 0 => Ok(port),
+        (None | Some((_, "")), _) => Ok(if tls { 443 } else { 80 }),
+        (Some((_, written)), _) => Err(format!("port {written} is not a port (1 to 65535)")),
+    }
+}
+
 impl Target {
     /// Parses an `http://` or `https://` URL.
     pub fn parse(url: &str) -> Result<Target, ClientError> {
@@ -69,26 +86,7 @@ impl Target {
                 "credentials in the URL (user@host) are not sent; give the host alone".into(),
             ));
         }
-        // A port that is not one (99999) reads as no port at all: refuse
-        // it rather than send to the scheme's default port.
-        let written_port = authority
-            .as_str()
-            .rsplit(']')
-            .next()
-            .and_then(|rest| rest.split_once(':'));
-        let port = match (written_port, authority.port_u16()) {
-            (_, Some(port)) if port > 0 => port,
-            (None | Some((_, "")), _) => {
-                if tls {
-                    443
-                } else {
-                    80
-                }
-            }
-            (Some((_, written)), _) => {
-                return Err(bad(format!("port {written} is not a port (1 to 65535)")));
-            }
-        };
+        let port = port_of(authority, tls).map_err(bad)?;
         Ok(Target {
             tls,
             authority: authority.to_string(),

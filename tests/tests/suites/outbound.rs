@@ -183,6 +183,13 @@ async fn a_component_reaches_what_it_is_granted_and_nothing_else() {
             "{url}: {refused}"
         );
     }
+    // A port past 65535 is no port: refused as such, not sent to port 80.
+    let past = fetch_one(
+        &agent,
+        &format!("http://127.0.0.1:{}/echo", port as u32 + 65536),
+    )
+    .await;
+    assert!(error_of(&past).contains("HttpRequestUriInvalid"), "{past}");
     // The wildcard grants subdomains: whatever the name resolves to, the
     // request is not refused as ungranted.
     let sub = fetch_one(&agent, &format!("http://a.localhost:{port}/echo")).await;
