@@ -173,7 +173,7 @@ const MAX_DESCRIPTION: usize = 4096;
 
 /// Checks a name an agent card shows, whoever gives it (the agent's
 /// `describe`, or a session request naming a slot): not blank, at most
-/// [`MAX_NAME`] characters, no control characters. The error completes
+/// 200 characters (`MAX_NAME`), no control characters. The error completes
 /// "name ...".
 pub fn check_card_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
