@@ -325,6 +325,11 @@ impl peers::Host for GuestState {
             waiting,
             budget: Some(left),
         };
+        // A long runner holds its turn until its next epoch tick, and no
+        // tick comes while it waits here: the callee, if it ran long,
+        // would wait for the caller's turn while the caller waits for it.
+        // Waiting is not running, so the turn goes back now.
+        end_turn(&self.turn);
         match tokio::time::timeout(left, peers.call(slot, message, chain)).await {
             Ok(answer) => answer,
             Err(_) => Err(format!(
