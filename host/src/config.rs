@@ -954,6 +954,15 @@ mod tests {
             .collect()
     }
 
+    /// A config file holding `text`, in a directory of this test's own.
+    fn config_file(test: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("a2a-config-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, text).unwrap();
+        file
+    }
+
     #[test]
     fn defaults_are_valid_and_round_trip() {
         let c = Config::default();
@@ -966,14 +975,10 @@ mod tests {
 
     #[test]
     fn layers_apply_in_order_file_env_flags() {
-        let dir = std::env::temp_dir().join(format!("a2a-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(
-            &file,
+        let file = config_file(
+            "layers",
             "mode = \"gateway\"\n[sessions]\nmax_sessions = 7\nttl_secs = 60\n",
-        )
-        .unwrap();
+        );
         let c = Config::load(
             Some(&file),
             env(&[
@@ -1030,19 +1035,14 @@ mod tests {
         // a file: named by its key, not by where it came from.
         let e = Config::load(None, [], &[("listen".into(), "127.0.0.1:99999".into())]).unwrap_err();
         assert_eq!(e.key, "listen", "{e}");
-        let dir = std::env::temp_dir().join(format!("config-keys-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("bad.toml");
-        std::fs::write(
-            &file,
+        let file = config_file(
+            "keys",
             "[sessions]\nmax_sessions = \"many\"\nttl_secs = 60\n",
-        )
-        .unwrap();
+        );
         let e = Config::load(Some(&file), [], &[]).unwrap_err();
         assert_eq!(e.key, "sessions.max_sessions", "{e}");
         std::fs::write(&file, "[sessions]\nmax_sesions = 9\n").unwrap();
         let e = Config::load(Some(&file), [], &[]).unwrap_err();
         assert_eq!(e.key, "sessions.max_sesions", "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
