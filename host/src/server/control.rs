@@ -248,6 +248,8 @@ impl ControlApi {
     fn agent_host(&self, hostname: &str) -> Option<(String, String)> {
         let suffix = self.host_suffix.as_deref()?;
         let hostname = hostname.to_ascii_lowercase();
+        // A fully qualified name may end in a dot: the same name.
+        let hostname = hostname.strip_suffix('.').unwrap_or(&hostname);
         let label = hostname.strip_suffix(suffix)?.strip_suffix('.')?;
         let (session, slot) = label.rsplit_once('-')?;
         Some((session.to_string(), slot.to_string()))

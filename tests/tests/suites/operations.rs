@@ -630,6 +630,19 @@ async fn agents_have_host_names_of_their_own_under_the_gateway_suffix() {
         sent.json()["result"]["task"]["status"]["state"],
         "TASK_STATE_COMPLETED"
     );
+    // The name written fully qualified, with its final dot, and in
+    // capitals: the same agent.
+    let (name, at) = host.rsplit_once(':').expect("host:port");
+    let absolute = format!("{}.:{at}", name.to_ascii_uppercase());
+    let card = client
+        .request(
+            "GET",
+            "/.well-known/agent-card.json",
+            &[("host", &absolute)],
+            "",
+        )
+        .await;
+    assert_eq!(card.status, 200, "{absolute}: {}", card.text());
     let unknown = client
         .request(
             "GET",
