@@ -595,6 +595,13 @@ async fn a_full_instance_pool_is_a_503_not_a_bad_request() {
     assert_eq!(small.status, 201, "{}", small.text());
 }
 
+/// The agent card served for the host name `host`.
+async fn card_on(client: &mut Client, host: &str) -> Response {
+    client
+        .request("GET", "/.well-known/agent-card.json", &[("host", host)], "")
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_have_host_names_of_their_own_under_the_gateway_suffix() {
     let (server, info, host) = gateway_with_host_names().await;
@@ -602,14 +609,7 @@ async fn agents_have_host_names_of_their_own_under_the_gateway_suffix() {
     assert_eq!(info.urls[0], format!("http://{host}/"));
     // Every client resolves *.agents.test to this server: here, by Host.
     let mut client = Client::connect(&server.addr.to_string()).await;
-    let card = client
-        .request(
-            "GET",
-            "/.well-known/agent-card.json",
-            &[("host", &host)],
-            "",
-        )
-        .await;
+    let card = card_on(&mut client, &host).await;
     assert_eq!(card.status, 200, "{}", card.text());
     assert_eq!(
         card.json()["supportedInterfaces"][0]["url"],
@@ -634,23 +634,9 @@ async fn agents_have_host_names_of_their_own_under_the_gateway_suffix() {
     // capitals: the same agent.
     let (name, at) = host.rsplit_once(':').expect("host:port");
     let absolute = format!("{}.:{at}", name.to_ascii_uppercase());
-    let card = client
-        .request(
-            "GET",
-            "/.well-known/agent-card.json",
-            &[("host", &absolute)],
-            "",
-        )
-        .await;
+    let card = card_on(&mut client, &absolute).await;
     assert_eq!(card.status, 200, "{absolute}: {}", card.text());
-    let unknown = client
-        .request(
-            "GET",
-            "/.well-known/agent-card.json",
-            &[("host", &format!("nobody-0.agents.test:{port}"))],
-            "",
-        )
-        .await;
+    let unknown = card_on(&mut client, &format!("nobody-0.agents.test:{port}")).await;
     assert_eq!(unknown.refusal(), (404, "session_not_found".into()));
     // Path routing stays.
     let by_path = http(
