@@ -278,22 +278,35 @@ impl AddressPolicy {
         Ok(())
     }
 
+    /// Checks what can be checked of `host` without a lookup: a metadata
+    /// name, and the address a host written as an address stands for
+    /// (`literal_address`). That address, when the host is one.
+    pub fn check_unresolved(&self, host: &str, port: u16) -> Result<Option<SocketAddr>, Refused> {
+        self.check_name(host)?;
+        let Some(ip) = literal_address(host.trim_matches(['[', ']'])) else {
+            return Ok(None);
+        };
+        let addr = SocketAddr::new(ip, port);
+        self.check(addr)?;
+        Ok(Some(addr))
+    }
+
     /// Resolves `host` and checks every address it gives: all must pass.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, OutboundError> {
-        self.check_name(host)?;
+        if let Some(addr) = self.check_unresolved(host, port)? {
+            return Ok(vec![addr]);
+        }
         let host = host.trim_matches(['[', ']']);
         let unresolved = |why: String| OutboundError::Resolve {
             host: host.to_string(),
             why,
         };
-        let addrs: Vec<SocketAddr> = match literal_address(host) {
-            Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        let addrs: Vec<SocketAddr> =
+            tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
                 .await
                 .map_err(|_| unresolved(format!("no answer within {RESOLVE_TIMEOUT:?}")))?
                 .map_err(|e| unresolved(e.to_string()))?
-                .collect(),
-        };
+                .collect();
         if addrs.is_empty() {
             return Err(unresolved("it has no address".into()));
         }
@@ -484,10 +497,7 @@ impl Destination {
             )));
         }
         let target = Target::parse(url).map_err(|e| OutboundError::Url(e.to_string()))?;
-        policy.check_name(&target.host)?;
-        if let Some(ip) = literal_address(&target.host) {
-            policy.check(SocketAddr::new(ip, target.port))?;
-        }
+        policy.check_unresolved(&target.host, target.port)?;
         Ok(Destination(target))
     }
 
