@@ -102,10 +102,11 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
             ));
         }
     };
-    let reply_id = id.clone().unwrap_or_else(RequestId::null);
+    // Only a refusal needs a copy of the id.
+    let reply_id = || id.clone().unwrap_or_else(RequestId::null);
     if envelope.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err((
-            reply_id,
+            reply_id(),
             RpcError::invalid_request("jsonrpc must be \"2.0\""),
         ));
     }
@@ -113,7 +114,7 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
         Some(Value::String(m)) => m,
         _ => {
             return Err((
-                reply_id,
+                reply_id(),
                 RpcError::invalid_request("method must be a string"),
             ));
         }
@@ -124,7 +125,7 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
         Some(p) if p.get().starts_with('{') => p,
         Some(_) => {
             return Err((
-                reply_id,
+                reply_id(),
                 RpcError::invalid_params("params", "params must be an object"),
             ));
         }
