@@ -261,7 +261,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The same check the server runs when it loads a component.
 /// A directory stands for the components in it. One that cannot be read,
 /// or holds none, is a refusal: a deploy check must not pass on nothing.
 fn component_paths(paths: Vec<PathBuf>) -> Vec<Result<PathBuf, String>> {
@@ -283,6 +282,7 @@ fn component_paths(paths: Vec<PathBuf>) -> Vec<Result<PathBuf, String>> {
     files
 }
 
+/// The same check the server runs when it loads a component.
 async fn validate(paths: Vec<PathBuf>) -> anyhow::Result<usize> {
     let mut refused = 0;
     for path in component_paths(paths) {
