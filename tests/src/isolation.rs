@@ -211,6 +211,7 @@ pub async fn run(base: &str) -> Result<Report, String> {
 
     outbound_http(base, &mut report).await?;
     calls_that_wait_on_themselves(base, &mut report).await?;
+    turns_kept_only_while_computing(base, &a, &mut report).await?;
 
     let (r, _) = attack(url, token, "env").await;
     let text = answer_text(&r);
@@ -364,6 +365,65 @@ async fn calls_that_wait_on_themselves(base: &str, report: &mut Report) -> Resul
         );
     }
     http("DELETE", &format!("{base}/v1/sessions/{}", s.id), &[], "").await;
+    Ok(())
+}
+
+/// Long runners hold a CPU turn only while they compute. A long runner
+/// that takes a turn and then sleeps (`hold`), and, while it sleeps, a
+/// long call to another agent (`work`): the work must be answered before
+/// the sleeper's call ends at its deadline. Then an agent whose `init`
+/// ran long and returned: another agent's long call must be answered
+/// (a turn kept by the idle agent would keep it waiting past its
+/// deadline).
+async fn turns_kept_only_while_computing(
+    base: &str,
+    a: &SessionInfo,
+    report: &mut Report,
+) -> Result<(), String> {
+    let hold = async {
+        let (r, took) = attack(&a.urls[0], &a.token, "hold 20").await;
+        (r, took, Instant::now())
+    };
+    let work = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (r, took) = attack(&a.urls[1], &a.token, "work 20").await;
+        (r, took, Instant::now())
+    };
+    let ((held, held_for, hold_ended), (worked, work_took, work_ended)) = tokio::join!(hold, work);
+    report.record(
+        "a long runner sleeping on its turn",
+        "its turn goes back while it sleeps: another agent's long call is answered first",
+        format!(
+            "work: {} in {:.2}s; hold: {} after {:.2}s",
+            describe(&worked),
+            work_took.as_secs_f64(),
+            describe(&held),
+            held_for.as_secs_f64()
+        ),
+        answer_text(&worked).starts_with("worked")
+            && held["error"]["code"] == -32006
+            && work_ended < hold_ended,
+    );
+
+    let long_init = create(
+        base,
+        json!({"agents": [{"component": "hostile", "config": {"init": "work"}}]}),
+    )
+    .await?;
+    let (worked, took) = attack(&a.urls[1], &a.token, "work 20").await;
+    report.record(
+        "an agent whose init ran long, now idle",
+        "holds no turn: another agent's long call is answered",
+        format!("{} in {:.2}s", describe(&worked), took.as_secs_f64()),
+        answer_text(&worked).starts_with("worked"),
+    );
+    http(
+        "DELETE",
+        &format!("{base}/v1/sessions/{}", long_init.id),
+        &[],
+        "",
+    )
+    .await;
     Ok(())
 }
 

@@ -25,7 +25,7 @@ async fn every_attack_has_the_expected_outcome() {
         .await
         .text();
     for line in [
-        "a2a_sandbox_guest_traps_total{kind=\"deadline\"} 2",
+        "a2a_sandbox_guest_traps_total{kind=\"deadline\"} 3",
         "a2a_sandbox_guest_traps_total{kind=\"memory\"} 2",
         "a2a_sandbox_guest_traps_total{kind=\"stack_overflow\"} 1",
         "a2a_sandbox_guest_traps_total{kind=\"panic\"} 1",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -59,7 +59,8 @@ fn long_runner_turns() -> &'static Arc<Semaphore> {
     })
 }
 
-/// The turn a long runner holds until its next epoch tick.
+/// The turn a long runner holds while it computes: until its next epoch
+/// tick or its next call into the host, whichever comes first.
 type Turn = Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>;
 
 /// What a guest's output was refused for; counted by the metrics.
@@ -325,11 +326,6 @@ impl peers::Host for GuestState {
             waiting,
             budget: Some(left),
         };
-        // A long runner holds its turn until its next epoch tick, and no
-        // tick comes while it waits here: the callee, if it ran long,
-        // would wait for the caller's turn while the caller waits for it.
-        // Waiting is not running, so the turn goes back now.
-        end_turn(&self.turn);
         match tokio::time::timeout(left, peers.call(slot, message, chain)).await {
             Ok(answer) => answer,
             Err(_) => Err(format!(
@@ -494,6 +490,43 @@ fn runs_long(started: Instant, now: Instant, last_long_runner: Option<Instant>) 
             .is_some_and(|ended| started.saturating_duration_since(ended) < LONG_RUNNER_MEMORY)
 }
 
+/// Keeps a long runner's turn to the time it computes: a call into the
+/// host gives the turn back, and the return to the guest takes one again
+/// if one is free, else makes the guest's next epoch check come at once,
+/// where [`fair_share`] waits in line for one.
+///
+/// No epoch tick comes while a guest waits in the host, so a turn kept
+/// over a WASI sleep, a pending HTTP answer or a call to another agent
+/// would be kept for the whole wait: a hostile agent could hold every
+/// turn while computing nothing, and a callee that ran long would wait
+/// for its caller's turn while the caller waited for it.
+fn turn_only_while_computing(
+    mut ctx: StoreContextMut<'_, GuestState>,
+    hook: CallHook,
+) -> wasmtime::Result<()> {
+    let state = ctx.data_mut();
+    if !state.long_runner {
+        return Ok(());
+    }
+    match hook {
+        CallHook::CallingHost => end_turn(&state.turn),
+        CallHook::ReturningFromHost => {
+            let mut held = lock(&state.turn);
+            if held.is_none() {
+                match Arc::clone(long_runner_turns()).try_acquire_owned() {
+                    Ok(permit) => *held = Some(permit),
+                    Err(_) => {
+                        drop(held);
+                        ctx.set_epoch_deadline(0);
+                    }
+                }
+            }
+        }
+        CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+    }
+    Ok(())
+}
+
 /// Gives back a long runner's turn, if it holds one.
 fn end_turn(turn: &Turn) {
     drop(lock(turn).take());
@@ -568,6 +601,7 @@ impl GuestInstance {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut ctx| fair_share(ctx.data_mut()));
+        store.call_hook(turn_only_while_computing);
         let timeout = self.limits.call_timeout;
         arm(&mut store, timeout);
         // Instantiation and `init` run under the same deadline as any
@@ -579,6 +613,7 @@ impl GuestInstance {
             Ok::<_, wasmtime::Error>((agent, init))
         })
         .await;
+        call_ended(store.data_mut(), &self.hooks);
         let stalled = || {
             CallError::Init(format!(
                 "init did not return within {timeout:?}: the agent blocks or computes \
@@ -658,13 +693,7 @@ impl GuestInstance {
         let data = store.data_mut();
         data.emit = None;
         data.waiting = Vec::new();
-        end_turn(&data.turn);
-        if std::mem::take(&mut data.long_runner) {
-            data.last_long_runner = Some(Instant::now());
-            if let Some(report) = &self.hooks.on_long_runner {
-                report();
-            }
-        }
+        call_ended(data, &self.hooks);
         let error = match outcome {
             Ok(Ok(value)) => {
                 self.traps_in_a_row = 0;
@@ -739,6 +768,19 @@ impl GuestInstance {
             agent.cancel(store, task_id).await
         })
         .await
+    }
+}
+
+/// Ends a call (an export's or `init`'s) for the CPU's sharing: its turn
+/// goes back, so an agent holds none while idle, and a call that ran as
+/// a long runner is remembered and counted.
+fn call_ended(state: &mut GuestState, hooks: &Hooks) {
+    end_turn(&state.turn);
+    if std::mem::take(&mut state.long_runner) {
+        state.last_long_runner = Some(Instant::now());
+        if let Some(report) = &hooks.on_long_runner {
+            report();
+        }
     }
 }
 
