@@ -372,9 +372,9 @@ async fn calls_that_wait_on_themselves(base: &str, report: &mut Report) -> Resul
 /// that takes a turn and then sleeps (`hold`), and, while it sleeps, a
 /// long call to another agent (`work`): the work must be answered before
 /// the sleeper's call ends at its deadline. Then an agent whose `init`
-/// ran long and returned: another agent's long call must be answered
-/// (a turn kept by the idle agent would keep it waiting past its
-/// deadline).
+/// runs long, recycled after a trap and idle since: another agent's long
+/// call must be answered (a turn kept by the idle agent would keep it
+/// waiting past its deadline).
 async fn turns_kept_only_while_computing(
     base: &str,
     a: &SessionInfo,
@@ -410,12 +410,15 @@ async fn turns_kept_only_while_computing(
         json!({"agents": [{"component": "hostile", "config": {"init": "work"}}]}),
     )
     .await?;
+    // The panic recycles the instance: a fresh one runs the long init
+    // again, this time with no call after it.
+    let (panicked, _) = attack(&long_init.urls[0], &long_init.token, "panic").await;
     let (worked, took) = attack(&a.urls[1], &a.token, "work 20").await;
     report.record(
         "an agent whose init ran long, now idle",
         "holds no turn: another agent's long call is answered",
         format!("{} in {:.2}s", describe(&worked), took.as_secs_f64()),
-        answer_text(&worked).starts_with("worked"),
+        answer_text(&worked).starts_with("worked") && panicked["error"]["code"] == -32006,
     );
     http(
         "DELETE",

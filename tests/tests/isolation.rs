@@ -28,7 +28,7 @@ async fn every_attack_has_the_expected_outcome() {
         "a2a_sandbox_guest_traps_total{kind=\"deadline\"} 3",
         "a2a_sandbox_guest_traps_total{kind=\"memory\"} 2",
         "a2a_sandbox_guest_traps_total{kind=\"stack_overflow\"} 1",
-        "a2a_sandbox_guest_traps_total{kind=\"panic\"} 1",
+        "a2a_sandbox_guest_traps_total{kind=\"panic\"} 2",
         "a2a_sandbox_guest_traps_total{kind=\"response_too_large\"} 1",
     ] {
         assert!(metrics.contains(line), "metrics have {line}:\n{metrics}");
