@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -42,8 +45,18 @@ const SCRIPT: &str = include_str!("web/draft.js");
 const STYLE: &str = include_str!("web/draft.css");
 const ICON: &str = include_str!("web/favicon.svg");
 
+/// What the page may load and who may frame it: its own script, style,
+/// icon and API, nothing inline, nothing from elsewhere, no frames. The
+/// page holds a draft's token; a script injected into it or a page that
+/// frames it could use that token.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
 /// The page and its assets. The icon answers at `/favicon.ico` too,
-/// where browsers look when a page names none.
+/// where browsers look when a page names none. Each is served as its
+/// declared type only (`nosniff`) and sends no `Referer` on: the event
+/// stream's URL carries the token.
 pub(super) fn asset(name: &str) -> Response<Body> {
     let (body, kind) = match name {
         "draft.js" => (SCRIPT, "text/javascript; charset=utf-8"),
@@ -52,10 +65,15 @@ pub(super) fn asset(name: &str) -> Response<Body> {
         _ => (PAGE, "text/html; charset=utf-8"),
     };
     let mut r = Response::new(full(body));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let headers = r.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
     r
 }
 
