@@ -22,8 +22,12 @@ use super::http::{
     host_header, json_bytes, method_not_allowed, read_body, read_whole, refuse_connection,
     spawn_connection, sse_response, too_many_requests, with_retry_after,
 };
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
 use tonic::Status;
 
+use crate::a2a::error::HOST_DOMAIN;
 use crate::a2a::grpc;
 use crate::a2a::rest::{self, Endpoint, NotAnEndpoint};
 use crate::a2a::{Reply, agent_card};
@@ -182,7 +186,7 @@ async fn answer_in_session(
     let below = path.get(at.prefix_len..).unwrap_or(path);
     let rest = match below.find("/.well-known/") {
         Some(i) => &below[i..],
-        None if below.is_empty() || below.ends_with('/') => "/",
+        None if below.is_empty() => "/",
         None => below,
     };
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
@@ -214,7 +218,9 @@ async fn answer_in_session(
                 );
             }
             Ok(endpoint) => Some(endpoint),
-            Err(NotAnEndpoint::WrongVerb(allowed)) => return method_not_allowed(allowed),
+            Err(NotAnEndpoint::WrongVerb(allowed)) => {
+                return as_google_status(method_not_allowed(allowed));
+            }
             Err(NotAnEndpoint::NotFound) => {
                 let base_url = (at.base)(&req);
                 return error_response(
@@ -230,8 +236,14 @@ async fn answer_in_session(
             }
         },
     };
+    // A refusal before the call is said as the binding says errors.
+    let rest_binding = endpoint.is_some();
+    let refuse = move |refusal| match rest_binding {
+        true => as_google_status(refusal),
+        false => refusal,
+    };
     if drain.is_draining() {
-        return draining();
+        return refuse(draining());
     }
     let access = session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()));
     if let Some(refused) = token_refusal(
@@ -239,17 +251,20 @@ async fn answer_in_session(
         "this agent needs the session's token: send Authorization: Bearer <token>",
         "the bearer token is not this session's token",
     ) {
-        return refused;
+        return refuse(refused);
     }
     if let Err(wait) = session.take_request() {
         Metrics::count(&metrics().rate_limited, "agent");
-        return too_many_requests(wait, "this session is sending agent requests too fast");
+        return refuse(too_many_requests(
+            wait,
+            "this session is sending agent requests too fast",
+        ));
     }
     session.touch();
     let version = a2a_version(&req);
     let body = match read_body(req.into_body(), limits.max_body_bytes, limits.body_timeout).await {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(refusal) => return refuse(refusal),
     };
     let reply = match endpoint {
         None => agent.service.call(version.as_deref(), body).await,
@@ -283,6 +298,55 @@ async fn answer_in_session(
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
+    }
+}
+
+/// A refusal made in the server's own error shape (`{"error": {"code":
+/// "rate_limited", "message": …}}`), said as the HTTP+JSON binding says
+/// errors (specification section 11.6): a `google.rpc.Status` whose code
+/// is the HTTP status, with the server's reason in an `ErrorInfo`. The
+/// status and headers (`Retry-After`, `WWW-Authenticate`, `Allow`) stay.
+fn as_google_status(refusal: Response<Body>) -> Response<Body> {
+    let (parts, body) = refusal.into_parts();
+    let ours: Value = body
+        .collect()
+        .now_or_never()
+        .and_then(|whole| serde_json::from_slice(&whole.ok()?.to_bytes()).ok())
+        .unwrap_or_default();
+    let reason = ours["error"]["code"]
+        .as_str()
+        .unwrap_or("refused")
+        .to_ascii_uppercase();
+    let status = json!({"error": {
+        "code": parts.status.as_u16(),
+        "status": google_code_of(parts.status),
+        "message": ours["error"]["message"],
+        "details": [{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": HOST_DOMAIN,
+        }],
+    }});
+    Response::from_parts(
+        parts,
+        full(serde_json::to_vec(&status).expect("JSON values serialise")),
+    )
+}
+
+/// The `google.rpc.Code` an HTTP status stands for, by Google's HTTP
+/// mapping.
+fn google_code_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        405 | 501 => "UNIMPLEMENTED",
+        408 | 504 => "DEADLINE_EXCEEDED",
+        409 => "ABORTED",
+        413 | 429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
     }
 }
 

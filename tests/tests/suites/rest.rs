@@ -194,18 +194,28 @@ async fn bad_rest_requests_get_the_binding_s_errors() {
         "no-such-task"
     );
 
+    // Refusals made before the call are google.rpc.Status too, with
+    // their HTTP status as the code and their headers kept.
+    let google_status = |r: &Response, code: u16, status: &str, reason: &str| {
+        let body = r.json();
+        assert_eq!(r.status, code, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_eq!(body["error"]["status"], status, "{body}");
+        assert_eq!(body["error"]["details"][0]["reason"], reason, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().len() > 10);
+    };
     let wrong_verb = http("GET", &send, &[], "").await;
-    assert_eq!(wrong_verb.status, 405);
+    google_status(&wrong_verb, 405, "UNIMPLEMENTED", "METHOD_NOT_ALLOWED");
     assert_eq!(wrong_verb.headers["allow"], "POST");
-    assert_eq!(
-        http("GET", &format!("{url}nowhere"), &[], "").await.status,
-        404
-    );
+    for nowhere in ["nowhere", "nowhere/", "message:send/"] {
+        let r = http("POST", &format!("{url}{nowhere}"), &[], "{}").await;
+        assert_eq!(r.status, 404, "POST {nowhere}: {}", r.text());
+        assert!(r.text().contains("JSON-RPC is at POST"), "{}", r.text());
+    }
     // The same token rules as JSON-RPC.
-    assert_eq!(
-        http("GET", &format!("{url}tasks"), &[], "").await.status,
-        401
-    );
+    let no_token = http("GET", &format!("{url}tasks"), &[], "").await;
+    google_status(&no_token, 401, "UNAUTHENTICATED", "UNAUTHORIZED");
+    assert_eq!(no_token.headers["www-authenticate"], "Bearer");
     let other = format!("Bearer {}", "0".repeat(64));
     let r = http(
         "GET",
@@ -214,7 +224,19 @@ async fn bad_rest_requests_get_the_binding_s_errors() {
         "",
     )
     .await;
-    assert_eq!(r.status, 403);
+    google_status(&r, 403, "PERMISSION_DENIED", "FORBIDDEN");
+    let auth = format!("Bearer {token}");
+    let too_large = http(
+        "POST",
+        &send,
+        &[("authorization", &auth)],
+        "x".repeat(2 << 20),
+    )
+    .await;
+    google_status(&too_large, 413, "RESOURCE_EXHAUSTED", "BODY_TOO_LARGE");
+    // JSON-RPC's refusals keep the server's own shape.
+    let rpc_refused = http("POST", &url, &[], "{}").await.json();
+    assert_eq!(rpc_refused["error"]["code"], "unauthorized");
     let (status, version) = {
         let auth = format!("Bearer {token}");
         let r = http(
