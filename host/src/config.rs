@@ -227,6 +227,8 @@ pub struct HttpLimits {
     /// disconnected. Also the longest a keep-alive connection may idle.
     pub header_timeout_secs: u64,
     /// Time a client has to send a request's body; a slower one gets 408.
+    /// Also the longest a client may take nothing of an answer it has
+    /// been sent before it is disconnected.
     pub body_timeout_secs: u64,
     /// Control API requests per second per client IP (bursts of twice); more get 429.
     pub control_rate_per_ip: u32,

@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::access::token_refusal;
 use super::http::{
-    Body, BodyError, RequestBody, answer_even_on_panic, boxed, draining, error_response, full,
-    host_header, json_bytes, method_not_allowed, read_body, read_whole, refuse_connection,
-    spawn_connection, sse_response, too_many_requests, with_retry_after,
+    Body, BodyError, ClientPatience, RequestBody, answer_even_on_panic, boxed, draining,
+    error_response, full, host_header, json_bytes, method_not_allowed, read_body, read_whole,
+    refuse_connection, spawn_connection, sse_response, too_many_requests, with_retry_after,
 };
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
@@ -120,7 +120,10 @@ pub fn spawn(
                 stream,
                 service,
                 shutdown.clone(),
-                limits.header_timeout,
+                ClientPatience {
+                    headers: limits.header_timeout,
+                    reading: limits.body_timeout,
+                },
                 (held, admitted),
             );
         }

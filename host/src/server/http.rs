@@ -2,7 +2,10 @@
 //! bounded body reads, and serving one connection until shutdown.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::Serialize;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -338,17 +342,27 @@ async fn protocol_of(stream: &TcpStream, within: Duration) -> Option<Protocol> {
     tokio::time::timeout(within, decide).await.ok().flatten()
 }
 
+/// How long a connection's client may take: to send a request's headers
+/// (and to idle between requests), and to take any of an answer it has
+/// been sent.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientPatience {
+    pub headers: Duration,
+    pub reading: Duration,
+}
+
 /// Serves one connection, HTTP/1.1 or HTTP/2 (told apart by its first
 /// bytes), until the client leaves or `shutdown` fires, whichever comes
-/// first. A client that takes longer than `header_timeout` to start,
+/// first. A client that takes longer than `patience.headers` to start,
 /// to send a request's headers, or that idles that long with nothing in
-/// flight, is disconnected. `held` (the connection's place in a cap) is
-/// kept until the connection ends.
+/// flight, is disconnected; so is one that takes nothing of an answer
+/// for `patience.reading` ([`Impatient`]). `held` (the connection's
+/// place in a cap) is kept until the connection ends.
 pub fn spawn_connection<S>(
     stream: TcpStream,
     service: S,
     shutdown: CancellationToken,
-    header_timeout: Duration,
+    patience: ClientPatience,
     held: impl Send + 'static,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
@@ -360,15 +374,17 @@ pub fn spawn_connection<S>(
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
         let served = async {
-            match protocol_of(&stream, header_timeout).await {
+            let protocol = protocol_of(&stream, patience.headers).await;
+            let stream = Impatient::new(stream, patience.reading);
+            match protocol {
                 Some(Protocol::Http1) => {
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(header_timeout)
+                        .header_read_timeout(patience.headers)
                         .serve_connection(TokioIo::new(stream), service);
                     let _ = conn.await;
                 }
-                Some(Protocol::Http2) => serve_http2(stream, service, header_timeout).await,
+                Some(Protocol::Http2) => serve_http2(stream, service, patience.headers).await,
                 None => {}
             }
         };
@@ -380,9 +396,99 @@ pub fn spawn_connection<S>(
     });
 }
 
+/// A connection's socket that gives up on a client that stops reading:
+/// a write that can make no progress for `patience` fails, and the
+/// connection with it. Without this, a client that asks for a stream
+/// (or a large answer) and reads none of it would keep the answer's
+/// buffers, a megabyte of the kernel's and the stream's own, for as long
+/// as it kept the connection open, even after its session ended.
+struct Impatient {
+    stream: TcpStream,
+    patience: Duration,
+    /// When the write that is waiting gives up; set while one waits.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Impatient {
+    fn new(stream: TcpStream, patience: Duration) -> Self {
+        Impatient {
+            stream,
+            patience,
+            stalled: None,
+        }
+    }
+
+    /// `progress` as it is, except a wait that has lasted `patience`,
+    /// which becomes an error.
+    fn within_patience<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        progress: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if progress.is_ready() {
+            self.stalled = None;
+            return progress;
+        }
+        let patience = self.patience;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(patience)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client took nothing of the answer for {patience:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for Impatient {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Impatient {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let progress = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.within_patience(cx, progress)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let progress = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.within_patience(cx, progress)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let progress = Pin::new(&mut self.stream).poll_flush(cx);
+        self.within_patience(cx, progress)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// Serves an HTTP/2 connection, closed (GOAWAY) once it has had no
 /// request in flight for `idle_timeout`.
-async fn serve_http2<S>(stream: TcpStream, service: S, idle_timeout: Duration)
+async fn serve_http2<S>(stream: Impatient, service: S, idle_timeout: Duration)
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Send

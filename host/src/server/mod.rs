@@ -452,7 +452,10 @@ impl Server {
     /// Serves control connections until the sessions are drained.
     async fn accept_until_sessions_drained(&self) {
         let drain = &self.api.drain;
-        let header_timeout = self.api.limits.header_timeout;
+        let patience = http::ClientPatience {
+            headers: self.api.limits.header_timeout,
+            reading: self.api.limits.body_timeout,
+        };
         let drained = self.sessions_drained();
         tokio::pin!(drained);
         loop {
@@ -489,7 +492,7 @@ impl Server {
                 stream,
                 service,
                 drain.close_connections.clone(),
-                header_timeout,
+                patience,
                 admitted,
             );
         }

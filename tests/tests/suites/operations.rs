@@ -378,6 +378,55 @@ async fn a_slow_client_is_cut_off_and_readiness_follows_the_pool() {
     assert!(full.text().contains("no free agent ports"));
 }
 
+/// A client that asks for answers and takes none of them is cut off once
+/// nothing has been taken for `http.body_timeout_secs`, instead of
+/// keeping the answers' buffers for as long as it keeps the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_nothing_of_its_answers_is_cut_off() {
+    let server = Server::start(5, &["--set", "http.body_timeout_secs=1"]);
+    let (url, token) = conformance_agent(&server).await;
+    // A task whose answer is some 1.6 MB: the message and its echo.
+    let sent = rpc(
+        &url,
+        &token,
+        "SendMessage",
+        text_message(&"x".repeat(800_000)),
+    )
+    .await;
+    let id = sent["result"]["task"]["id"].as_str().unwrap();
+    let get = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": id}});
+    let answer_bytes = rpc(&url, &token, "GetTask", json!({"id": id}))
+        .await
+        .to_string()
+        .len();
+    let (authority, path) = url.trim_start_matches("http://").split_once('/').unwrap();
+    let request = format!(
+        "POST /{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{get}",
+        get.to_string().len()
+    );
+    // Twenty answers in a row, far more than the sockets' buffers hold.
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream
+        .write_all(request.repeat(20).as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut taken = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut taken)).await;
+    assert!(
+        ended.is_ok(),
+        "the connection is still open after {} bytes",
+        taken.len()
+    );
+    assert!(
+        taken.len() < 10 * answer_bytes,
+        "cut off, not served: {} bytes of the {} asked for",
+        taken.len(),
+        20 * answer_bytes
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_requests_finish_then_frees_everything() {
     let mut server = Server::start(5, &["--mode", "ports"]);
