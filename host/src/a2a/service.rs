@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use super::cost;
 use super::error::RpcError;
@@ -1088,8 +1089,8 @@ impl Frames {
 /// (which says so in a last event), and the task reaching a terminal
 /// state or, if `at_interruption`, one that waits for the client.
 struct Ends {
-    session: tokio_util::sync::CancellationToken,
-    server: tokio_util::sync::CancellationToken,
+    session: CancellationToken,
+    server: CancellationToken,
     at_interruption: bool,
 }
 
@@ -1124,13 +1125,13 @@ async fn forward(
                 if let Ok(Ok(Sent::Message(message))) = answer {
                     let json = serde_json::to_vec(&StreamResponse::Message(message))
                         .expect("messages serialise");
-                    let _ = tx.send(frames.result(&json, true)).await;
+                    deliver(&tx, frames.result(&json, true), &ends.session).await;
                     return;
                 }
             }
         }
     }
-    if tx.send(frames.result(&first, false)).await.is_err() {
+    if !deliver(&tx, frames.result(&first, false), &ends.session).await {
         return;
     }
     loop {
@@ -1146,7 +1147,7 @@ async fn forward(
                      subscribe again (SubscribeToTask) on another instance or later",
                 )
                 .with_meta("cause", "shutting_down");
-                let _ = tx.send(frames.error(&e)).await;
+                deliver(&tx, frames.error(&e), &ends.session).await;
                 return;
             }
             event = events.recv() => event,
@@ -1155,7 +1156,7 @@ async fn forward(
         match event {
             Ok(event) => {
                 let last = event.terminal || (ends.at_interruption && event.ends_stream);
-                if tx.send(frames.result(&event.json, last)).await.is_err() || last {
+                if !deliver(&tx, frames.result(&event.json, last), &ends.session).await || last {
                     return;
                 }
             }
@@ -1164,11 +1165,23 @@ async fn forward(
                     "CLIENT_TOO_SLOW",
                     format!("the client fell {missed} events behind; subscribe again"),
                 );
-                let _ = tx.send(frames.error(&e)).await;
+                deliver(&tx, frames.error(&e), &ends.session).await;
                 return;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// Sends `frame` to the stream's client, unless the session ends first;
+/// false if it was not sent. A client that takes nothing of a stream
+/// (an HTTP/2 stream it never reads, on a connection it keeps busy with
+/// others) must not keep the stream, and the frames waiting for it, past
+/// its session.
+async fn deliver(tx: &mpsc::Sender<Bytes>, frame: Bytes, session: &CancellationToken) -> bool {
+    tokio::select! {
+        sent = tx.send(frame) => sent.is_ok(),
+        _ = session.cancelled() => false,
     }
 }
 
@@ -1377,6 +1390,28 @@ mod tests {
         assert_eq!(got["id"], 8);
         assert_eq!(got["result"]["id"], task["id"]);
         assert_eq!(got["result"]["history"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_client_takes_nothing_ends_with_its_session() {
+        let (tx, _unread) = mpsc::channel(1);
+        let session = CancellationToken::new();
+        assert!(deliver(&tx, Bytes::from_static(b"first"), &session).await);
+        let waiting = tokio::spawn({
+            let (tx, session) = (tx.clone(), session.clone());
+            async move { deliver(&tx, Bytes::from_static(b"second"), &session).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the full buffer holds the frame back"
+        );
+        session.cancel();
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the send gives up when the session ends")
+            .unwrap();
+        assert!(!sent);
     }
 
     async fn get_task(service: &Arc<A2aService<Scripted>>, id: &Value) -> Value {
