@@ -1173,12 +1173,16 @@ async fn forward(
     }
 }
 
-/// Sends `frame` to the stream's client, unless the session ends first;
+/// Sends `frame` to a stream's client, unless the session ends first;
 /// false if it was not sent. A client that takes nothing of a stream
 /// (an HTTP/2 stream it never reads, on a connection it keeps busy with
 /// others) must not keep the stream, and the frames waiting for it, past
-/// its session.
-async fn deliver(tx: &mpsc::Sender<Bytes>, frame: Bytes, session: &CancellationToken) -> bool {
+/// its session. Every server-sent event stream sends this way.
+pub(crate) async fn deliver(
+    tx: &mpsc::Sender<Bytes>,
+    frame: Bytes,
+    session: &CancellationToken,
+) -> bool {
     tokio::select! {
         sent = tx.send(frame) => sent.is_ok(),
         _ = session.cancelled() => false,

@@ -25,6 +25,7 @@ use super::http::{
     Body, RequestBody, draining, error_response, full, json_response, method_not_allowed,
     read_body, read_json_or_default, sse_response,
 };
+use crate::a2a::service::deliver;
 use crate::config::Mode;
 use crate::draft::client::{AskError, DrafterClient};
 use crate::draft::lineup::{DraftRequest, ModelAccess, default_lineup, draft_spec, persona_of};
@@ -407,7 +408,7 @@ fn events(req: &Request<RequestBody>, session: Arc<Session>, draft: Arc<Draft>) 
             let finished = draft.is_finished();
             for event in draft.events_since(next) {
                 let frame = format!("id: {}\ndata: {}\n\n", event.seq, event.json);
-                if tx.send(Bytes::from(frame)).await.is_err() {
+                if !deliver(&tx, Bytes::from(frame), &ended).await {
                     return;
                 }
                 next += 1;
@@ -419,7 +420,7 @@ fn events(req: &Request<RequestBody>, session: Arc<Session>, draft: Arc<Draft>) 
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(HEARTBEAT) => {
                     session.touch();
-                    if tx.send(Bytes::from_static(b": alive\n\n")).await.is_err() {
+                    if !deliver(&tx, Bytes::from_static(b": alive\n\n"), &ended).await {
                         return;
                     }
                 }
