@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::access::token_refusal;
 use super::http::{
-    Body, BodyError, ClientPatience, RequestBody, answer_even_on_panic, boxed, draining,
+    Body, BodyError, ClientPatience, DRAINING, RequestBody, answer_even_on_panic, boxed, draining,
     error_response, full, host_header, json_bytes, method_not_allowed, read_body, read_whole,
     refuse_connection, spawn_connection, sse_response, too_many_requests, with_retry_after,
 };
@@ -245,25 +245,9 @@ async fn answer_in_session(
         true => as_google_status(refusal),
         false => refusal,
     };
-    if drain.is_draining() {
-        return refuse(draining());
+    if let Err(refusal) = admit(session, &req, drain) {
+        return refuse(refusal.http());
     }
-    let access = session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()));
-    if let Some(refused) = token_refusal(
-        access,
-        "this agent needs the session's token: send Authorization: Bearer <token>",
-        "the bearer token is not this session's token",
-    ) {
-        return refuse(refused);
-    }
-    if let Err(wait) = session.take_request() {
-        Metrics::count(&metrics().rate_limited, "agent");
-        return refuse(too_many_requests(
-            wait,
-            "this session is sending agent requests too fast",
-        ));
-    }
-    session.touch();
     let version = a2a_version(&req);
     let body = match read_body(req.into_body(), limits.max_body_bytes, limits.body_timeout).await {
         Ok(b) => b,
@@ -369,33 +353,9 @@ async fn answer_grpc(
              as the agent card lists",
         ));
     }
-    if drain.is_draining() {
-        return refused(Status::unavailable(
-            "the server is shutting down and takes no new work; retry on another instance",
-        ));
+    if let Err(refusal) = admit(session, &req, drain) {
+        return refused(refusal.grpc());
     }
-    match session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
-        Access::Granted => {}
-        Access::Missing => {
-            return refused(Status::unauthenticated(
-                "this agent needs the session's token: send authorization: Bearer <token>",
-            ));
-        }
-        Access::Wrong => {
-            return refused(Status::unauthenticated(
-                "the bearer token is not this session's token",
-            ));
-        }
-    }
-    if let Err(wait) = session.take_request() {
-        Metrics::count(&metrics().rate_limited, "agent");
-        return refused(grpc::retry_later(
-            tonic::Code::ResourceExhausted,
-            format!("this session is sending agent requests too fast; retry after {wait:.1?}"),
-            wait,
-        ));
-    }
-    session.touch();
     let (parts, body) = req.into_parts();
     // The whole request is one message (every method's request is
     // unary): read it under the same size and time limits as a JSON
@@ -415,6 +375,74 @@ async fn answer_grpc(
         Err(e @ BodyError::Unreadable(_)) => return refused(Status::cancelled(e.to_string())),
     };
     boxed_grpc(grpc::answer(&agent.service, parts, body, limits.max_body_bytes).await)
+}
+
+/// Why a request was refused before its call, by the checks every
+/// binding makes ([`admit`]); each binding says it in its own form.
+enum Refusal {
+    Draining,
+    /// No token, or not the session's.
+    Token(Access),
+    /// The session is over its request rate: retry after this long.
+    TooFast(std::time::Duration),
+}
+
+/// What an agent request with no token is told.
+const TOKEN_NEEDED: &str =
+    "this agent needs the session's token: send Authorization: Bearer <token>";
+/// What an agent request with another token is told.
+const TOKEN_WRONG: &str = "the bearer token is not this session's token";
+/// What an agent request over the session's rate is told.
+const TOO_FAST: &str = "this session is sending agent requests too fast";
+
+/// The checks every binding makes before a call, in order: the server
+/// takes new work, the token is the session's, the session is within
+/// its request rate. A request that passes is the session's traffic.
+fn admit(
+    session: &Session,
+    req: &Request<RequestBody>,
+    drain: &super::Drain,
+) -> Result<(), Refusal> {
+    if drain.is_draining() {
+        return Err(Refusal::Draining);
+    }
+    match session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+        Access::Granted => {}
+        refused => return Err(Refusal::Token(refused)),
+    }
+    if let Err(wait) = session.take_request() {
+        Metrics::count(&metrics().rate_limited, "agent");
+        return Err(Refusal::TooFast(wait));
+    }
+    session.touch();
+    Ok(())
+}
+
+impl Refusal {
+    /// As the server's HTTP error (the REST binding re-says it as a
+    /// `google.rpc.Status`).
+    fn http(self) -> Response<Body> {
+        match self {
+            Refusal::Draining => draining(),
+            Refusal::Token(access) => token_refusal(access, TOKEN_NEEDED, TOKEN_WRONG)
+                .expect("admit refuses only a token that is missing or wrong"),
+            Refusal::TooFast(wait) => too_many_requests(wait, TOO_FAST),
+        }
+    }
+
+    /// As a gRPC status.
+    fn grpc(self) -> Status {
+        match self {
+            Refusal::Draining => Status::unavailable(DRAINING),
+            Refusal::Token(Access::Missing) => Status::unauthenticated(TOKEN_NEEDED),
+            Refusal::Token(_) => Status::unauthenticated(TOKEN_WRONG),
+            Refusal::TooFast(wait) => grpc::retry_later(
+                tonic::Code::ResourceExhausted,
+                format!("{TOO_FAST}; retry after {wait:.1?}"),
+                wait,
+            ),
+        }
+    }
 }
 
 /// A gRPC response as the connection sends it.

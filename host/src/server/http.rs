@@ -154,14 +154,14 @@ fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response<Body> {
 /// 503 for new work while the server shuts down.
 pub fn draining() -> Response<Body> {
     with_retry_after(
-        error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
-            "the server is shutting down and takes no new work; retry on another instance",
-        ),
+        error_response(StatusCode::SERVICE_UNAVAILABLE, "draining", DRAINING),
         Duration::from_secs(5),
     )
 }
+
+/// What a request to a server that is shutting down is told.
+pub const DRAINING: &str =
+    "the server is shutting down and takes no new work; retry on another instance";
 
 /// 405 with the methods the path takes.
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
