@@ -42,8 +42,19 @@ pub struct PortLimits {
     pub max_body_bytes: usize,
     /// Time a client has to send a request's headers.
     pub header_timeout: std::time::Duration,
-    /// Time a client has to send a request's body.
+    /// Time a client has to send a request's body, and to take any of
+    /// an answer it has been sent.
     pub body_timeout: std::time::Duration,
+}
+
+impl PortLimits {
+    /// What a connection's client is given, for every listener.
+    pub fn patience(&self) -> ClientPatience {
+        ClientPatience {
+            headers: self.header_timeout,
+            reading: self.body_timeout,
+        }
+    }
 }
 
 /// Serves `agent` on `listener` until the session ends or the server
@@ -120,10 +131,7 @@ pub fn spawn(
                 stream,
                 service,
                 shutdown.clone(),
-                ClientPatience {
-                    headers: limits.header_timeout,
-                    reading: limits.body_timeout,
-                },
+                limits.patience(),
                 (held, admitted),
             );
         }

@@ -452,10 +452,7 @@ impl Server {
     /// Serves control connections until the sessions are drained.
     async fn accept_until_sessions_drained(&self) {
         let drain = &self.api.drain;
-        let patience = http::ClientPatience {
-            headers: self.api.limits.header_timeout,
-            reading: self.api.limits.body_timeout,
-        };
+        let patience = self.api.limits.patience();
         let drained = self.sessions_drained();
         tokio::pin!(drained);
         loop {
