@@ -789,7 +789,17 @@ impl Config {
         if b.store_bytes < 1 << 16 {
             return Err(invalid("budgets.store_bytes", "must be at least 65536"));
         }
+        // A rate of 0 would refuse every request with a 429 whose
+        // Retry-After no wait can honour; a budget of 0, every use.
         for (key, value) in [
+            (
+                "http.control_rate_per_ip",
+                self.http.control_rate_per_ip as usize,
+            ),
+            (
+                "http.agent_rate_per_session",
+                self.http.agent_rate_per_session as usize,
+            ),
             ("http.max_connections", self.http.max_connections),
             (
                 "http.max_connections_per_ip",
@@ -808,6 +818,7 @@ impl Config {
                 "outbound.max_response_bytes",
                 self.outbound.max_response_bytes,
             ),
+            ("budgets.outbound_bytes", b.outbound_bytes),
             ("outbound.max_connections", self.outbound.max_connections),
         ] {
             if value == 0 {
@@ -1031,6 +1042,17 @@ mod tests {
             &[("listen".into(), "0.0.0.0:8080".into())],
         );
         assert!(ok.is_ok());
+        for key in [
+            "http.control_rate_per_ip",
+            "http.agent_rate_per_session",
+            "budgets.outbound_bytes",
+        ] {
+            let e = Config::load(None, [], &[(key.into(), "0".into())]).unwrap_err();
+            assert_eq!(
+                (e.key.as_str(), e.reason.as_str()),
+                (key, "must be at least 1")
+            );
+        }
         let e = Config::load(None, [], &[("port_range".into(), "5000".into())]).unwrap_err();
         assert!(e.reason.contains("LO-HI"), "{e}");
         // A value of the right kind that its type refuses, from a flag or
