@@ -2,9 +2,18 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Formats a time as ISO 8601 UTC with milliseconds and `Z`.
+/// The last instant RFC 3339's four-digit years can write:
+/// 9999-12-31T23:59:59.999Z.
+const LAST_WRITABLE: std::time::Duration = std::time::Duration::from_millis(253_402_300_799_999);
+
+/// Formats a time as ISO 8601 UTC with milliseconds and `Z`. A time past
+/// the year 9999 (a session whose TTL is centuries) is written as the
+/// last instant of that year.
 pub fn rfc3339(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .min(LAST_WRITABLE);
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
@@ -17,7 +26,7 @@ pub fn rfc3339(t: SystemTime) -> String {
         }
         out.push(then);
     };
-    digits(year.clamp(0, 9999) as u64, 4, '-');
+    digits(year as u64, 4, '-');
     digits(u64::from(month), 2, '-');
     digits(u64::from(day), 2, 'T');
     digits(rem / 3600, 2, ':');
@@ -176,6 +185,12 @@ mod tests {
         assert_eq!(rfc3339(t), "2100-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_764_680_707_042);
         assert_eq!(rfc3339(t), "2025-12-02T13:05:07.042Z");
+        let t = UNIX_EPOCH + Duration::from_millis(253_402_300_799_999);
+        assert_eq!(rfc3339(t), "9999-12-31T23:59:59.999Z");
+        // Past the year 9999: the last instant that can be written (only
+        // the year was held at 9999 before, under another year's date).
+        let t = UNIX_EPOCH + Duration::from_secs(100_000_000_000_000);
+        assert_eq!(rfc3339(t), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]
