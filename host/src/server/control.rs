@@ -164,8 +164,9 @@ impl ControlApi {
             (_, ["metrics"]) => method_not_allowed("GET"),
             (Method::GET, ["v1", "components"]) => self.components(),
             (_, ["v1", "components"]) => method_not_allowed("GET"),
+            (Method::GET, ["v1", "components", name]) => self.component(name),
             (Method::PUT, ["v1", "components", name]) => self.upload(req, name).await,
-            (_, ["v1", "components", _]) => method_not_allowed("PUT"),
+            (_, ["v1", "components", _]) => method_not_allowed("GET, PUT"),
             (Method::POST, ["v1", "sessions"]) => self.create(req, origin, peer).await,
             (Method::GET, ["v1", "sessions"]) => {
                 let sessions: Vec<Value> = self
@@ -327,6 +328,19 @@ impl ControlApi {
             .map(|c| self.component_json(c))
             .collect();
         json_response(StatusCode::OK, &json!({"components": components}))
+    }
+
+    /// `GET /v1/components/{name}`: one loaded component, as the list
+    /// shows it (an author checks the upload they just made).
+    fn component(&self, name: &str) -> Response<Body> {
+        match self.catalog.get(name) {
+            Some(c) => json_response(StatusCode::OK, &self.component_json(&c)),
+            None => error_response(
+                StatusCode::NOT_FOUND,
+                "unknown_component",
+                format!("no component named {name:?} is loaded (see GET /v1/components)"),
+            ),
+        }
     }
 
     /// What the API says about a loaded component: its version, its

@@ -173,19 +173,45 @@ async fn the_server_skips_bad_components_at_start_with_the_same_message_and_serv
 }
 
 async fn components(server: &Server) -> Vec<Value> {
-    http("GET", &format!("{}/v1/components", server.base()), &[], "")
-        .await
-        .json()["components"]
+    components_as(server, &[]).await
+}
+
+async fn components_as(server: &Server, headers: &[(&str, &str)]) -> Vec<Value> {
+    http(
+        "GET",
+        &format!("{}/v1/components", server.base()),
+        headers,
+        "",
+    )
+    .await
+    .json()["components"]
         .as_array()
         .unwrap()
         .clone()
 }
 
+/// `GET /v1/components/{name}`: the component, or `None` (404
+/// `unknown_component`).
 async fn component(server: &Server, name: &str) -> Option<Value> {
-    components(server)
-        .await
-        .into_iter()
-        .find(|c| c["name"] == name)
+    component_as(server, name, &[]).await
+}
+
+async fn component_as(server: &Server, name: &str, headers: &[(&str, &str)]) -> Option<Value> {
+    let url = format!("{}/v1/components/{name}", server.base());
+    let r = http("GET", &url, headers, "").await;
+    match r.status {
+        200 => Some(r.json()),
+        404 => {
+            assert_eq!(
+                r.json()["error"]["code"],
+                "unknown_component",
+                "{}",
+                r.text()
+            );
+            None
+        }
+        other => panic!("GET {url}: {other} {}", r.text()),
+    }
 }
 
 async fn card_name(url: &str) -> String {
@@ -264,25 +290,15 @@ async fn uploads_are_checked_stored_and_served() {
     assert_eq!(r.status, 200, "a replacement: {}", r.text());
     // The watcher sees the stored file but it is the version already live.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let c = component_as(&server, "greeter", &with_admin).await;
+    let c = component_as(&server, "greeter", &with_admin).await.unwrap();
     assert_eq!(c["card"]["name"], "Echo");
-}
-
-async fn component_as(server: &Server, name: &str, headers: &[(&str, &str)]) -> Value {
-    http(
-        "GET",
-        &format!("{}/v1/components", server.base()),
-        headers,
-        "",
-    )
-    .await
-    .json()["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap()
+    // One component is what the list says of it; one not loaded is a 404.
+    let listed = components_as(&server, &with_admin).await;
+    assert_eq!(listed.iter().find(|c| c["name"] == "greeter"), Some(&c));
+    assert_eq!(component_as(&server, "nobody", &with_admin).await, None);
+    let r = http("DELETE", &url("greeter"), &with_admin, "").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers["allow"], "GET, PUT");
 }
 
 /// Waits until the server lists `name` with a hash other than `old`.
