@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::access::token_refusal;
 use super::http::{
-    Body, BodyError, ClientPatience, DRAINING, RequestBody, answer_even_on_panic, boxed, draining,
-    error_response, full, host_header, json_bytes, method_not_allowed, read_body, read_whole,
-    refuse_connection, spawn_connection, sse_response, too_many_requests, with_retry_after,
+    Body, BodyError, ClientPatience, DRAINING, RequestBody, draining, error_response, full,
+    host_header, json_bytes, method_not_allowed, read_body, read_whole, refuse_connection, serve,
+    spawn_connection, sse_response, too_many_requests, with_retry_after,
 };
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
@@ -110,7 +110,6 @@ pub fn spawn(
                 (Arc::clone(&session), Arc::clone(&agent), Arc::clone(&drain));
             let local = stream.local_addr().ok();
             let service = hyper::service::service_fn(move |req| {
-                let req = boxed(req);
                 let (session, agent) = (Arc::clone(&session), Arc::clone(&agent));
                 let in_flight = drain.request();
                 let drain = Arc::clone(&drain);
@@ -122,8 +121,7 @@ pub fn spawn(
                         prefix_len: 0,
                     };
                     Ok::<_, Infallible>(
-                        answer_even_on_panic(answer(&session, &agent, req, at, limits, &drain))
-                            .await,
+                        serve(req, |req| answer(&session, &agent, req, at, limits, &drain)).await,
                     )
                 }
             });

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::Serialize;
 use serde_json::json;
@@ -31,9 +31,39 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// targets do).
 pub type RequestBody = BoxBody<Bytes, hyper::Error>;
 
-/// A request from a connection, as the handlers take it.
-pub fn boxed(req: Request<Incoming>) -> Request<RequestBody> {
-    req.map(BodyExt::boxed)
+/// Serves a request from a connection with `handle`, which never sees a
+/// HEAD: it is handed the GET the HEAD asks about, and the answer goes
+/// back with the GET's status and headers and without its body (RFC 9110
+/// section 9.3.2: every GET path answers HEAD). A handler that panics is
+/// answered 500 ([`answer_even_on_panic`]).
+pub fn serve<F>(
+    req: Request<Incoming>,
+    handle: impl FnOnce(Request<RequestBody>) -> F,
+) -> impl Future<Output = Response<Body>>
+where
+    F: Future<Output = Response<Body>>,
+{
+    let mut req = req.map(BodyExt::boxed);
+    let head = req.method() == Method::HEAD;
+    if head {
+        *req.method_mut() = Method::GET;
+    }
+    futures_util::FutureExt::map(answer_even_on_panic(handle(req)), move |answer| {
+        if head { headers_only(answer) } else { answer }
+    })
+}
+
+/// `answer` without its body, its length still said (a stream's body
+/// dropped here ends the stream).
+fn headers_only(answer: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = answer.into_parts();
+    if let Some(length) = hyper::body::Body::size_hint(&body).exact() {
+        parts
+            .headers
+            .entry(CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(length));
+    }
+    Response::from_parts(parts, full(""))
 }
 
 /// A complete body.
@@ -127,7 +157,7 @@ pub fn with_retry_after(mut r: Response<Body>, wait: Duration) -> Response<Body>
 /// the panic, so a bug never leaves a client with an empty reply. Built
 /// from combinators, so the future it returns holds `handler` once (an
 /// `async fn` would hold it twice, and each request moves it).
-pub fn answer_even_on_panic(
+fn answer_even_on_panic(
     handler: impl Future<Output = Response<Body>>,
 ) -> impl Future<Output = Response<Body>> {
     use futures_util::FutureExt;
@@ -163,15 +193,21 @@ pub fn draining() -> Response<Body> {
 pub const DRAINING: &str =
     "the server is shutting down and takes no new work; retry on another instance";
 
-/// 405 with the methods the path takes.
+/// 405 with the methods the path takes (`allow`, as `"GET, POST"`); a
+/// path that takes GET takes HEAD too ([`serve`]), and says so.
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let allow = match allow.split(", ").any(|m| m == "GET") {
+        true => allow.replacen("GET", "GET, HEAD", 1),
+        false => allow.to_string(),
+    };
     let mut r = error_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("this path takes {allow}"),
     );
-    r.headers_mut()
-        .insert("allow", HeaderValue::from_static(allow));
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        r.headers_mut().insert("allow", value);
+    }
     r
 }
 

@@ -298,7 +298,7 @@ async fn uploads_are_checked_stored_and_served() {
     assert_eq!(component_as(&server, "nobody", &with_admin).await, None);
     let r = http("DELETE", &url("greeter"), &with_admin, "").await;
     assert_eq!(r.status, 405);
-    assert_eq!(r.headers["allow"], "GET, PUT");
+    assert_eq!(r.headers["allow"], "GET, HEAD, PUT");
 }
 
 /// Waits until the server lists `name` with a hash other than `old`.

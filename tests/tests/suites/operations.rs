@@ -701,3 +701,81 @@ async fn agents_have_host_names_of_their_own_under_the_gateway_suffix() {
     .await;
     assert_eq!(by_path.status, 200);
 }
+
+/// Every path a GET reads answers HEAD with the GET's status and headers
+/// and no body (RFC 9110 section 9.3.2). Each pair is asked on one
+/// keep-alive connection and followed by another GET, so a body sent by
+/// mistake would be read as the next answer; a stream's HEAD ends at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_get_path_answers_head_without_a_body() {
+    let server = Server::start(10, &[]);
+    let control = server.addr.to_string();
+    let s = SessionInfo::from(
+        &server
+            .session(Some(json!({"agents": [{"component": "echo"}]})))
+            .await,
+    );
+    let agent = s.urls[0]
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let agent_auth = format!("Bearer {}", s.token);
+    let draft = http("POST", &format!("{}/v1/drafts", server.base()), &[], "{}")
+        .await
+        .json();
+    let draft_id = draft["id"].as_str().unwrap();
+    let draft_auth = format!("Bearer {}", draft["token"].as_str().unwrap());
+    let session = format!("/v1/sessions/{}", s.id);
+    let the_draft = format!("/v1/drafts/{draft_id}");
+    let paths: [(&str, &str, &str); 10] = [
+        (&control, "/healthz", ""),
+        (&control, "/", ""),
+        (&control, "/metrics", ""),
+        (&control, "/v1/components/echo", ""),
+        (&control, "/v1/components/nobody", ""),
+        (&control, &session, ""),
+        (&control, &the_draft, &draft_auth),
+        (&agent, "/.well-known/agent-card.json", ""),
+        (&agent, "/tasks", &agent_auth),
+        (&agent, "/tasks/nowhere", &agent_auth),
+    ];
+    for (authority, path, auth) in paths {
+        let headers: Vec<(&str, &str)> = match auth {
+            "" => vec![],
+            auth => vec![("authorization", auth)],
+        };
+        let mut client = Client::connect(authority).await;
+        let get = client.request("GET", path, &headers, "").await;
+        let head = client.request("HEAD", path, &headers, "").await;
+        assert_eq!(head.status, get.status, "HEAD {path}: {}", head.text());
+        assert!(head.body.is_empty(), "HEAD {path} sent a body");
+        assert_eq!(
+            head.headers.get("content-type"),
+            get.headers.get("content-type"),
+            "HEAD {path}"
+        );
+        if path != "/metrics" {
+            // (The metrics change between the two asks.)
+            assert_eq!(
+                head.headers["content-length"],
+                get.body.len().to_string(),
+                "HEAD {path} says the GET's length"
+            );
+        }
+        let again = client.request("GET", path, &headers, "").await;
+        assert_eq!(again.status, get.status, "GET {path} after a HEAD");
+    }
+    let mut client = Client::connect(&control).await;
+    let events = format!("{the_draft}/events");
+    let head = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request("HEAD", &events, &[("authorization", &draft_auth)], ""),
+    )
+    .await
+    .expect("a stream's HEAD ends at once");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers["content-type"], "text/event-stream");
+    let r = client.request("PUT", "/healthz", &[], "").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers["allow"], "GET, HEAD");
+}
