@@ -54,10 +54,17 @@ where
 }
 
 /// `answer` without its body, its length still said (a stream's body
-/// dropped here ends the stream).
+/// dropped here ends the stream). A 204 or 304 has no length to say.
 fn headers_only(answer: Response<Body>) -> Response<Body> {
     let (mut parts, body) = answer.into_parts();
-    if let Some(length) = hyper::body::Body::size_hint(&body).exact() {
+    let has_content = !matches!(
+        parts.status,
+        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+    );
+    if let Some(length) = hyper::body::Body::size_hint(&body)
+        .exact()
+        .filter(|_| has_content)
+    {
         parts
             .headers
             .entry(CONTENT_LENGTH)
@@ -669,6 +676,24 @@ mod tests {
             idle + 2 * pause <= opened.elapsed(),
             "idle since the request ended, not since the connection opened"
         );
+    }
+
+    #[tokio::test]
+    async fn a_head_answer_says_the_length_of_what_it_leaves_off() {
+        let answer = |status: StatusCode, body: &'static str| {
+            let mut r = Response::new(full(body));
+            *r.status_mut() = status;
+            r
+        };
+        let head = headers_only(answer(StatusCode::OK, "four"));
+        assert_eq!(head.headers()[CONTENT_LENGTH], "4");
+        let body = head.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.is_empty());
+        // A 304 or 204 has no content whose length a HEAD would say.
+        for status in [StatusCode::NOT_MODIFIED, StatusCode::NO_CONTENT] {
+            let head = headers_only(answer(status, ""));
+            assert_eq!(head.headers().get(CONTENT_LENGTH), None, "{status}");
+        }
     }
 
     #[tokio::test]
