@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::access::token_refusal;
 use super::http::{
-    Body, BodyError, ClientPatience, DRAINING, RequestBody, draining, error_response, full,
-    host_header, json_bytes, method_not_allowed, read_body, read_whole, refuse_connection, serve,
-    spawn_connection, sse_response, too_many_requests, with_retry_after,
+    Body, BodyError, ClientPatience, DRAINING, RequestBody, answer_request, draining,
+    error_response, full, host_header, json_bytes, method_not_allowed, read_body, read_whole,
+    refuse_connection, spawn_connection, sse_response, too_many_requests, with_retry_after,
 };
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
@@ -121,7 +121,10 @@ pub fn spawn(
                         prefix_len: 0,
                     };
                     Ok::<_, Infallible>(
-                        serve(req, |req| answer(&session, &agent, req, at, limits, &drain)).await,
+                        answer_request(req, |req| {
+                            answer(&session, &agent, req, at, limits, &drain)
+                        })
+                        .await,
                     )
                 }
             });

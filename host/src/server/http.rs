@@ -36,7 +36,7 @@ pub type RequestBody = BoxBody<Bytes, hyper::Error>;
 /// back with the GET's status and headers and without its body (RFC 9110
 /// section 9.3.2: every GET path answers HEAD). A handler that panics is
 /// answered 500 ([`answer_even_on_panic`]).
-pub fn serve<F>(
+pub fn answer_request<F>(
     req: Request<Incoming>,
     handle: impl FnOnce(Request<RequestBody>) -> F,
 ) -> impl Future<Output = Response<Body>>
@@ -201,7 +201,7 @@ pub const DRAINING: &str =
     "the server is shutting down and takes no new work; retry on another instance";
 
 /// 405 with the methods the path takes (`allow`, as `"GET, POST"`); a
-/// path that takes GET takes HEAD too ([`serve`]), and says so.
+/// path that takes GET takes HEAD too ([`answer_request`]), and says so.
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let allow = match allow.split(", ").any(|m| m == "GET") {
         true => allow.replacen("GET", "GET, HEAD", 1),

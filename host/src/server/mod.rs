@@ -479,7 +479,9 @@ impl Server {
                 let api = Arc::clone(&api);
                 async move {
                     let _in_flight = api.drain.request();
-                    Ok::<_, Infallible>(http::serve(req, |req| api.route(req, peer.ip())).await)
+                    Ok::<_, Infallible>(
+                        http::answer_request(req, |req| api.route(req, peer.ip())).await,
+                    )
                 }
             });
             // Connections end with the server, after the grace period.
