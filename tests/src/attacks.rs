@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::{
-    Client, Server, SessionInfo, message, p99_of_sendmessage, p99_until, percentile, rpc,
-    text_message,
+    Client, Server, SessionInfo, authority, message, p99_of_sendmessage, p99_until, percentile,
+    rpc, text_message,
 };
 
 /// Whole-history follow-ups the quiet session is measured across.
@@ -19,11 +19,6 @@ const ATTACK_ROUNDS: usize = 20;
 
 /// Size of each follow-up in the big-history attack.
 const FOLLOW_UP: usize = 300 << 10;
-
-/// `host:port` of an agent URL (`http://host:port/`).
-pub fn authority(url: &str) -> &str {
-    url.trim_start_matches("http://").trim_end_matches('/')
-}
 
 /// A session of one agent of `component`.
 pub async fn one_agent(server: &Server, component: &str) -> SessionInfo {

@@ -455,6 +455,11 @@ pub fn sample_players() -> Value {
     ])
 }
 
+/// `host:port` of an agent URL (`http://host:port/`).
+pub fn authority(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_end_matches('/')
+}
+
 /// Session fields every test reads.
 #[derive(Clone)]
 pub struct SessionInfo {

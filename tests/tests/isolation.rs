@@ -99,10 +99,7 @@ async fn a_quiet_session_keeps_its_latency_next_to_four_hostile_ones() {
             .session(Some(json!({"agents": [{"component": "bpa"}]})))
             .await,
     );
-    let authority = quiet.urls[0]
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let authority = authority(&quiet.urls[0]).to_string();
     p99_of_sendmessage(&authority, &quiet.token, 200).await;
     let baseline = p99_of_sendmessage(&authority, &quiet.token, 3000).await;
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use a2a_sandbox_tests::attacks::{self, authority, one_agent};
+use a2a_sandbox_tests::attacks::{self, one_agent};
 use a2a_sandbox_tests::*;
 use serde_json::{Value, json};
 

@@ -231,7 +231,7 @@ async fn finished_tasks_leave_nothing_in_the_agents_memory() {
     std::fs::copy(built("conformance"), dir.join("conformance.wasm")).unwrap();
     let server = Server::start_in(&dir, 5, &["--set", "limits.memory_mib=2"]);
     let (url, token) = conformance_agent(&server).await;
-    let mut client = Client::connect(attacks::authority(&url)).await;
+    let mut client = Client::connect(authority(&url)).await;
     let auth = format!("Bearer {token}");
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
         "params": text_message("complete")})

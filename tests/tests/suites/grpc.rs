@@ -580,7 +580,7 @@ async fn grpc_can_be_turned_off() {
         !card["supportedInterfaces"].to_string().contains("GRPC"),
         "{card}"
     );
-    let target = url.trim_start_matches("http://").trim_end_matches('/');
+    let target = authority(&url);
     let mut grpc = client(target, None, Some(&token)).await;
     let off = grpc
         .list_tasks(ListTasksRequest::default())

@@ -715,10 +715,7 @@ async fn every_get_path_answers_head_without_a_body() {
             .session(Some(json!({"agents": [{"component": "echo"}]})))
             .await,
     );
-    let agent = s.urls[0]
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let agent = authority(&s.urls[0]).to_string();
     let agent_auth = format!("Bearer {}", s.token);
     let draft = http("POST", &format!("{}/v1/drafts", server.base()), &[], "{}")
         .await

@@ -25,7 +25,7 @@ async fn every_rest_endpoint_serves_the_one_task_store() {
     let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
         .await
         .json();
-    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let authority = authority(&url);
     assert_eq!(
         card["supportedInterfaces"],
         json!([

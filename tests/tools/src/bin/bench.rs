@@ -125,10 +125,7 @@ async fn main() {
     ] {
         by_binding.push((name, wrk(&url, &conformance.token, &body, WRK_SECONDS).await));
     }
-    let target = curl
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let target = a2a_sandbox_tests::authority(&curl).to_string();
     let token = conformance.token.clone();
     // A client runtime of its own, on a thread of its own.
     let over_grpc = std::thread::spawn(move || grpc_load(&target, &token))
