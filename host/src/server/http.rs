@@ -1,5 +1,7 @@
 //! What every listener shares: the body type, JSON and error responses,
-//! bounded body reads, and serving one connection until shutdown.
+//! bounded body reads, answering one request (a HEAD as its GET, a
+//! panic as a 500), and serving one connection until shutdown, cutting
+//! off a client that takes nothing of its answers.
 
 use std::convert::Infallible;
 use std::future::Future;
