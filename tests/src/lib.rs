@@ -905,3 +905,73 @@ pub async fn auto_draft_ms(server: &Server, seed: u64) -> f64 {
         .as_f64()
         .expect("a finished draft reports its time")
 }
+
+/// The gRPC target an agent's card lists.
+pub async fn grpc_target(url: &str) -> String {
+    let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
+        .await
+        .json();
+    let interfaces = card["supportedInterfaces"].as_array().unwrap();
+    let grpc = interfaces
+        .iter()
+        .find(|i| i["protocolBinding"] == "GRPC")
+        .unwrap_or_else(|| panic!("the card lists gRPC: {card}"));
+    grpc["url"].as_str().unwrap().to_string()
+}
+
+/// One raw gRPC call over HTTP/2 with `content_type` and `body` (already
+/// framed): the `grpc-status` it ends with (from the headers of a
+/// trailers-only answer or from the trailers) and its `grpc-message`.
+pub async fn raw_call(
+    addr: &str,
+    path: &str,
+    content_type: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> (String, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+        .await
+        .expect("an answer, not a hang")
+        .unwrap();
+    let status_of = |headers: &hyper::HeaderMap| {
+        let text = |name| {
+            headers
+                .get(name)
+                .map(|v: &hyper::header::HeaderValue| v.to_str().unwrap().to_string())
+        };
+        Some((
+            text("grpc-status")?,
+            text("grpc-message").unwrap_or_default(),
+        ))
+    };
+    if let Some(status) = status_of(response.headers()) {
+        return status;
+    }
+    let collected = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("the body ends")
+        .unwrap();
+    status_of(collected.trailers().expect("trailers")).expect("a grpc-status")
+}
+
+/// `message` in gRPC's length-prefixed framing.
+pub fn framed(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use a2a_sandbox_tests::attacks::{self, one_agent};
 use a2a_sandbox_tests::*;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Descriptors the process holds.
 fn fds(pid: u32) -> usize {
@@ -99,6 +100,81 @@ struct Filled {
     left: f64,
     /// The quiet session's p99 meanwhile.
     p99: attacks::QuietP99,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_agent_refuses_calls_without_reading_them_in_every_binding() {
+    let server = Server::start(
+        5,
+        &[
+            "--call-timeout-ms",
+            "60000",
+            "--set",
+            "budgets.queued_calls_per_agent=0",
+        ],
+    );
+    let agent = one_agent(&server, "hostile").await;
+    let (url, token) = (&agent.urls[0], &agent.token);
+    let mut sleeper = message(json!([{"text": "sleep"}]));
+    sleeper["configuration"] = json!({"returnImmediately": true});
+    let running = rpc(url, token, "SendMessage", sleeper).await;
+    assert!(running["result"]["task"].is_object(), "{running}");
+    let names_the_queue = |text: &str| text.contains("budgets.queued_calls_per_agent");
+
+    // JSON-RPC names its method in the body: a large one is refused from
+    // its first bytes. What follows them is not JSON, which a read would
+    // have answered with -32700.
+    let mut body = r#"{"jsonrpc": "2.0", "id": 5, "method": "SendMessage", "params": "#.to_string();
+    body.push_str(&"[".repeat(100_000));
+    let auth = format!("Bearer {token}");
+    let r = http("POST", url, &[("authorization", &auth)], body).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        names_the_queue(&r.text()) && r.json()["id"] == 5,
+        "{}",
+        r.text()
+    );
+
+    // REST names it in the path: refused with none of the body sent (a
+    // server that read it would wait for it, up to its body timeout).
+    let mut conn = tokio::net::TcpStream::connect(authority(url))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {}message:send HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n",
+        url.splitn(4, '/')
+            .nth(3)
+            .map_or("/".to_string(), |p| format!("/{p}")),
+        authority(url)
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut answer))
+        .await
+        .expect("an answer before the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(
+        names_the_queue(&answer) && answer.to_ascii_lowercase().contains("retry-after"),
+        "{answer}"
+    );
+
+    // gRPC names it in the path: a message that would not decode (an
+    // INTERNAL status, read) is refused as RESOURCE_EXHAUSTED.
+    let target = grpc_target(url).await;
+    let send = "/lf.a2a.v1.A2AService/SendMessage";
+    let (status, why) = raw_call(
+        &target,
+        send,
+        "application/grpc",
+        token,
+        framed(&[0xff; 32]),
+    )
+    .await;
+    assert_eq!(status, "8", "{why}");
+    assert!(names_the_queue(&why), "{why}");
 }
 
 /// A new session sends content shaped by `part` until the store refuses

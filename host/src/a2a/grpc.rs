@@ -38,6 +38,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::service::{A2aService, AgentBackend, Method, Reply};
+use super::v03::Dialect;
 
 /// Whether a request is a gRPC call (by its content type).
 pub fn is_grpc(content_type: Option<&[u8]>) -> bool {
@@ -63,6 +64,26 @@ pub async fn answer<B: AgentBackend>(
         Ok(response) => response.map(GrpcBody),
         Err(never) => match never {},
     }
+}
+
+/// The refusal of a call to a busy agent, decided from its path before
+/// its message is read ([`A2aService::busy_before_reading`]): `None` for
+/// any other call, or when the agent has a place for it.
+pub fn busy_before_reading<B: AgentBackend>(
+    service: &A2aService<B>,
+    parts: &hyper::http::request::Parts,
+) -> Option<Response<GrpcBody>> {
+    let method = match parts.uri.path().strip_prefix("/lf.a2a.v1.A2AService/")? {
+        "SendMessage" => Method::SendMessage,
+        "SendStreamingMessage" => Method::SendStreamingMessage,
+        _ => return None,
+    };
+    let version = parts
+        .headers
+        .get("a2a-version")
+        .and_then(|v| v.to_str().ok());
+    let busy = service.busy_before_reading(method, Dialect::V1, version.map(str::trim))?;
+    Some(refusal(status_of(&super::rest::error_body(&busy), true)))
 }
 
 /// A status as a whole gRPC response (headers only), for calls refused

@@ -30,6 +30,7 @@ use tonic::Status;
 use crate::a2a::error::HOST_DOMAIN;
 use crate::a2a::grpc;
 use crate::a2a::rest::{self, Endpoint, NotAnEndpoint};
+use crate::a2a::v03::Dialect;
 use crate::a2a::{Reply, agent_card};
 use crate::budget::Kind;
 use crate::metrics::{Metrics, metrics};
@@ -258,6 +259,16 @@ async fn answer_in_session(
         return refuse(refusal.http());
     }
     let version = a2a_version(&req);
+    // A REST call names its method in its path: one that finds the agent
+    // busy is refused before its body is read.
+    if let Some(endpoint) = &endpoint
+        && let Some(busy) =
+            agent
+                .service
+                .busy_before_reading(endpoint.method, Dialect::V1, version.as_deref())
+    {
+        return over_budget(rest::error_body(&busy));
+    }
     let body = match read_body(req.into_body(), limits.max_body_bytes, limits.body_timeout).await {
         Ok(b) => b,
         Err(refusal) => return refuse(refusal),
@@ -281,13 +292,7 @@ async fn answer_in_session(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             bytes,
         ),
-        Reply::OverBudget(bytes) => {
-            Metrics::count(&metrics().rate_limited, "budget");
-            with_retry_after(
-                json_bytes(StatusCode::TOO_MANY_REQUESTS, bytes),
-                BUDGET_RETRY_AFTER,
-            )
-        }
+        Reply::OverBudget(bytes) => over_budget(bytes),
         Reply::Stream(events) => sse_response(events),
         Reply::Nothing => {
             let mut r = Response::new(full(""));
@@ -295,6 +300,15 @@ async fn answer_in_session(
             r
         }
     }
+}
+
+/// A call refused by a budget of its session: 429, and when to retry.
+fn over_budget(body: Vec<u8>) -> Response<Body> {
+    Metrics::count(&metrics().rate_limited, "budget");
+    with_retry_after(
+        json_bytes(StatusCode::TOO_MANY_REQUESTS, body),
+        BUDGET_RETRY_AFTER,
+    )
 }
 
 /// A refusal made in the server's own error shape (`{"error": {"code":
@@ -366,6 +380,9 @@ async fn answer_grpc(
         return refused(refusal.grpc());
     }
     let (parts, body) = req.into_parts();
+    if let Some(busy) = grpc::busy_before_reading(&agent.service, &parts) {
+        return boxed_grpc(busy);
+    }
     // The whole request is one message (every method's request is
     // unary): read it under the same size and time limits as a JSON
     // body, plus the 5 bytes of gRPC framing.

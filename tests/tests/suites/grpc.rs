@@ -47,19 +47,6 @@ async fn client(target: &str, addr: Option<&str>, token: Option<&str>) -> Client
     A2aServiceClient::with_interceptor(channel, Token(token.map(str::to_string)))
 }
 
-/// The gRPC target an agent's card lists.
-async fn grpc_target(url: &str) -> String {
-    let card = http("GET", &format!("{url}.well-known/agent-card.json"), &[], "")
-        .await
-        .json();
-    let interfaces = card["supportedInterfaces"].as_array().unwrap();
-    let grpc = interfaces
-        .iter()
-        .find(|i| i["protocolBinding"] == "GRPC")
-        .unwrap_or_else(|| panic!("the card lists gRPC: {card}"));
-    grpc["url"].as_str().unwrap().to_string()
-}
-
 fn user_text(text: &str) -> SendMessageRequest {
     SendMessageRequest {
         message: Some(Message {
@@ -333,64 +320,6 @@ async fn grpc_errors_are_statuses_with_the_a2a_error_info() {
     );
     assert!(third.get_details_retry_info().is_some(), "a RetryInfo");
     drop(open);
-}
-
-/// One raw gRPC call over HTTP/2 with `content_type` and `body` (already
-/// framed): the `grpc-status` it ends with (from the headers of a
-/// trailers-only answer or from the trailers) and its `grpc-message`.
-async fn raw_call(
-    addr: &str,
-    path: &str,
-    content_type: &str,
-    token: &str,
-    body: Vec<u8>,
-) -> (String, String) {
-    use http_body_util::{BodyExt, Full};
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let req = hyper::Request::post(format!("http://{addr}{path}"))
-        .header("content-type", content_type)
-        .header("te", "trailers")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
-        .await
-        .expect("an answer, not a hang")
-        .unwrap();
-    let status_of = |headers: &hyper::HeaderMap| {
-        let text = |name| {
-            headers
-                .get(name)
-                .map(|v: &hyper::header::HeaderValue| v.to_str().unwrap().to_string())
-        };
-        Some((
-            text("grpc-status")?,
-            text("grpc-message").unwrap_or_default(),
-        ))
-    };
-    if let Some(status) = status_of(response.headers()) {
-        return status;
-    }
-    let collected = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
-        .await
-        .expect("the body ends")
-        .unwrap();
-    status_of(collected.trailers().expect("trailers")).expect("a grpc-status")
-}
-
-/// `message` in gRPC's length-prefixed framing.
-fn framed(message: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0];
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    frame.extend_from_slice(message);
-    frame
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
