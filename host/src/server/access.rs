@@ -42,14 +42,22 @@ impl AdminToken {
 pub fn token_refusal(access: Access, needed: &str, wrong: &str) -> Option<Response<Body>> {
     match access {
         Access::Granted => None,
-        Access::Missing => {
-            let mut r = error_response(StatusCode::UNAUTHORIZED, "unauthorized", needed);
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(r)
-        }
-        Access::Wrong => Some(error_response(StatusCode::FORBIDDEN, "forbidden", wrong)),
+        Access::Missing => Some(token_missing(needed)),
+        Access::Wrong => Some(token_wrong(wrong)),
     }
+}
+
+/// 401, with `WWW-Authenticate`, saying what token is `needed`.
+pub fn token_missing(needed: &str) -> Response<Body> {
+    let mut r = error_response(StatusCode::UNAUTHORIZED, "unauthorized", needed);
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// 403, saying why the token sent is the `wrong` one.
+pub fn token_wrong(wrong: &str) -> Response<Body> {
+    error_response(StatusCode::FORBIDDEN, "forbidden", wrong)
 }
 
 /// Why a session (for the API or a draft) was not created, as a response.

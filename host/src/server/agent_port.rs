@@ -16,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::access::token_refusal;
+use super::access::{token_missing, token_wrong};
 use super::http::{
     Body, BodyError, ClientPatience, DRAINING, RequestBody, answer_request, draining,
     error_response, full, host_header, json_bytes, method_not_allowed, read_body, read_whole,
@@ -407,8 +407,10 @@ async fn answer_grpc(
 /// binding makes ([`admit`]); each binding says it in its own form.
 enum Refusal {
     Draining,
-    /// No token, or not the session's.
-    Token(Access),
+    /// No bearer token.
+    TokenMissing,
+    /// A bearer token that is not the session's.
+    TokenWrong,
     /// The session is over its request rate: retry after this long.
     TooFast(std::time::Duration),
 }
@@ -434,7 +436,8 @@ fn admit(
     }
     match session.check_access(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
         Access::Granted => {}
-        refused => return Err(Refusal::Token(refused)),
+        Access::Missing => return Err(Refusal::TokenMissing),
+        Access::Wrong => return Err(Refusal::TokenWrong),
     }
     if let Err(wait) = session.take_request() {
         Metrics::count(&metrics().rate_limited, "agent");
@@ -450,18 +453,19 @@ impl Refusal {
     fn http(self) -> Response<Body> {
         match self {
             Refusal::Draining => draining(),
-            Refusal::Token(access) => token_refusal(access, TOKEN_NEEDED, TOKEN_WRONG)
-                .expect("admit refuses only a token that is missing or wrong"),
+            Refusal::TokenMissing => token_missing(TOKEN_NEEDED),
+            Refusal::TokenWrong => token_wrong(TOKEN_WRONG),
             Refusal::TooFast(wait) => too_many_requests(wait, TOO_FAST),
         }
     }
 
-    /// As a gRPC status.
+    /// As a gRPC status: the codes gRPC gives the HTTP statuses above
+    /// (401 unauthenticated, 403 permission denied).
     fn grpc(self) -> Status {
         match self {
             Refusal::Draining => Status::unavailable(DRAINING),
-            Refusal::Token(Access::Missing) => Status::unauthenticated(TOKEN_NEEDED),
-            Refusal::Token(_) => Status::unauthenticated(TOKEN_WRONG),
+            Refusal::TokenMissing => Status::unauthenticated(TOKEN_NEEDED),
+            Refusal::TokenWrong => Status::permission_denied(TOKEN_WRONG),
             Refusal::TooFast(wait) => grpc::retry_later(
                 tonic::Code::ResourceExhausted,
                 format!("{TOO_FAST}; retry after {wait:.1?}"),

@@ -237,12 +237,14 @@ async fn grpc_errors_are_statuses_with_the_a2a_error_info() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    // Another token is refused as HTTP refuses it (403, and REST's
+    // PERMISSION_DENIED).
     let mut wrong = client(&target, None, Some("not-the-token")).await;
     let refused = wrong
         .list_tasks(ListTasksRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
     let mut grpc = client(&target, None, Some(&token)).await;
     let missing = grpc
