@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, LAST_MODIFIED,
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ALLOW, AUTHORIZATION, CACHE_CONTROL,
+    CONTENT_TYPE, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
@@ -184,7 +185,44 @@ pub(crate) fn answer(
     drain: &super::Drain,
 ) -> impl Future<Output = Response<Body>> {
     let request = answer_in_session(session, agent, req, at, limits, drain);
-    crate::bulk::in_session(Arc::clone(session.budget.session()), request)
+    let answered = crate::bulk::in_session(Arc::clone(session.budget.session()), request);
+    async move { readable_from_any_origin(answered.await) }
+}
+
+/// Methods the agent endpoints take, between them.
+const AGENT_METHODS: &str = "GET, HEAD, POST, DELETE";
+
+/// Lets a page on any origin read every answer an agent gives. Calls are
+/// authorised by the bearer token the client sends, never by cookies or
+/// the client's address, so a page can do no more than its own token
+/// allows.
+fn readable_from_any_origin(mut r: Response<Body>) -> Response<Body> {
+    let headers = r.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after, etag, www-authenticate"),
+    );
+    r
+}
+
+/// The answer to `OPTIONS`: what the endpoints take, and a browser's CORS
+/// preflight granted for the token, JSON bodies and A2A's own headers.
+fn preflight() -> Response<Body> {
+    let mut r = Response::new(full(""));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let headers = r.headers_mut();
+    headers.insert(ALLOW, HeaderValue::from_static(AGENT_METHODS));
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(AGENT_METHODS),
+    );
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, a2a-version, a2a-extensions"),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    r
 }
 
 async fn answer_in_session(
@@ -202,6 +240,9 @@ async fn answer_in_session(
         None if below.is_empty() => "/",
         None => below,
     };
+    if req.method() == Method::OPTIONS {
+        return preflight();
+    }
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
     if grpc::is_grpc(content_type) {
         return answer_grpc(session, agent, req, limits, drain).await;
@@ -542,11 +583,6 @@ fn card(
     };
     let headers = r.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
-    // The card is public: browser-based clients on any origin may read it.
-    headers.insert(
-        hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(ETAG, v);
     }

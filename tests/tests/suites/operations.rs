@@ -776,3 +776,83 @@ async fn every_get_path_answers_head_without_a_body() {
     assert_eq!(r.status, 405);
     assert_eq!(r.headers["allow"], "GET, HEAD");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_origin_may_call_an_agent_with_its_token() {
+    for mode in ["ports", "gateway"] {
+        let server = Server::start(5, &["--mode", mode]);
+        let s = SessionInfo::from(
+            &server
+                .session(Some(json!({"agents": [{"component": "echo"}]})))
+                .await,
+        );
+        let url = &s.urls[0];
+        let origin = ("origin", "https://app.example");
+        // The browser asks first (a CORS preflight), with no token: for the
+        // JSON-RPC endpoint and for a REST path alike.
+        for path in ["", "tasks"] {
+            let asked = http(
+                "OPTIONS",
+                &format!("{url}{path}"),
+                &[
+                    origin,
+                    ("access-control-request-method", "POST"),
+                    (
+                        "access-control-request-headers",
+                        "authorization, content-type, a2a-version",
+                    ),
+                ],
+                "",
+            )
+            .await;
+            assert_eq!(
+                asked.status,
+                204,
+                "{mode} OPTIONS /{path}: {}",
+                asked.text()
+            );
+            let header = |name: &str| {
+                asked
+                    .headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+            };
+            assert_eq!(header("access-control-allow-origin").as_deref(), Some("*"));
+            let methods = header("access-control-allow-methods").unwrap_or_default();
+            assert!(
+                methods.contains("POST") && methods.contains("GET"),
+                "{methods}"
+            );
+            let allowed = header("access-control-allow-headers").unwrap_or_default();
+            for wanted in ["authorization", "content-type", "a2a-version"] {
+                assert!(allowed.contains(wanted), "{mode}: {wanted} in {allowed}");
+            }
+            assert!(header("access-control-max-age").is_some());
+        }
+        // Then calls: the answer, and a refusal too, are readable by the page.
+        let auth = format!("Bearer {}", s.token);
+        let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+            "params": {"message": text_message("hi")}})
+        .to_string();
+        let sent = http(
+            "POST",
+            url,
+            &[origin, ("authorization", &auth)],
+            send.clone(),
+        )
+        .await;
+        assert_eq!(sent.status, 200, "{}", sent.text());
+        let refused = http("POST", url, &[origin], send).await;
+        assert_eq!(refused.status, 401);
+        for answer in [&sent, &refused] {
+            assert_eq!(answer.headers["access-control-allow-origin"], "*", "{mode}");
+        }
+        let exposed = refused.headers["access-control-expose-headers"]
+            .to_str()
+            .unwrap();
+        assert!(
+            exposed.contains("www-authenticate") && exposed.contains("retry-after"),
+            "{exposed}"
+        );
+    }
+}
