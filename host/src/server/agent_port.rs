@@ -184,18 +184,27 @@ pub(crate) fn answer(
     limits: PortLimits,
     drain: &super::Drain,
 ) -> impl Future<Output = Response<Body>> {
+    // An open session's agents answer anyone who reaches them: a page on
+    // another origin is not let read them through its visitor's browser.
+    let cross_origin = session.token().is_some();
     let request = answer_in_session(session, agent, req, at, limits, drain);
     let answered = crate::bulk::in_session(Arc::clone(session.budget.session()), request);
-    async move { readable_from_any_origin(answered.await) }
+    async move {
+        let answer = answered.await;
+        match cross_origin {
+            true => readable_from_any_origin(answer),
+            false => answer,
+        }
+    }
 }
 
 /// Methods the agent endpoints take, between them.
 const AGENT_METHODS: &str = "GET, HEAD, POST, DELETE";
 
-/// Lets a page on any origin read every answer an agent gives. Calls are
-/// authorised by the bearer token the client sends, never by cookies or
-/// the client's address, so a page can do no more than its own token
-/// allows.
+/// Lets a page on any origin read every answer an agent of a session
+/// with a token gives. Its calls are authorised by the bearer token the
+/// client sends, never by cookies or the client's address, so a page can
+/// do no more than its own token allows.
 fn readable_from_any_origin(mut r: Response<Body>) -> Response<Body> {
     let headers = r.headers_mut();
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

@@ -855,4 +855,25 @@ async fn a_page_on_another_origin_may_call_an_agent_with_its_token() {
             "{exposed}"
         );
     }
+    // An open session's agents answer anyone who reaches them, so no page
+    // on another origin may read them through its visitor's browser.
+    let server = Server::start(5, &["--allow-open-sessions"]);
+    let open = SessionInfo::from(
+        &server
+            .session(Some(
+                json!({"agents": [{"component": "echo"}], "auth": "none"}),
+            ))
+            .await,
+    );
+    let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+        "params": {"message": text_message("hi")}});
+    let origin = [("origin", "https://app.example")];
+    let answered = http("POST", &open.urls[0], &origin, send.to_string()).await;
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert!(
+        answered
+            .headers
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }
