@@ -38,7 +38,6 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::service::{A2aService, AgentBackend, Method, Reply};
-use super::v03::Dialect;
 
 /// Whether a request is a gRPC call (by its content type).
 pub fn is_grpc(content_type: Option<&[u8]>) -> bool {
@@ -82,7 +81,7 @@ pub fn busy_before_reading<B: AgentBackend>(
         .headers
         .get("a2a-version")
         .and_then(|v| v.to_str().ok());
-    let busy = service.busy_before_reading(method, Dialect::V1, version.map(str::trim))?;
+    let busy = service.busy_before_reading(method, version.map(str::trim))?;
     Some(refusal(status_of(&super::rest::error_body(&busy), true)))
 }
 

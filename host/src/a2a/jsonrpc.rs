@@ -133,73 +133,6 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, (RequestId, RpcError)> {
     Ok(Request { id, method, params })
 }
 
-/// What a request says before its `params`: its id and method.
-#[derive(Debug)]
-pub struct Head<'a> {
-    /// `None` for a notification.
-    pub id: Option<RequestId>,
-    pub method: &'a str,
-}
-
-/// Reads a request's id and method from its first bytes, without reading
-/// its `params`: for refusing a large call that could not run anyway at
-/// the cost of a small one. `None` unless the object opens with
-/// `jsonrpc` ("2.0"), `method` and perhaps `id`, in any order, each once,
-/// with plain values (no escapes), followed by `params`; such a body is
-/// read whole, as any other.
-pub fn head(body: &[u8]) -> Option<Head<'_>> {
-    let mut rest = body.trim_ascii_start().strip_prefix(b"{")?;
-    let (mut id, mut method, mut version) = (None, None, None);
-    loop {
-        let (key, after) = plain_string(rest.trim_ascii_start())?;
-        rest = after
-            .trim_ascii_start()
-            .strip_prefix(b":")?
-            .trim_ascii_start();
-        let repeated = match key {
-            b"params" => break,
-            b"jsonrpc" | b"method" => {
-                let (value, after) = plain_string(rest)?;
-                rest = after;
-                let member = if key == b"method" {
-                    &mut method
-                } else {
-                    &mut version
-                };
-                member.replace(std::str::from_utf8(value).ok()?).is_some()
-            }
-            b"id" => {
-                let end = match rest.first() {
-                    Some(b'"') => rest.len() - plain_string(rest)?.1.len(),
-                    _ => rest
-                        .iter()
-                        .position(|&b| b == b',' || b == b'}' || b.is_ascii_whitespace())?,
-                };
-                let raw: &RawValue = serde_json::from_slice(&rest[..end]).ok()?;
-                rest = &rest[end..];
-                id.replace(RequestId::of(raw)?).is_some()
-            }
-            _ => return None,
-        };
-        if repeated {
-            return None;
-        }
-        rest = rest.trim_ascii_start().strip_prefix(b",")?;
-    }
-    (version? == "2.0").then_some(Head {
-        id,
-        method: method?,
-    })
-}
-
-/// A JSON string at the start of `text` with no escapes in it: its
-/// contents and what follows it.
-fn plain_string(text: &[u8]) -> Option<(&[u8], &[u8])> {
-    let text = text.strip_prefix(b"\"")?;
-    let end = text.iter().position(|&b| b == b'"' || b == b'\\')?;
-    (text[end] == b'"').then(|| (&text[..end], &text[end + 1..]))
-}
-
 /// A request's params as the method reads them: the text of a JSON
 /// object, shared. On the JSON-RPC binding it is a slice of the request's
 /// body; params a binding built (REST, gRPC, a call between agents) or
@@ -348,40 +281,6 @@ mod tests {
             v,
             json!({"jsonrpc": "2.0", "id": 7, "result": {"task": {}}})
         );
-    }
-
-    #[test]
-    fn a_head_is_read_up_to_params_and_only_when_plain() {
-        fn head(body: &str) -> Option<(Option<String>, &str)> {
-            super::head(body.as_bytes()).map(|h| (h.id.map(|id| id.get().to_string()), h.method))
-        }
-        let read = head(r#" { "jsonrpc" : "2.0", "id": 7, "method": "SendMessage", "params": {"#);
-        assert_eq!(
-            read,
-            Some((Some("7".into()), "SendMessage")),
-            "params need not be read, or be whole"
-        );
-        assert_eq!(
-            head(r#"{"method":"message/send","id":"a b","jsonrpc":"2.0","params":{}}"#),
-            Some((Some("\"a b\"".into()), "message/send"))
-        );
-        assert_eq!(
-            head(r#"{"jsonrpc":"2.0","method":"SendMessage","params":{}}"#),
-            Some((None, "SendMessage")),
-            "a notification"
-        );
-        for unread in [
-            r#"{"params":{},"jsonrpc":"2.0","method":"SendMessage","id":1}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"Send\u004dessage","params":{}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"SendMessage","params":{}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"x":0,"method":"SendMessage","params":{}}"#,
-            r#"{"jsonrpc":"1.0","id":1,"method":"SendMessage","params":{}}"#,
-            r#"{"jsonrpc":"2.0","id":[1],"method":"SendMessage","params":{}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"params":{}}"#,
-            r#"[{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}]"#,
-        ] {
-            assert!(head(unread).is_none(), "{unread}");
-        }
     }
 
     #[test]

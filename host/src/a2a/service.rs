@@ -485,33 +485,18 @@ impl<B: AgentBackend> A2aService<B> {
         )
     }
 
-    /// The refusal a call of `method` in `dialect` gets from an agent
-    /// whose queue is full, decided before the request's body is read:
-    /// reading (and parsing) a megabyte only to answer "busy" would let a
-    /// client keep the host's cores busy with calls that never run. `None`
-    /// when there is a place, the method takes none, or `version` is
-    /// refused first.
-    pub fn busy_before_reading(
-        &self,
-        method: Method,
-        dialect: Dialect,
-        version: Option<&str>,
-    ) -> Option<RpcError> {
+    /// The refusal a REST or gRPC call of `method` gets from an agent
+    /// whose queue is full, decided from the request's path before its
+    /// body is read: reading a megabyte only to answer "busy" would let a
+    /// client keep the host's cores busy with calls that never run.
+    /// `None` when there is a place, the method takes none, or `version`
+    /// is refused first. (A JSON-RPC call names its method in its body,
+    /// so it is read first.)
+    pub fn busy_before_reading(&self, method: Method, version: Option<&str>) -> Option<RpcError> {
         let takes_a_place = matches!(method, Method::SendMessage | Method::SendStreamingMessage);
-        (takes_a_place && dialect.accepts_version(version) && self.calls.available_permits() == 0)
+        let version_spoken = Dialect::V1.accepts_version(version);
+        (takes_a_place && version_spoken && self.calls.available_permits() == 0)
             .then(|| self.busy())
-    }
-
-    /// A large JSON-RPC call to a busy agent, refused from the request's
-    /// first bytes ([`jsonrpc::head`]) rather than its whole body.
-    fn refused_unread(&self, version: Option<&str>, body: &[u8]) -> Option<Reply> {
-        let head = jsonrpc::head(body)?;
-        let method = Method::parse(head.method)?;
-        let busy = self.busy_before_reading(method, Dialect::of_method(head.method), version)?;
-        Some(match head.id {
-            None => Reply::Nothing,
-            Some(id) => Reply::OverBudget(jsonrpc::error_body(&id, &busy)),
-        })
     }
 
     /// What this agent's server offers (for its card).
@@ -521,11 +506,6 @@ impl<B: AgentBackend> A2aService<B> {
 
     /// Answers one JSON-RPC body. `version` is the client's `A2A-Version`.
     pub async fn call(self: &Arc<Self>, version: Option<&str>, body: Bytes) -> Reply {
-        if body.len() >= crate::bulk::LARGE
-            && let Some(refused) = self.refused_unread(version, &body)
-        {
-            return refused;
-        }
         let read = crate::bulk::run_if_large(body.len(), move || read_request(&body))
             .await
             .unwrap_or_else(|_| Err((RequestId::null(), RpcError::internal())));
@@ -1637,42 +1617,6 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         panic!("the queued call never ran");
-    }
-
-    #[tokio::test]
-    async fn a_large_call_to_a_busy_agent_is_refused_before_its_body_is_read() {
-        let service = service(BudgetLimits {
-            queued_calls_per_agent: 0,
-            ..BudgetLimits::default()
-        });
-        let later = json!({"configuration": {"returnImmediately": true}});
-        let (_, running) = answer(&service, &send("wait", later)).await;
-        assert!(running["result"].is_object(), "{running}");
-        // A head that says SendMessage, then more than `LARGE` bytes that
-        // are not JSON: read whole, the body is a parse error.
-        let mut body =
-            br#"{"jsonrpc": "2.0", "id": "big", "method": "SendMessage", "params": {"message": "#
-                .to_vec();
-        body.resize(body.len() + crate::bulk::LARGE, b'[');
-        let (over, refused) = answer(&service, &body).await;
-        assert!(over, "refused for the queue, unread: {refused}");
-        assert_eq!(refused["id"], "big");
-        assert_eq!(refused["error"]["code"], -32000);
-        // A small body is read first, as before: its error is its own.
-        let (over, small) = answer(&service, &body[..1000]).await;
-        assert!(!over && small["error"]["code"] == -32700, "{small}");
-        // Once the agent has a place, the large body is read, and refused
-        // for what it is.
-        service.backend.release.notify_one();
-        for _ in 0..100 {
-            let (over, read) = answer(&service, &body).await;
-            if !over {
-                assert_eq!(read["error"]["code"], -32700, "{read}");
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("the agent's place was never given back");
     }
 
     #[tokio::test]

@@ -31,7 +31,6 @@ use tonic::Status;
 use crate::a2a::error::HOST_DOMAIN;
 use crate::a2a::grpc;
 use crate::a2a::rest::{self, Endpoint, NotAnEndpoint};
-use crate::a2a::v03::Dialect;
 use crate::a2a::{Reply, agent_card};
 use crate::budget::Kind;
 use crate::metrics::{Metrics, metrics};
@@ -312,10 +311,9 @@ async fn answer_in_session(
     // A REST call names its method in its path: one that finds the agent
     // busy is refused before its body is read.
     if let Some(endpoint) = &endpoint
-        && let Some(busy) =
-            agent
-                .service
-                .busy_before_reading(endpoint.method, Dialect::V1, version.as_deref())
+        && let Some(busy) = agent
+            .service
+            .busy_before_reading(endpoint.method, version.as_deref())
     {
         return over_budget(rest::error_body(&busy));
     }
