@@ -832,7 +832,7 @@ async fn a_page_on_another_origin_may_call_an_agent_with_its_token() {
         // Then calls: the answer, and a refusal too, are readable by the page.
         let auth = format!("Bearer {}", s.token);
         let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
-            "params": {"message": text_message("hi")}})
+            "params": text_message("hi")})
         .to_string();
         let sent = http(
             "POST",
@@ -842,6 +842,7 @@ async fn a_page_on_another_origin_may_call_an_agent_with_its_token() {
         )
         .await;
         assert_eq!(sent.status, 200, "{}", sent.text());
+        assert!(sent.json()["result"].is_object(), "{}", sent.text());
         let refused = http("POST", url, &[origin], send).await;
         assert_eq!(refused.status, 401);
         for answer in [&sent, &refused] {
@@ -866,10 +867,11 @@ async fn a_page_on_another_origin_may_call_an_agent_with_its_token() {
             .await,
     );
     let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
-        "params": {"message": text_message("hi")}});
+        "params": text_message("hi")});
     let origin = [("origin", "https://app.example")];
     let answered = http("POST", &open.urls[0], &origin, send.to_string()).await;
     assert_eq!(answered.status, 200, "{}", answered.text());
+    assert!(answered.json()["result"].is_object(), "{}", answered.text());
     assert!(
         answered
             .headers
