@@ -125,15 +125,14 @@ async fn a_busy_agent_refuses_rest_and_grpc_calls_without_reading_them() {
 
     // REST names the method in its path: refused with none of the body sent (a
     // server that read it would wait for it, up to its body timeout).
+    let send: hyper::Uri = format!("{url}message:send").parse().unwrap();
     let mut conn = tokio::net::TcpStream::connect(authority(url))
         .await
         .unwrap();
     let head = format!(
-        "POST {}message:send HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+        "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
          Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n",
-        url.splitn(4, '/')
-            .nth(3)
-            .map_or("/".to_string(), |p| format!("/{p}")),
+        send.path(),
         authority(url)
     );
     conn.write_all(head.as_bytes()).await.unwrap();
