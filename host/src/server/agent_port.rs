@@ -241,6 +241,9 @@ async fn answer_in_session(
     limits: PortLimits,
     drain: &super::Drain,
 ) -> Response<Body> {
+    if req.method() == Method::OPTIONS {
+        return preflight();
+    }
     let path = req.uri().path();
     let below = path.get(at.prefix_len..).unwrap_or(path);
     let rest = match below.find("/.well-known/") {
@@ -248,9 +251,6 @@ async fn answer_in_session(
         None if below.is_empty() => "/",
         None => below,
     };
-    if req.method() == Method::OPTIONS {
-        return preflight();
-    }
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
     if grpc::is_grpc(content_type) {
         return answer_grpc(session, agent, req, limits, drain).await;
