@@ -87,7 +87,12 @@
 //! [`Request::progress`] and streams artifacts with
 //! [`Request::emit_artifact`]; the [`Update`] `handle` returns is the
 //! task's state afterwards. See `docs/AGENTS.md` for the whole contract.
+//!
+//! The SDK is also the agent's memory allocator, for Rust and the C
+//! library alike: it keeps an idle instance to the pages its data covers.
 
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+mod heap;
 #[cfg(feature = "http")]
 pub mod http;
 

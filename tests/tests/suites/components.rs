@@ -421,3 +421,34 @@ async fn a_restart_loads_precompiled_code_instead_of_compiling() {
     let entries = std::fs::read_dir(dir.join(".precompiled")).unwrap().count();
     assert_eq!(entries, 1, "only the live version's code is kept");
 }
+
+/// The SDK's allocator, in a real instance: the hostile fixture churns its
+/// heap three times the same way (blocks of many sizes grown and freed,
+/// over-aligned blocks, and the C library's `malloc`, `realloc`, `calloc`
+/// and `free`), checking every block, and reports its memory's size after
+/// each round. Blocks freed in a round must serve the next: its memory
+/// stops growing after the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_agents_heap_keeps_its_blocks_intact_and_reuses_what_is_freed() {
+    let server = Server::start(5, &[]);
+    let agent = attacks::one_agent(&server, "hostile").await;
+    let r = rpc(
+        &agent.urls[0],
+        &agent.token,
+        "SendMessage",
+        text_message("heap 3"),
+    )
+    .await;
+    let answer = r["result"]["task"]["status"]["message"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    let pages: Vec<u64> = answer
+        .strip_prefix("heap ok: ")
+        .and_then(|pages| serde_json::from_str(pages).ok())
+        .unwrap_or_else(|| panic!("the heap check failed: {r}"));
+    assert_eq!(pages.len(), 3, "{answer}");
+    assert!(
+        pages[0] > 17 && pages.iter().all(|p| *p == pages[0]),
+        "memory grew after the first round (64 KiB pages after each): {pages:?}"
+    );
+}

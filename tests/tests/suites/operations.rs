@@ -722,6 +722,12 @@ async fn every_get_path_answers_head_without_a_body() {
         .json();
     let draft_id = draft["id"].as_str().unwrap();
     let draft_auth = format!("Bearer {}", draft["token"].as_str().unwrap());
+    // Until the human's turn the drafters' picks change the draft between
+    // a GET and its HEAD.
+    wait_for_draft(&server, draft_id, draft["token"].as_str().unwrap(), |d| {
+        d["your_turn"] == true
+    })
+    .await;
     let session = format!("/v1/sessions/{}", s.id);
     let the_draft = format!("/v1/drafts/{draft_id}");
     let paths: [(&str, &str, &str); 10] = [
