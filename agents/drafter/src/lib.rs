@@ -626,7 +626,7 @@ impl<S: Strategy> Agent for Drafter<S> {
         if let Some(persona) = &self.persona {
             description.extend([" Persona: ", persona, "."]);
         }
-        Info::new(&self.name, &description)
+        Info::new(&self.name, description)
             .skill(
                 "draft-pick",
                 "Draft pick",

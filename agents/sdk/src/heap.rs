@@ -12,7 +12,10 @@
 //!
 //! Blocks come in power-of-two size classes from 16 bytes up. A freed
 //! block goes on its class's list and is handed out again for the same
-//! class; blocks are neither split nor merged. That trades some memory
+//! class, except the last block handed out, which gives its room back to
+//! the heap's top (and is resized there when it grows or shrinks: a
+//! string or vector being built grows in place). Blocks are neither split
+//! nor merged otherwise. That trades some memory
 //! (up to half a block for an odd size, and freed blocks of one size are
 //! not reused for another) for an allocator that cannot fragment its own
 //! metadata, costs a few instructions a call, and needs no page it does
@@ -125,9 +128,37 @@ impl State {
     /// # Safety
     /// `block` came from [`State::take`] with this `class` and is no longer used.
     unsafe fn give(&mut self, block: *mut u8, class: usize) {
+        if block as u64 + block_size(class) == self.next {
+            // The last block handed out: the heap's top comes back down.
+            self.next = block as u64;
+            return;
+        }
         // SAFETY: the block is ours again and at least a word long.
         unsafe { *(block as *mut usize) = self.free[class] };
         self.free[class] = block as usize;
+    }
+
+    /// Resizes the last block handed out, where it is, to `new_class`.
+    /// False if `block` is not that block or memory cannot grow, and the
+    /// block is left as it was.
+    fn resize_top(&mut self, block: *mut u8, class: usize, new_class: usize) -> bool {
+        let start = block as u64;
+        if start + block_size(class) != self.next {
+            return false;
+        }
+        let new_size = block_size(new_class);
+        self.next = start;
+        if self.end - start < new_size && !self.grow(new_size) {
+            self.next = start + block_size(class);
+            return false;
+        }
+        if self.next != start {
+            // Growing found memory taken past the heap's end and moved the
+            // top there: the block stays where it is, below.
+            return false;
+        }
+        self.next = start + new_size;
+        true
     }
 
     /// An allocation with a header, aligned to `align` (a power of two).
@@ -215,7 +246,10 @@ unsafe impl GlobalAlloc for SdkHeap {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.align() <= MIN_ALIGN && class_of(new_size) == class_of(layout.size()) {
+        if layout.align() <= MIN_ALIGN
+            && let (Some(class), Some(new_class)) = (class_of(layout.size()), class_of(new_size))
+            && (class == new_class || state().resize_top(ptr, class, new_class))
+        {
             return ptr;
         }
         // SAFETY: `layout.align()` is a power of two and `new_size` does not

@@ -326,8 +326,9 @@ pub mod log {
 impl Info {
     /// An info with a name and description, version 0.1.0, no skills.
     /// Streaming is on: the host streams every agent's updates; an agent
-    /// turns it off with [`Info::without_streaming`].
-    pub fn new(name: &str, description: &str) -> Self {
+    /// turns it off with [`Info::without_streaming`]. A description built
+    /// at run time is taken as it is, not copied.
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
         Info {
             name: name.into(),
             description: description.into(),
