@@ -15,16 +15,19 @@
 //! class, except the last block handed out, which gives its room back to
 //! the heap's top (and is resized there when it grows or shrinks: a
 //! string or vector being built grows in place). Blocks are neither split
-//! nor merged otherwise. That trades some memory
-//! (up to half a block for an odd size, and freed blocks of one size are
-//! not reused for another) for an allocator that cannot fragment its own
-//! metadata, costs a few instructions a call, and needs no page it does
-//! not hand out. The instance's memory limit still bounds all of it.
+//! nor merged otherwise. That trades some memory (up to half a block for
+//! an odd size, and freed blocks of one size are not reused for another)
+//! for an allocator that cannot fragment its own metadata, costs a few
+//! instructions a call, and needs no page it does not hand out. The
+//! instance's memory limit still bounds all of it.
 //!
 //! Allocations with an alignment above 16, and every allocation made
 //! through the C functions (whose `free` is given no size), carry an
 //! 8-byte header before the address handed out: the block's class and its
 //! offset from the block's start.
+
+#[cfg(target_feature = "atomics")]
+compile_error!("the SDK's allocator keeps its state unsynchronised: agents are single-threaded");
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
