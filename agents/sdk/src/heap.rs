@@ -151,17 +151,14 @@ impl State {
         }
         let new_size = block_size(new_class);
         self.next = start;
-        if self.end - start < new_size && !self.grow(new_size) {
-            self.next = start + block_size(class);
-            return false;
-        }
+        let fits = self.end - start >= new_size || self.grow(new_size);
         if self.next != start {
             // Growing found memory taken past the heap's end and moved the
             // top there: the block stays where it is, below.
             return false;
         }
-        self.next = start + new_size;
-        true
+        self.next = start + if fits { new_size } else { block_size(class) };
+        fits
     }
 
     /// An allocation with a header, aligned to `align` (a power of two).
