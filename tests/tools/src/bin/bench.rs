@@ -5,7 +5,8 @@
 //! keep-alive connections; for gRPC a tonic client of 8 HTTP/2
 //! connections on 2 threads) over each binding and dialect; the hot path
 //! against GetTask and against the official Rust SDK's echo server
-//! (`tests/sdk-peer`); fleet-scale load in port and gateway mode (an open
+//! (`tests/sdk-peer`), beside the same call to an agent that does nothing
+//! (the `mirror` fixture); fleet-scale load in port and gateway mode (an open
 //! loop at a constant arrival rate over 2,000 sessions, and a closed loop
 //! over 100); what a guest's outbound HTTP request and a call between
 //! agents add; a complete auto draft's host time; and a quiet session's
@@ -413,9 +414,12 @@ impl Table {
 /// The SendMessage hot path against two yardsticks, in one run: a
 /// GetTask on the same agent (auth, JSON-RPC, the store, no guest call)
 /// and the official Rust SDK's echo server (no sandbox). Requests/s
-/// count successful answers only.
+/// count successful answers only. The same SendMessage to the `mirror`
+/// fixture, an agent that only answers, shows how much of the gap to
+/// GetTask is the sandbox's part of a call and how much the echo
+/// agent's own work.
 ///
-/// The three take turns, [`HOT_PATH_ROUNDS`] rounds of a window each:
+/// The four take turns, [`HOT_PATH_ROUNDS`] rounds of a window each:
 /// on a shared machine one window can be slow for reasons of its own
 /// (one pair of windows gave 45% where the pairs around it gave 62-65%,
 /// and the SDK's server has measured from 21,600 to 30,000 req/s in
@@ -435,6 +439,9 @@ struct HotPath {
 struct Round {
     /// SendMessage and GetTask with the server and wrk sharing the cores.
     side_by_side: Pair,
+    /// The same SendMessage to the `mirror` fixture, which does nothing
+    /// but answer: what the sandbox's part of a call costs.
+    mirror: Option<Window>,
     sdk: Option<Window>,
     /// The same two with the server and wrk on cores of their own.
     apart: Option<Pair>,
@@ -508,6 +515,7 @@ fn sdk_peer_bin() -> std::path::PathBuf {
 async fn hot_path(server: &Server) -> HotPath {
     let echo = attacks::one_agent(server, "echo").await;
     let url = &echo.urls[0];
+    let mirror = attacks::one_agent(server, "mirror").await;
     let send_body =
         json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": text_message("hot")})
             .to_string();
@@ -534,6 +542,11 @@ async fn hot_path(server: &Server) -> HotPath {
             wrk(url, &echo.token, &send_body, HOT_PATH_SECONDS),
         )
         .await;
+        let mirror_send = window(
+            server.pid(),
+            wrk(&mirror.urls[0], &mirror.token, &send_body, HOT_PATH_SECONDS),
+        )
+        .await;
         let sdk_send = match &sdk {
             Ok(peer) => window(peer.child.id(), peer.send(&send_body)).await,
             Err(_) => None,
@@ -550,6 +563,7 @@ async fn hot_path(server: &Server) -> HotPath {
         if let (Some(send), Some(get_task)) = (send, get_task) {
             rounds.push(Round {
                 side_by_side: Pair { send, get_task },
+                mirror: mirror_send,
                 sdk: sdk_send,
                 apart,
             });
@@ -749,6 +763,27 @@ impl HotPath {
                 median_of(|r| Some(r.side_by_side.get_task.answers_per_second)),
             ),
             "at least 70%",
+        );
+        let vs_mirror: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| {
+                Some(r.mirror?.answers_per_second / r.side_by_side.get_task.answers_per_second)
+            })
+            .collect();
+        t.row(
+            "the same rounds, SendMessage to the mirror fixture (answers with the parts it was sent; computes, \
+             logs and keeps nothing) / GetTask on echo: what the sandbox's part of a call leaves",
+            match median(vs_mirror.clone()) {
+                Some(ratio) => format!(
+                    "{:.0}% (rounds: {}; CPU per answer {:.1} µs)",
+                    100.0 * ratio,
+                    load::percentages(&vs_mirror),
+                    median_of(|r| Some(r.mirror?.cpu_us)),
+                ),
+                None => "not measured (see above: wrk failed)".into(),
+            },
+            "",
         );
         let what = "SendMessage to the echo agent / to the official Rust SDK's echo server \
                     (a2a-server-lf 0.5.3, no sandbox): the median of the same rounds";
