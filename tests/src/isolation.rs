@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{SessionInfo, http, rpc, text_message};
+use crate::{SessionInfo, http, reply_text, rpc, text_message};
 
 /// One attack and what came of it.
 #[derive(Debug, Clone)]
@@ -99,13 +99,6 @@ async fn attack(url: &str, token: &str, text: &str) -> (Value, Duration) {
     (r, started.elapsed())
 }
 
-fn answer_text(r: &Value) -> String {
-    r["result"]["task"]["status"]["message"]["parts"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn describe(r: &Value) -> String {
     if let Some(e) = r.get("error") {
         format!("{} {}", e["code"], e["message"].as_str().unwrap_or(""))
@@ -115,7 +108,7 @@ fn describe(r: &Value) -> String {
             r["result"]["task"]["status"]["state"]
                 .as_str()
                 .unwrap_or("?"),
-            answer_text(r)
+            reply_text(r)
         )
     }
 }
@@ -193,11 +186,11 @@ pub async fn run(base: &str) -> Result<Report, String> {
     }
 
     let (r, _) = attack(url, token, "memory").await;
-    let fresh = answer_text(&r) == "notes: []";
+    let fresh = reply_text(&r) == "notes: []";
     report.record(
         "state after a trap",
         "a fresh instance (memory empty)",
-        answer_text(&r),
+        reply_text(&r),
         fresh,
     );
 
@@ -214,7 +207,7 @@ pub async fn run(base: &str) -> Result<Report, String> {
     turns_kept_only_while_computing(base, &a, &mut report).await?;
 
     let (r, _) = attack(url, token, "env").await;
-    let text = answer_text(&r);
+    let text = reply_text(&r);
     report.record(
         "env",
         "no environment variables, no args",
@@ -237,11 +230,11 @@ pub async fn run(base: &str) -> Result<Report, String> {
             describe(&r),
             took.as_secs_f64()
         ),
-        answer_text(&r) == "flood finished" && history <= 102,
+        reply_text(&r) == "flood finished" && history <= 102,
     );
 
     let (r, _) = attack(url, token, "config").await;
-    let text = answer_text(&r);
+    let text = reply_text(&r);
     report.record(
         "config",
         "the guest sees only its own slot's config: no session id, no token",
@@ -256,15 +249,15 @@ pub async fn run(base: &str) -> Result<Report, String> {
     report.record(
         "other slot, same session",
         "untouched by its neighbour's traps",
-        answer_text(&r),
-        answer_text(&r) == "notes: []",
+        reply_text(&r),
+        reply_text(&r) == "notes: []",
     );
     let (r, _) = attack(&b.urls[0], &b.token, "memory").await;
     report.record(
         "other session",
         "its agent kept its state through all of it",
-        answer_text(&r),
-        answer_text(&r) == "notes: [\"note from B\"]",
+        reply_text(&r),
+        reply_text(&r) == "notes: [\"note from B\"]",
     );
 
     let body =
@@ -400,7 +393,7 @@ async fn turns_kept_only_while_computing(
             describe(&held),
             held_for.as_secs_f64()
         ),
-        answer_text(&worked).starts_with("worked")
+        reply_text(&worked).starts_with("worked")
             && held["error"]["code"] == -32006
             && work_ended < hold_ended,
     );
@@ -418,7 +411,7 @@ async fn turns_kept_only_while_computing(
         "an agent whose init ran long, now idle",
         "holds no turn: another agent's long call is answered",
         format!("{} in {:.2}s", describe(&worked), took.as_secs_f64()),
-        answer_text(&worked).starts_with("worked") && panicked["error"]["code"] == -32006,
+        reply_text(&worked).starts_with("worked") && panicked["error"]["code"] == -32006,
     );
     http(
         "DELETE",

@@ -435,6 +435,15 @@ pub fn text_message(text: &str) -> Value {
     message(json!([{"text": text}]))
 }
 
+/// The text of a SendMessage answer's task status message (what an SDK
+/// agent's reply says), or empty when the answer has none.
+pub fn reply_text(r: &Value) -> String {
+    r["result"]["task"]["status"]["message"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A unique-enough id for test messages.
 pub fn uuid_like() -> String {
     static N: AtomicU16 = AtomicU16::new(0);

@@ -354,10 +354,7 @@ async fn hot_reload_serves_the_new_version_to_new_sessions_only() {
         text_message("still you?"),
     )
     .await;
-    let reply = r["result"]["task"]["status"]["message"]["parts"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reply = reply_text(&r);
     assert!(reply.contains("heard: still you?"), "{r}");
 
     // A broken version is refused and the good one stays.
@@ -439,9 +436,7 @@ async fn an_sdk_agents_heap_keeps_its_blocks_intact_and_reuses_what_is_freed() {
         text_message("heap 3"),
     )
     .await;
-    let answer = r["result"]["task"]["status"]["message"]["parts"][0]["text"]
-        .as_str()
-        .unwrap_or_default();
+    let answer = reply_text(&r);
     let pages: Vec<u64> = answer
         .strip_prefix("heap ok: ")
         .and_then(|pages| serde_json::from_str(pages).ok())

@@ -8,13 +8,6 @@ use std::time::{Duration, Instant};
 use a2a_sandbox_tests::*;
 use serde_json::{Value, json};
 
-fn reply_text(r: &Value) -> String {
-    r["result"]["task"]["status"]["message"]["parts"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// The same checks for every language.
 async fn check_agent(server: &Server, component: &str) {
     let body = json!({"agents": [{"component": component, "name": "Polyglot"}]});
